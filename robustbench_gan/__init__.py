@@ -1,0 +1,1 @@
+"""robustbench_gan: robustness benchmarks for image classifiers."""

@@ -1,0 +1,25 @@
+"""Typed errors. Every error a user can fix derives from :class:`RobustBenchError`.
+
+The CLI turns these into a one-line message and exit code 2; the Python API raises them as they are.
+"""
+from __future__ import annotations
+
+
+class RobustBenchError(Exception):
+    """Base class of errors caused by input the user can fix (config, data, model, file)."""
+
+
+class ConfigError(RobustBenchError, ValueError):
+    """A suite file, option or parameter is wrong (unknown key, wrong type, bad value)."""
+
+
+class DataError(RobustBenchError, ValueError):
+    """A data set is missing, malformed, or outside its declared bounds."""
+
+
+class ModelError(RobustBenchError, ValueError):
+    """A model cannot be built, loaded, or does not behave like a classifier."""
+
+
+class CheckpointError(ModelError):
+    """A checkpoint cannot be loaded safely (for example, it needs pickled code)."""
