@@ -72,7 +72,7 @@ class Data:
         return self._fingerprint
 
 
-def load_dataset(name: str, **options: Any) -> Data:
+def load_dataset(name: str, /, **options: Any) -> Data:
     """Load the registered data set ``name``; ``options`` are passed to its loader."""
     loader = DATASETS.get(name)
     try:
@@ -215,3 +215,486 @@ def from_tensors(
     data = Data(x, y, x, y, spec)
     validate(data)
     return data
+
+
+# --------------------------------------------------------------------------------------------------
+# File-based loaders: IDX, MNIST / Fashion-MNIST, CIFAR-10, .npz, image folders.
+# --------------------------------------------------------------------------------------------------
+
+import gzip  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+import struct  # noqa: E402
+import zlib  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+# IDX type byte -> big-endian numpy dtype (http://yann.lecun.com/exdb/mnist/, "THE IDX FILE FORMAT").
+_IDX_DTYPES: dict[int, np.dtype] = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+
+
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read one IDX file (plain or gzipped, detected by content) into a native-endian numpy array."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"IDX file '{p}' not found; check the path or copy the file there")
+    raw = p.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataError(f"IDX file '{p}' is a corrupt or truncated gzip stream ({exc}); fetch it again") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES or raw[3] == 0:
+        raise DataError(
+            f"'{p}' is not an IDX file: bad magic number {raw[:4].hex() or '(empty)'} "
+            "(expected 00 00 <type 08/09/0b/0c/0d/0e> <ndim>)"
+        )
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"IDX file '{p}' is truncated: its header needs {header} bytes, the file has {len(raw)}")
+    dims = struct.unpack(f">{ndim}I", raw[4:header])
+    dtype = _IDX_DTYPES[raw[2]]
+    count = math.prod(dims)
+    expected, got = count * dtype.itemsize, len(raw) - header
+    if got < expected:
+        raise DataError(
+            f"IDX file '{p}' is truncated: dims {list(dims)} need {expected} data bytes, found {got}; fetch it again"
+        )
+    if got > expected:
+        raise DataError(f"IDX file '{p}' is malformed: {got - expected} bytes after the data its dims {list(dims)} declare")
+    arr = np.frombuffer(raw, dtype=dtype, count=count, offset=header).reshape(dims)
+    return arr.astype(dtype.newbyteorder("="))
+
+
+def _images_to_tensor(arr: np.ndarray, source: str, channels: tuple[int, ...], prefer_last: bool) -> Tensor:
+    """Images as float32 NCHW; uint8 is scaled to [0, 1], other types keep their values.
+
+    ``[N, H, W]`` gains a channel axis. A 4-D array is channels-last when its last axis is in ``channels`` and
+    (unless ``prefer_last``) its second axis is not; otherwise it must already be ``[N, C, H, W]``.
+    """
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise DataError(f"{source}: images must be a numeric array, got dtype {arr.dtype}")
+    if arr.ndim == 3:
+        arr = arr[:, None]
+    elif arr.ndim == 4:
+        last, second = arr.shape[3] in channels, arr.shape[1] in channels
+        if last and (prefer_last or not second):
+            arr = arr.transpose(0, 3, 1, 2)
+        elif prefer_last and not second:
+            raise DataError(
+                f"{source}: 4-D images {tuple(arr.shape)} have no channel axis of size {' or '.join(map(str, channels))} "
+                "(expected [N, H, W, C] or [N, C, H, W])"
+            )
+    else:
+        raise DataError(f"{source}: images must be [N, H, W], [N, H, W, C] or [N, C, H, W], got shape {tuple(arr.shape)}")
+    scale = arr.dtype == np.uint8
+    x = torch.from_numpy(np.ascontiguousarray(arr).astype(np.float32))
+    return x / 255.0 if scale else x
+
+
+def _labels_to_tensor(arr: np.ndarray, source: str) -> Tensor:
+    """Labels as a 1-D int64 tensor (``[N, 1]`` is flattened; float labels must be whole numbers)."""
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise DataError(f"{source}: labels must be a 1-D vector, got shape {tuple(arr.shape)}")
+    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
+        raise DataError(f"{source}: labels must be integers, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            raise DataError(f"{source}: labels must be whole numbers, found non-integer float labels")
+    return torch.from_numpy(arr.astype(np.int64))
+
+
+def _check_pair(x: Tensor, y: Tensor, images: str, labels: str) -> None:
+    if len(x) != len(y):
+        raise DataError(f"'{images}' holds {len(x)} images but '{labels}' holds {len(y)} labels; they must match")
+
+
+def _size(v: int | float | None, n: int, what: str) -> int | None:
+    """A requested split size as a count (fractions in (0, 1) are of ``n``)."""
+    if v is None:
+        return None
+    if isinstance(v, float) and 0 < v < 1:
+        return int(round(v * n))
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v or v < 1:
+        raise DataError(f"{what} must be a positive count or a fraction in (0, 1), got {v!r}")
+    return int(v)
+
+
+def _two_splits(
+    xtr: Tensor, ytr: Tensor, xte: Tensor, yte: Tensor, *,
+    train_size: int | float | None, test_size: int | float | None, seed: int, name: str,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Seeded subsets of a source that already has train and test splits."""
+    out = []
+    for split, x, y, size in (("train", xtr, ytr, train_size), ("test", xte, yte, test_size)):
+        k = _size(size, len(x), f"{split}_size")
+        if k is not None and k > len(x):
+            log.warning("%s: %s_size=%d but the %s split has only %d samples; using all", name, split, k, split, len(x))
+        out.extend(subset(x, y, k, seed))
+    return out[0], out[1], out[2], out[3]
+
+
+def _split(
+    x: Tensor, y: Tensor, x_test: Tensor | None, y_test: Tensor | None, *,
+    train_size: int | float | None, test_size: int | float | None, seed: int, name: str,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    if x_test is None or y_test is None:
+        return seeded_split(x, y, train_size=train_size, test_size=test_size, seed=seed, name=name)
+    return _two_splits(x, y, x_test, y_test, train_size=train_size, test_size=test_size, seed=seed, name=name)
+
+
+def _num_classes(num_classes: int | None, *ys: Tensor) -> int:
+    if num_classes is not None:
+        if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 1:
+            raise DataError(f"num_classes must be a positive integer, got {num_classes!r}")
+        return int(num_classes)
+    top = max((int(y.max()) for y in ys if len(y)), default=0)
+    return max(top + 1, 2)
+
+
+def _read_idx_pair(images: str | os.PathLike[str], labels: str | os.PathLike[str]) -> tuple[Tensor, Tensor]:
+    x = _images_to_tensor(read_idx(images), f"IDX file '{images}'", channels=(1, 3), prefer_last=True)
+    y = _labels_to_tensor(read_idx(labels), f"IDX file '{labels}'")
+    _check_pair(x, y, str(images), str(labels))
+    return x, y
+
+
+@DATASETS.register("idx")
+def load_idx(
+    *,
+    images: str,
+    labels: str,
+    test_images: str | None = None,
+    test_labels: str | None = None,
+    train_size: int | float | None = None,
+    test_size: int | float | None = None,
+    seed: int = 0,
+    num_classes: int | None = None,
+    name: str = "idx",
+) -> Data:
+    """Images and labels from IDX files (the MNIST format), plain or gzipped.
+
+    uint8 images are scaled to [0, 1]; ``[N, H, W]`` and ``[N, H, W, C]`` (C = 1 or 3) become NCHW. With
+    ``test_images``/``test_labels`` those are the test split (subsampled to the sizes if given); otherwise the
+    single source is split with ``seed``. ``num_classes`` defaults to the largest label + 1 (at least 2).
+    """
+    if (test_images is None) != (test_labels is None):
+        raise DataError("idx: give both test_images and test_labels, or neither")
+    x, y = _read_idx_pair(images, labels)
+    xt = yt = None
+    if test_images is not None and test_labels is not None:
+        xt, yt = _read_idx_pair(test_images, test_labels)
+        if xt.shape[1:] != x.shape[1:]:
+            raise DataError(
+                f"idx: test images have shape {tuple(xt.shape[1:])} but train images {tuple(x.shape[1:])}; they must match"
+            )
+    k = _num_classes(num_classes, y, *(() if yt is None else (yt,)))
+    xtr, ytr, xte, yte = _split(x, y, xt, yt, train_size=train_size, test_size=test_size, seed=seed, name=name)
+    spec = DataSpec(name, tuple(int(s) for s in x.shape[1:]), k, bounds=(0.0, 1.0))  # type: ignore[arg-type]
+    return Data(xtr, ytr, xte, yte, spec)
+
+
+# torchvision class name, spec name, class names (empty: "0".."9")
+_MNIST_LIKE: dict[str, tuple[str, tuple[str, ...]]] = {
+    "MNIST": ("mnist", ()),
+    "FashionMNIST": (
+        "fashion-mnist",
+        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    ),
+}
+
+
+def _find_idx(folder: Path, stem: str) -> Path | None:
+    for candidate in (folder / stem, folder / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _load_mnist_like(
+    cls_name: str, *, root: str, download: bool, train_size: int | float | None, test_size: int | float | None,
+    seed: int,
+) -> Data:
+    import torchvision.datasets as tvd
+
+    name, classes = _MNIST_LIKE[cls_name]
+    base = Path(root).expanduser()
+    spec = DataSpec(name, (1, 28, 28), 10, class_names=classes, bounds=(0.0, 1.0))
+
+    def finish(xtr: Tensor, ytr: Tensor, xte: Tensor | None, yte: Tensor | None) -> Data:
+        parts = _split(xtr, ytr, xte, yte, train_size=train_size, test_size=test_size, seed=seed, name=name)
+        return Data(*parts, spec)
+
+    def via_torchvision(dl: bool) -> Data:
+        cls = getattr(tvd, cls_name)
+        tr, te = cls(str(base), train=True, download=dl), cls(str(base), train=False, download=dl)
+        x = [d.data.unsqueeze(1).to(torch.float32) / 255.0 for d in (tr, te)]
+        y = [torch.as_tensor(d.targets, dtype=torch.int64) for d in (tr, te)]
+        log.info("%s: read torchvision files under %s", name, base / cls_name / "raw")
+        return finish(x[0], y[0], x[1], y[1])
+
+    # 1. torchvision's own layout (<root>/<Class>/raw/ with the four unpacked files)
+    try:
+        return via_torchvision(False)
+    except RuntimeError:
+        pass
+    # 2. IDX files (plain or gzipped) in <root>/<Class>/raw or directly in <root>
+    for folder in (base / cls_name / "raw", base):
+        found = {
+            split: (_find_idx(folder, f"{split}-images-idx3-ubyte"), _find_idx(folder, f"{split}-labels-idx1-ubyte"))
+            for split in ("train", "t10k")
+        }
+        pairs = {s: p for s, p in found.items() if p[0] is not None and p[1] is not None}
+        if not pairs:
+            continue
+        log.info("%s: reading IDX files in %s (%s)", name, folder, ", ".join(pairs))
+        loaded = {s: _read_idx_pair(*p) for s, p in pairs.items()}  # type: ignore[arg-type]
+        if len(loaded) == 2:
+            return finish(*loaded["train"], *loaded["t10k"])
+        (only,) = loaded.values()
+        return finish(only[0], only[1], None, None)
+    # 3. download if allowed
+    if download:
+        try:
+            return via_torchvision(True)
+        except Exception as exc:  # network or archive errors
+            raise DataError(f"downloading {cls_name} into '{base}' failed: {exc}") from None
+    raise DataError(
+        f"{cls_name} files not found under '{base}' (torchvision expects {base}/{cls_name}/raw/"
+        "train-images-idx3-ubyte etc., or put the IDX files directly in root); "
+        "pass download=true or point root at a folder that has them"
+    )
+
+
+@DATASETS.register("mnist")
+def load_mnist(
+    *, root: str = "data", download: bool = False, train_size: int | float | None = None,
+    test_size: int | float | None = None, seed: int = 0,
+) -> Data:
+    """MNIST digits (1x28x28 in [0, 1]) from torchvision's layout under ``root`` or IDX files directly in it.
+
+    With only the t10k pair present, that single source is split with ``seed``; with both splits,
+    ``train_size``/``test_size`` take seeded subsets. Downloads only with ``download=True``.
+    """
+    return _load_mnist_like("MNIST", root=root, download=download, train_size=train_size, test_size=test_size, seed=seed)
+
+
+@DATASETS.register("fashion-mnist")
+def load_fashion_mnist(
+    *, root: str = "data", download: bool = False, train_size: int | float | None = None,
+    test_size: int | float | None = None, seed: int = 0,
+) -> Data:
+    """Fashion-MNIST (1x28x28 in [0, 1], 10 clothing classes); same layouts and options as ``mnist``."""
+    return _load_mnist_like(
+        "FashionMNIST", root=root, download=download, train_size=train_size, test_size=test_size, seed=seed
+    )
+
+
+@DATASETS.register("cifar10")
+def load_cifar10(
+    *, root: str = "data", download: bool = False, train_size: int | float | None = None,
+    test_size: int | float | None = None, seed: int = 0,
+) -> Data:
+    """CIFAR-10 (3x32x32 in [0, 1]) via torchvision from ``<root>/cifar-10-batches-py``.
+
+    ``root`` may also be the ``cifar-10-batches-py`` folder itself. Downloads only with ``download=True``.
+    """
+    import torchvision.datasets as tvd
+
+    base = Path(root).expanduser()
+    if base.name == tvd.CIFAR10.base_folder and not (base / tvd.CIFAR10.base_folder).exists():
+        base = base.parent
+    try:
+        tr = tvd.CIFAR10(str(base), train=True, download=download)
+        te = tvd.CIFAR10(str(base), train=False, download=download)
+    except RuntimeError as exc:
+        if download:
+            raise DataError(f"CIFAR-10 under '{base}' could not be downloaded or read: {exc}") from None
+        raise DataError(
+            f"CIFAR-10 files not found under '{base}' (torchvision expects {base}/cifar-10-batches-py/data_batch_1 "
+            "etc., checked by MD5); pass download=true or point root at a folder that has them"
+        ) from None
+    except Exception as exc:  # network or archive errors while downloading
+        raise DataError(f"downloading CIFAR-10 into '{base}' failed: {exc}") from None
+
+    def conv(ds: Any) -> tuple[Tensor, Tensor]:
+        x = torch.from_numpy(np.ascontiguousarray(np.asarray(ds.data, dtype=np.uint8).transpose(0, 3, 1, 2)))
+        return x.to(torch.float32) / 255.0, torch.as_tensor(ds.targets, dtype=torch.int64)
+
+    xtr, ytr, xte, yte = _two_splits(
+        *conv(tr), *conv(te), train_size=train_size, test_size=test_size, seed=seed, name="cifar10"
+    )
+    spec = DataSpec(
+        "cifar10", (3, 32, 32), 10, class_names=tuple(tr.classes), bounds=(0.0, 1.0),
+        # Common CIFAR-10 per-channel mean/std of the training set (as used e.g. by RobustBench and torchvision examples).
+        mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616),
+    )
+    return Data(xtr, ytr, xte, yte, spec)
+
+
+@DATASETS.register("npz")
+def load_npz(
+    *,
+    path: str,
+    train_size: int | float | None = None,
+    test_size: int | float | None = None,
+    seed: int = 0,
+    num_classes: int | None = None,
+    bounds: Sequence[float] | None = None,
+    name: str = "npz",
+) -> Data:
+    """Arrays ``x``, ``y`` (and optionally ``x_test``, ``y_test``) from a NumPy ``.npz`` file (no pickles).
+
+    ``x`` may be NHW, NHWC (C = 1, 3 or 4) or NCHW. uint8 images are scaled to [0, 1]; other arrays keep
+    their values. ``bounds`` declares the pixel range (default ``(0, 1)``). Without a test split the
+    source is split with ``seed``; with one, ``train_size``/``test_size`` take seeded subsets.
+    """
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise DataError(f"npz file '{p}' not found; check the path")
+    try:
+        archive = np.load(p, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise DataError(f"'{p}' is not a readable .npz file ({exc})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(f"'{p}' holds a single array, not an .npz archive with 'x' and 'y'; use np.savez(path, x=..., y=...)")
+    with archive:
+        keys = list(archive.files)
+        missing = [k for k in ("x", "y") if k not in keys]
+        if missing:
+            raise DataError(f"npz file '{p}' lacks {', '.join(repr(k) for k in missing)}; it holds: {', '.join(keys) or '(nothing)'}")
+        if ("x_test" in keys) != ("y_test" in keys):
+            raise DataError(f"npz file '{p}' has only one of 'x_test'/'y_test'; give both or neither")
+        arrays: dict[str, np.ndarray] = {}
+        for k in ("x", "y", "x_test", "y_test"):
+            if k not in keys:
+                continue
+            try:
+                arrays[k] = archive[k]
+            except ValueError as exc:
+                raise DataError(
+                    f"npz file '{p}': array {k!r} is a pickled object array, which is refused for safety "
+                    f"(allow_pickle=False); save plain numeric arrays instead ({exc})"
+                ) from None
+    chans = (1, 3, 4)
+    x = _images_to_tensor(arrays["x"], f"npz '{p}' x", channels=chans, prefer_last=False)
+    y = _labels_to_tensor(arrays["y"], f"npz '{p}' y")
+    _check_pair(x, y, f"{p}:x", f"{p}:y")
+    xt = yt = None
+    if "x_test" in arrays:
+        xt = _images_to_tensor(arrays["x_test"], f"npz '{p}' x_test", channels=chans, prefer_last=False)
+        yt = _labels_to_tensor(arrays["y_test"], f"npz '{p}' y_test")
+        _check_pair(xt, yt, f"{p}:x_test", f"{p}:y_test")
+        if xt.shape[1:] != x.shape[1:]:
+            raise DataError(f"npz '{p}': x_test images are {tuple(xt.shape[1:])} but x images {tuple(x.shape[1:])}")
+    k = _num_classes(num_classes, y, *(() if yt is None else (yt,)))
+    lo, hi = (0.0, 1.0) if bounds is None else (float(bounds[0]), float(bounds[1]))
+    if not lo < hi:
+        raise DataError(f"bounds must be [low, high] with low < high, got {list(bounds or ())}")
+    xtr, ytr, xte, yte = _split(x, y, xt, yt, train_size=train_size, test_size=test_size, seed=seed, name=name)
+    spec = DataSpec(name, tuple(int(s) for s in x.shape[1:]), k, bounds=(lo, hi))  # type: ignore[arg-type]
+    return Data(xtr, ytr, xte, yte, spec)
+
+
+def _is_image_folder(folder: Path) -> bool:
+    return folder.is_dir() and any(c.is_dir() for c in folder.iterdir())
+
+
+def _read_image_folder(
+    folder: Path, size: tuple[int, int] | None, grayscale: bool
+) -> tuple[Tensor, Tensor, list[str]]:
+    from PIL import Image
+    from torchvision.datasets import ImageFolder
+
+    try:
+        ds = ImageFolder(str(folder))
+    except (FileNotFoundError, OSError) as exc:
+        raise DataError(f"image folder '{folder}': {exc} (expected one subfolder of images per class)") from None
+    mode = "L" if grayscale else "RGB"
+    arrays, first = [], None
+    for path, _ in ds.samples:
+        try:
+            with Image.open(path) as im:
+                im = im.convert(mode)
+                if size is not None:
+                    im = im.resize((size[1], size[0]), Image.BILINEAR)
+                a = np.asarray(im, dtype=np.uint8)
+        except OSError as exc:
+            raise DataError(f"cannot read image '{path}': {exc}") from None
+        if first is None:
+            first = (path, a.shape)
+        elif a.shape != first[1]:
+            raise DataError(
+                f"images differ in size: '{first[0]}' is {first[1][1]}x{first[1][0]} but '{path}' is "
+                f"{a.shape[1]}x{a.shape[0]}; set image_size to resize them all"
+            )
+        arrays.append(a)
+    x = np.stack(arrays)
+    x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
+    xt = torch.from_numpy(np.ascontiguousarray(x)).to(torch.float32) / 255.0
+    return xt, torch.tensor([t for _, t in ds.samples], dtype=torch.int64), list(ds.classes)
+
+
+@DATASETS.register("imagefolder")
+def load_imagefolder(
+    *,
+    root: str,
+    image_size: int | Sequence[int] | None = None,
+    grayscale: bool = False,
+    train_size: int | float | None = None,
+    test_size: int | float | None = None,
+    seed: int = 0,
+) -> Data:
+    """Images in one subfolder per class (class names = folder names), read with PIL into [0, 1].
+
+    Images are converted to RGB (or L with ``grayscale``) and resized to ``image_size`` (int or ``[h, w]``)
+    if given; otherwise they must all share one size. If ``root`` has ``train/`` and ``test/`` image folders
+    those are the splits; otherwise the single folder is split with ``seed``.
+    """
+    base = Path(root).expanduser()
+    if not base.is_dir():
+        raise DataError(f"image folder '{base}' not found; point root at a folder with one subfolder per class")
+    size: tuple[int, int] | None
+    if image_size is None:
+        size = None
+    elif isinstance(image_size, int) and not isinstance(image_size, bool):
+        size = (image_size, image_size)
+    else:
+        vals = list(image_size)  # type: ignore[arg-type]
+        if len(vals) != 2 or not all(isinstance(v, int) and v > 0 for v in vals):
+            raise DataError(f"image_size must be an int or [height, width], got {image_size!r}")
+        size = (vals[0], vals[1])
+    if size is not None and min(size) < 1:
+        raise DataError(f"image_size must be positive, got {image_size!r}")
+    name = base.name or "imagefolder"
+    if _is_image_folder(base / "train") and _is_image_folder(base / "test"):
+        xtr, ytr, classes = _read_image_folder(base / "train", size, grayscale)
+        xte, yte, test_classes = _read_image_folder(base / "test", size, grayscale)
+        if test_classes != classes:
+            raise DataError(
+                f"'{base}/train' has classes {classes} but '{base}/test' has {test_classes}; use the same class folders"
+            )
+        if xte.shape[1:] != xtr.shape[1:]:
+            raise DataError(
+                f"train images are {tuple(xtr.shape[2:])} but test images {tuple(xte.shape[2:])}; set image_size"
+            )
+        parts = _two_splits(xtr, ytr, xte, yte, train_size=train_size, test_size=test_size, seed=seed, name=name)
+    else:
+        x, y, classes = _read_image_folder(base, size, grayscale)
+        parts = seeded_split(x, y, train_size=train_size, test_size=test_size, seed=seed, name=name)
+    spec = DataSpec(
+        name, tuple(int(s) for s in parts[0].shape[1:]), max(len(classes), 1),  # type: ignore[arg-type]
+        class_names=tuple(classes), bounds=(0.0, 1.0),
+    )
+    return Data(*parts, spec)

@@ -1,0 +1,148 @@
+"""Projected gradient descent (Madry et al. 2017) and the Basic Iterative Method (Kurakin et al. 2016)."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from ..classifier import Classifier, frozen
+from .base import (
+    ATTACKS, Attack, Goal, attack_loss, check_positive, check_target, clip, is_success, l2_normalize, parse_norm,
+    project,
+)
+
+
+@ATTACKS.register("pgd")
+class PGD(Attack):
+    """PGD in the Linf or L2 ball with random start and restarts, untargeted or targeted.
+
+    Defaults follow Madry et al. 2017: uniform random start in the eps-ball, ``steps`` signed-gradient steps
+    projected back onto the ball; ``step_size`` defaults to ``2.5 * eps / steps`` (their rule of thumb, so the
+    iterate can reach the boundary from anywhere in the ball). ``loss="margin"`` uses the Carlini-Wagner logit
+    margin, robust to saturated softmax (gradient masking by distillation). Each sample keeps the first iterate
+    that succeeds, across steps and restarts, so a later step cannot undo a success.
+    """
+
+    name = "pgd"
+
+    def __init__(
+        self,
+        *,
+        norm: str = "inf",
+        steps: int = 10,
+        step_size: float | None = None,
+        random_start: bool = True,
+        restarts: int = 1,
+        loss: str = "ce",
+        targeted: bool = False,
+        target_mode: str = "random",
+        target: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        check_positive("steps", steps, integer=True)
+        check_positive("restarts", restarts, integer=True)
+        if step_size is not None:
+            check_positive("step_size", step_size)
+        check_target(targeted, target_mode, target)
+        attack_loss(torch.zeros(1, 2), Goal(torch.zeros(1, dtype=torch.long)), loss)  # validates the loss name
+        self.norm = parse_norm(norm)
+        self.steps = int(steps)
+        self.step_size = step_size
+        self.random_start = bool(random_start)
+        self.restarts = int(restarts)
+        self.loss = loss
+        self.targeted = targeted
+        self.target_mode = target_mode if targeted else ""
+        self.target = target
+        self.seed = seed
+
+    def schedule(self, clf: Classifier, eps: float) -> tuple[int, float]:
+        """Number of steps and step size for this eps."""
+        return self.steps, float(self.step_size) if self.step_size is not None else 2.5 * eps / self.steps
+
+    def random_delta(self, x: Tensor, eps: float, gen: torch.Generator) -> Tensor:
+        if self.norm == "inf":
+            u = torch.rand(x.shape, generator=gen, device="cpu", dtype=x.dtype)
+            return ((2 * u - 1) * eps).to(x.device)
+        g = torch.randn(x.shape, generator=gen, device="cpu", dtype=x.dtype)
+        r = torch.rand(len(x), generator=gen, dtype=x.dtype) ** (1.0 / x[0].numel())
+        return (l2_normalize(g) * (eps * r).view(-1, *([1] * (x.ndim - 1)))).to(x.device)
+
+    def perturb(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
+        if eps == 0:
+            return x.clone()
+        gen = torch.Generator().manual_seed(self.seed)
+        steps, step = self.schedule(clf, eps)
+        best = x.clone()
+        done = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        with frozen(clf):
+            for restart in range(self.restarts):
+                active = (~done).nonzero().squeeze(1)
+                if len(active) == 0:
+                    break
+                xa = x[active]
+                ga = Goal(goal.labels[active], goal.targeted)
+                start = self.random_start or restart > 0
+                delta = self.random_delta(xa, eps, gen) if start else torch.zeros_like(xa)
+                xk = clip(xa + delta, clf)
+                found = torch.zeros(len(xa), dtype=torch.bool, device=x.device)
+                for _ in range(steps):
+                    xk.requires_grad_(True)
+                    with torch.enable_grad():
+                        logits = clf(xk)
+                        (grad,) = torch.autograd.grad(attack_loss(logits, ga, self.loss).sum(), xk)
+                    xk = xk.detach()
+                    new = is_success(logits.detach(), ga) & ~found
+                    if new.any():
+                        best[active[new]] = xk[new]
+                        found |= new
+                        if found.all():
+                            break
+                    d = grad.sign() if self.norm == "inf" else l2_normalize(grad)
+                    xk = clip(xa + project(xk + step * d - xa, eps, self.norm), clf)
+                else:
+                    with torch.no_grad():
+                        new = is_success(clf(xk), ga) & ~found
+                    best[active[new]] = xk[new]
+                    found |= new
+                done[active[found]] = True
+                # samples never fooled keep the last iterate of the last restart (a valid in-ball example)
+                if restart == self.restarts - 1:
+                    best[active[~found]] = xk[~found]
+        return best.detach()
+
+
+@ATTACKS.register("bim")
+class BIM(PGD):
+    """Basic Iterative Method (Kurakin, Goodfellow & Bengio 2016): PGD without random start.
+
+    Their defaults: step ``alpha = 1/255`` of the pixel range and ``min(255 * eps + 4, 1.25 * 255 * eps)`` steps;
+    here ``steps``/``step_size`` default to that rule when not given.
+    """
+
+    name = "bim"
+
+    def __init__(
+        self,
+        *,
+        norm: str = "inf",
+        steps: int | None = None,
+        step_size: float | None = None,
+        loss: str = "ce",
+        targeted: bool = False,
+        target_mode: str = "least-likely",
+        target: int = 0,
+    ) -> None:
+        super().__init__(
+            norm=norm, steps=steps or 10, step_size=step_size, random_start=False, loss=loss,
+            targeted=targeted, target_mode=target_mode, target=target,
+        )
+        self.steps = steps  # type: ignore[assignment]  # None: Kurakin's rule per eps
+
+    def schedule(self, clf: Classifier, eps: float) -> tuple[int, float]:
+        scale = clf.bounds[1] - clf.bounds[0]
+        e = eps / scale * 255
+        steps = self.steps if self.steps is not None else max(1, math.ceil(min(e + 4, 1.25 * e)))
+        return int(steps), float(self.step_size) if self.step_size is not None else scale / 255

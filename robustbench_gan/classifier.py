@@ -1,0 +1,109 @@
+"""The :class:`Classifier` wrapper: attacks always work in pixel space, the classifier owns normalization."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .errors import ModelError
+
+
+class Classifier(nn.Module):
+    """Wrap a model returning logits with pixel ``bounds`` and optional per-channel ``mean``/``std``.
+
+    ``forward`` takes images in pixel space (within ``bounds``) and returns logits ``[batch, num_classes]``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        num_classes: int,
+        bounds: tuple[float, float] = (0.0, 1.0),
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+    ) -> None:
+        super().__init__()
+        if num_classes < 2:
+            raise ModelError(f"num_classes must be at least 2, got {num_classes}")
+        lo, hi = float(bounds[0]), float(bounds[1])
+        if not lo < hi:
+            raise ModelError(f"bounds must be (low, high) with low < high, got {tuple(bounds)}")
+        if (mean is None) != (std is None):
+            raise ModelError("give both mean and std for normalization, or neither")
+        self.model = model
+        self.num_classes = int(num_classes)
+        self.bounds = (lo, hi)
+        self.normalized = mean is not None
+        if mean is not None and std is not None:
+            if any(s <= 0 for s in std):
+                raise ModelError(f"std must be positive, got {tuple(std)}")
+            self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1))
+            self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.normalized:
+            x = (x - self.mean) / self.std
+        return self.model(x)
+
+    @property
+    def device(self) -> torch.device:
+        for t in self.parameters():
+            return t.device
+        for t in self.buffers():
+            return t.device
+        return torch.device("cpu")
+
+    @torch.no_grad()
+    def predict(self, x: Tensor, *, batch_size: int = 512) -> Tensor:
+        """Logits for ``x`` in batches, in eval mode, without gradients."""
+        with eval_mode(self):
+            outs = [self(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+        return torch.cat(outs) if outs else torch.empty(0, self.num_classes, device=x.device)
+
+    def check(self, x: Tensor) -> None:
+        """Raise :class:`ModelError` unless the model maps ``x`` to finite logits ``[batch, num_classes]``."""
+        try:
+            with torch.no_grad(), eval_mode(self):
+                out = self(x[:4])
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(
+                f"the model fails on inputs of shape {tuple(x.shape[1:])}: {first}; "
+                "make its input layer match the data"
+            ) from None
+        if not isinstance(out, Tensor) or out.ndim != 2 or out.shape[1] != self.num_classes:
+            shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            raise ModelError(
+                f"the model returns {shape} for a batch of {len(x[:4])}, expected [batch, {self.num_classes}] logits; "
+                "make its last layer output one logit per class"
+            )
+        if not torch.isfinite(out).all():
+            raise ModelError("the model returns NaN or infinite logits on clean inputs; check its weights")
+
+
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """Put ``module`` in eval mode for the block and restore its previous mode afterwards."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
+
+
+@contextmanager
+def frozen(module: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode and ``requires_grad=False`` on parameters: attacks need input gradients only."""
+    flags = [p.requires_grad for p in module.parameters()]
+    for p in module.parameters():
+        p.requires_grad_(False)
+    try:
+        with eval_mode(module):
+            yield module
+    finally:
+        for p, f in zip(module.parameters(), flags):
+            p.requires_grad_(f)

@@ -1,0 +1,149 @@
+"""Command line: ``robustbench-gan run | list | report | bench``.
+
+Exit codes: 0 success, 2 bad input (one line on stderr naming the problem; ``--debug`` shows the traceback),
+1 an unexpected internal error, 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+log = logging.getLogger("robustbench_gan")
+
+
+class UsageError(Exception):
+    """Bad command-line arguments (argparse would otherwise exit on its own)."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="robustbench-gan", description="Benchmark how robust image classifiers are to adversarial examples.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
+    sub = p.add_subparsers(dest="command", parser_class=Parser)
+
+    run = sub.add_parser("run", help="run a suite (a built-in name or a TOML/YAML file)")
+    run.add_argument("suite", nargs="?", default="default", help="built-in suite name or path (default: default)")
+    run.add_argument("--out", default=None, help="output folder (default: reports/SUITE)")
+    run.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="override the suite's device")
+    run.add_argument("--seed", type=int, default=None, help="override the suite's seed")
+    run.add_argument("--data-root", default=None, help="set [data] root (for mnist, cifar10, imagefolder suites)")
+    run.add_argument("--cache-dir", default=None, help="where trained weights and finished cells are cached (default: OUT/cache)")
+    run.add_argument("--no-cache", action="store_true", help="retrain and recompute everything")
+    run.add_argument("--trust-checkpoint", action="store_true",
+                     help="DANGEROUS: allow loading checkpoints that run pickled code; only for files you trust")
+
+    sub.add_parser("list", help="list datasets, models, attacks, defenses and built-in suites")
+
+    rep = sub.add_parser("report", help="re-render index.html from a run folder's results.json")
+    rep.add_argument("run_dir", help="a folder written by `robustbench-gan run`")
+
+    bench = sub.add_parser("bench", help="attack throughput: ours vs the bare forward+backward loop vs ART")
+    bench.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    bench.add_argument("--batch", type=int, default=256)
+    bench.add_argument("--steps", type=int, default=10)
+    bench.add_argument("--repeats", type=int, default=3)
+    return p
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runner import run_suite
+    from .suite import load_suite
+
+    overrides: dict[str, object] = {}
+    if args.seed is not None:
+        if args.seed < 0:
+            raise UsageError("--seed must be >= 0")
+        overrides["seed"] = args.seed
+    if args.device is not None:
+        overrides["device"] = args.device
+    if args.data_root is not None:
+        overrides["data.root"] = str(Path(args.data_root).resolve())
+    suite = load_suite(args.suite, overrides=overrides)
+    if args.trust_checkpoint:
+        from dataclasses import replace
+
+        log.warning("--trust-checkpoint: checkpoints may run arbitrary code while loading")
+        suite = replace(suite, models=tuple(replace(m, trust_checkpoint=True) for m in suite.models))
+    out = Path(args.out) if args.out else Path("reports") / suite.name.replace("/", "_")
+    cache = None if args.no_cache else (args.cache_dir or out / "cache")
+    results = run_suite(suite, out=out, cache_dir=cache, progress=not args.quiet)
+    n_flags = len(results.flags)
+    log.info("%d rows, %d sanity flag(s); report: %s", len(results.records), n_flags, out / "index.html")
+    sys.stdout.write(f"wrote {out / 'results.csv'}, {out / 'results.json'}, {out / 'index.html'}\n")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .attacks import ATTACKS
+    from .data import DATASETS
+    from .defenses import DEFENSES
+    from .models import MODELS
+    from .suite import builtin_suites
+
+    rows = [
+        ("datasets", DATASETS.names()),
+        ("models", MODELS.names()),
+        ("attacks", ATTACKS.names() + ["art:<ClassName> (any ART evasion attack)"]),
+        ("defenses", DEFENSES.names()),
+        ("suites", builtin_suites()),
+    ]
+    for title, names in rows:
+        sys.stdout.write(f"{title}: {', '.join(names)}\n")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .reports.html import render_report
+    from .results import Results, atomic_write_text
+
+    results = Results.load(args.run_dir)
+    path = Path(args.run_dir) / "index.html"
+    atomic_write_text(path, render_report(results))
+    sys.stdout.write(f"wrote {path}\n")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .throughput import format_table, measure
+
+    rows = measure(device=args.device, batch=args.batch, steps=args.steps, repeats=args.repeats)
+    sys.stdout.write(format_table(rows) + "\n")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "bench": cmd_bench}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``robustbench-gan`` console script."""
+    from .errors import RobustBenchError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO if "-q" not in argv and "--quiet" not in argv
+                        else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            raise UsageError("robustbench-gan: choose a command: run, list, report or bench (see --help)")
+        return COMMANDS[args.command](args)
+    except (RobustBenchError, UsageError) as exc:
+        if debug:
+            raise
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted; finished cells are cached and reused on the next run\n")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

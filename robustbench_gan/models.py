@@ -1,0 +1,161 @@
+"""Model zoo (a registry of builders adapting to the data's shape) and loading a user's own model."""
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import pickle
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from .data import DataSpec
+from .errors import CheckpointError, ConfigError, ModelError
+from .registry import Registry
+
+log = logging.getLogger(__name__)
+
+ModelBuilder = Callable[..., nn.Module]
+MODELS: Registry[ModelBuilder] = Registry("model architecture")
+
+
+@MODELS.register("logistic")
+def logistic(spec: DataSpec) -> nn.Module:
+    """Shallow softmax regression on raw pixels (the linear model of Goodfellow et al. 2014, sec. 5)."""
+    c, h, w = spec.shape
+    return nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, spec.num_classes))
+
+
+@MODELS.register("mlp")
+def mlp(spec: DataSpec, *, hidden: Sequence[int] = (200, 200)) -> nn.Module:
+    """Fully connected ReLU network; the default two hidden layers of 200 units follow Papernot et al. 2017."""
+    c, h, w = spec.shape
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = c * h * w
+    for units in hidden:
+        layers += [nn.Linear(width, int(units)), nn.ReLU()]
+        width = int(units)
+    layers.append(nn.Linear(width, spec.num_classes))
+    return nn.Sequential(*layers)
+
+
+@MODELS.register("cnn")
+def cnn(spec: DataSpec, *, channels: Sequence[int] = (32, 64), hidden: int = 128) -> nn.Module:
+    """LeNet-style CNN: two 3x3 conv + ReLU + 2x2 max-pool blocks, then a hidden dense layer."""
+    c, h, w = spec.shape
+    layers: list[nn.Module] = []
+    in_ch = c
+    for out_ch in channels:
+        layers += [nn.Conv2d(in_ch, int(out_ch), 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+        in_ch = int(out_ch)
+        h, w = h // 2, w // 2
+    if h < 1 or w < 1:
+        raise ModelError(f"cnn: input {spec.shape} is too small for {len(channels)} pooling blocks; use fewer channels")
+    layers += [nn.Flatten(), nn.Linear(in_ch * h * w, int(hidden)), nn.ReLU(), nn.Linear(int(hidden), spec.num_classes)]
+    return nn.Sequential(*layers)
+
+
+@MODELS.register("resnet18")
+def resnet18(spec: DataSpec) -> nn.Module:
+    """ResNet-18 (He et al. 2016) with the CIFAR stem: 3x3 stride-1 first conv and no max-pool."""
+    from torchvision.models import resnet18 as tv_resnet18
+
+    net = tv_resnet18(weights=None, num_classes=spec.num_classes)
+    net.conv1 = nn.Conv2d(spec.shape[0], 64, kernel_size=3, stride=1, padding=1, bias=False)
+    net.maxpool = nn.Identity()
+    return net
+
+
+def build_model(arch: str, spec: DataSpec, **params: Any) -> nn.Module:
+    """Build zoo architecture ``arch`` for ``spec``; unknown parameters raise ConfigError naming them."""
+    builder = MODELS.get(arch)
+    accepted = [p for p in inspect.signature(builder).parameters if p != "spec"]
+    unknown = [k for k in params if k not in accepted]
+    if unknown:
+        raise ConfigError(
+            f"model architecture {arch!r} has no parameter {unknown[0]!r}; "
+            f"it accepts: {', '.join(accepted) or 'no parameters'}"
+        )
+    return builder(spec, **params)
+
+
+def import_factory(ref: str) -> Callable[..., nn.Module]:
+    """Resolve ``"package.module:function"`` to a callable."""
+    if ":" not in ref:
+        raise ConfigError(f"factory {ref!r} must look like 'package.module:function'")
+    module_name, _, attr = ref.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ModelError(f"cannot import module {module_name!r} for factory {ref!r}: {exc}; is it on PYTHONPATH?") from None
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ModelError(f"module {module_name!r} has no attribute {attr!r} (factory {ref!r})")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ModelError(f"factory {ref!r} is not callable")
+    return obj
+
+
+def build_user_model(factory: str, spec: DataSpec, **params: Any) -> nn.Module:
+    """Call a user's factory. It may accept ``num_classes``, ``input_shape`` and ``in_channels`` keywords."""
+    fn = import_factory(factory)
+    try:
+        sig = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        sig = {}
+    offered = {"num_classes": spec.num_classes, "input_shape": spec.shape, "in_channels": spec.shape[0]}
+    kwargs = {k: v for k, v in offered.items() if k in sig and k not in params}
+    kwargs.update(params)
+    try:
+        model = fn(**kwargs)
+    except Exception as exc:  # a user's factory may raise anything; report it in one line
+        raise ModelError(f"factory {factory!r} raised {type(exc).__name__}: {exc}") from None
+    if not isinstance(model, nn.Module):
+        raise ModelError(f"factory {factory!r} returned {type(model).__name__}, expected a torch.nn.Module")
+    return model
+
+
+def load_weights(model: nn.Module, path: str | Path, *, trust_checkpoint: bool = False) -> nn.Module:
+    """Load a state_dict into ``model`` without running pickled code.
+
+    ``.safetensors`` files are read with safetensors (if installed); anything else with
+    ``torch.load(weights_only=True)``. A checkpoint that needs arbitrary pickled objects is refused unless
+    ``trust_checkpoint=True`` (dangerous: unpickling can run any code).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"weights file {str(path)!r} not found; check the path in 'weights'")
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+        except ImportError:
+            raise CheckpointError("reading .safetensors needs the 'safetensors' package: pip install safetensors") from None
+        state = load_file(str(path))
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=not trust_checkpoint)
+        except pickle.UnpicklingError as exc:
+            raise CheckpointError(
+                f"refusing to load {str(path)!r}: it needs pickled code to load ({str(exc).splitlines()[0][:120]}); "
+                "save a plain state_dict, or pass --trust-checkpoint if you trust its author"
+            ) from None
+        except (RuntimeError, EOFError, OSError) as exc:
+            raise CheckpointError(f"cannot read weights file {str(path)!r}: {str(exc).splitlines()[0][:160]}") from None
+    if isinstance(state, nn.Module):
+        state = state.state_dict()
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{str(path)!r} holds a {type(state).__name__}, expected a state_dict")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise CheckpointError(
+            f"weights in {str(path)!r} do not fit the model: {str(exc).splitlines()[0][:200]}"
+        ) from None
+    log.info("loaded weights from %s", path)
+    return model

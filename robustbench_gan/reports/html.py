@@ -1,0 +1,365 @@
+"""The self-contained HTML report: ``render_report(results) -> str``.
+
+Every figure is an inline PNG data URI and all CSS/JS is inline, so ``index.html`` makes no network request
+and can be mailed or archived as one file. Autoescaping is on: every user string (suite, model, class names,
+messages, config) is escaped by Jinja2, never marked safe.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+import pandas as pd
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from . import plots
+
+if TYPE_CHECKING:
+    from ..results import Results
+
+log = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+MISSING = "–"  # en dash, shown for None / NaN
+THREAT_ORDER = {"white-box": 0, "transfer": 1, "black-box": 2}
+
+
+# --------------------------------------------------------------------------------------------- formatting
+def is_missing(value: Any) -> bool:
+    """None, NaN, pd.NA/NaT and empty strings are missing."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return value.strip() == ""
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def as_float(value: Any) -> float | None:
+    """``value`` as a finite float, or None."""
+    if is_missing(value) or isinstance(value, bool):
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def fmt_text(value: Any) -> str:
+    return MISSING if is_missing(value) else str(value)
+
+
+def fmt_pct(value: Any, digits: int = 1) -> str:
+    """A fraction as a percentage: ``0.913 -> '91.3%'``."""
+    v = as_float(value)
+    return MISSING if v is None else f"{100.0 * v:.{digits}f}%"
+
+
+def fmt_interval(low: Any, high: Any) -> str:
+    """A fraction interval in percent points: ``(0.88, 0.937) -> '[88.0, 93.7]'``; '' if either end is missing."""
+    lo, hi = as_float(low), as_float(high)
+    return "" if lo is None or hi is None else f"[{100.0 * lo:.1f}, {100.0 * hi:.1f}]"
+
+
+def fmt_acc_ci(value: Any, low: Any, high: Any) -> str:
+    """``'91.3% [88.0, 93.7]'``; just the percentage when the interval is missing, '–' when the value is."""
+    pct = fmt_pct(value)
+    if pct == MISSING:
+        return MISSING
+    ci = fmt_interval(low, high)
+    return f"{pct} {ci}" if ci else pct
+
+
+def fmt_eps(value: Any) -> str:
+    """ε for people: ``0.0313725 -> '8/255'``, ``0.3 -> '0.3'``, ``0.5 -> '0.5'``."""
+    v = as_float(value)
+    if v is None:
+        return MISSING
+    if v == 0:
+        return "0"
+    k = v * 255.0
+    if round(v, 4) != v and abs(k - round(k)) < 1e-6 and 0 < round(k) < 255:
+        return f"{round(k)}/255"
+    return f"{v:.4g}"
+
+
+def fmt_num(value: Any, sig: int = 4) -> str:
+    """A number with ``sig`` significant digits; integers stay integers."""
+    v = as_float(value)
+    if v is None:
+        return MISSING
+    if v == int(v) and abs(v) < 1e15:
+        return f"{int(v):,}"
+    return f"{v:.{sig}g}"
+
+
+def fmt_seconds(value: Any) -> str:
+    v = as_float(value)
+    if v is None:
+        return MISSING
+    return f"{v:.2f}" if v < 10 else f"{v:.1f}" if v < 1000 else f"{v:,.0f}"
+
+
+def truthy(value: Any) -> bool | None:
+    """Booleans as stored in JSON or read back from CSV; None when missing."""
+    if is_missing(value):
+        return None
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes", "y")
+    return bool(value)
+
+
+def fmt_targeted(targeted: Any, mode: Any) -> str:
+    t = truthy(targeted)
+    if t is None:
+        return MISSING
+    if not t:
+        return "no"
+    return f"yes ({mode})" if not is_missing(mode) else "yes"
+
+
+def sort_key(value: Any) -> str:
+    """The ``data-v`` attribute the sorting script compares: a plain number, or '' when missing."""
+    v = as_float(value)
+    return "" if v is None else repr(v)
+
+
+def cell(text: str, sort: Any = None, num: bool = False, title: str = "") -> dict[str, Any]:
+    return {"text": text, "sort": sort_key(sort) if num else None, "num": num, "title": title}
+
+
+# --------------------------------------------------------------------------------------------- sections
+def _unique(values: Iterable[Any]) -> list[str]:
+    out: list[str] = []
+    for v in values:
+        if not is_missing(v) and str(v) not in out:
+            out.append(str(v))
+    return out
+
+
+def _column_key(row: dict[str, Any]) -> tuple[str, str, str, bool, str, str]:
+    """Which summary column group a record belongs to: (threat, attack, source, targeted, target_mode, norm)."""
+    threat = fmt_text(row.get("threat"))
+    source = "" if threat == "white-box" or is_missing(row.get("source")) else str(row.get("source"))
+    targeted = bool(truthy(row.get("targeted")))
+    mode = "" if not targeted or is_missing(row.get("target_mode")) else str(row.get("target_mode"))
+    return (threat, fmt_text(row.get("attack")), source, targeted, mode, plots.norm_label(row.get("norm")))
+
+
+def _group_detail(key: tuple[str, str, str, bool, str, str]) -> str:
+    threat, _attack, source, targeted, mode, norm = key
+    parts = [f"{threat} from {source}" if source else threat, norm]
+    if targeted:
+        parts.append(f"targeted ({mode})" if mode else "targeted")
+    return " · ".join(parts)
+
+
+def build_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Model × defense rows; clean accuracy, then robust accuracy [95% CI] per attack group and ε."""
+    if not rows:
+        return {"groups": [], "rows": []}
+    df = pd.DataFrame.from_records(rows)
+    df["_model"] = [fmt_text(r.get("model")) for r in rows]
+    df["_defense"] = [fmt_text(r.get("defense")) for r in rows]
+    keys = [_column_key(r) for r in rows]
+    first_seen: dict[tuple[Any, ...], int] = {}
+    for i, k in enumerate(keys):
+        first_seen.setdefault(k, i)
+    group_keys = sorted(first_seen, key=lambda g: (THREAT_ORDER.get(g[0], 9), first_seen[g]))
+    gid = {g: i for i, g in enumerate(group_keys)}
+    df["_gid"] = [gid[k] for k in keys]
+    df["_eps"] = pd.to_numeric(df["eps"], errors="coerce")
+    df["_threat_rank"] = [THREAT_ORDER.get(k[0], 9) for k in keys]
+
+    groups: list[dict[str, Any]] = []
+    columns: list[tuple[int, float | None]] = []
+    for g in group_keys:
+        eps_values = df.loc[df["_gid"] == gid[g], "_eps"]
+        eps_cols: list[float | None] = sorted({float(e) for e in eps_values.dropna()})
+        if eps_values.isna().any():
+            eps_cols.append(None)
+        groups.append({"attack": g[1], "detail": _group_detail(g), "eps": [fmt_eps(e) for e in eps_cols]})
+        columns.extend((gid[g], e) for e in eps_cols)
+
+    out_rows = []
+    for (model, defense), part in df.groupby(["_model", "_defense"], sort=False):
+        clean_vals = [as_float(v) for v in part.sort_values("_threat_rank", kind="stable")["clean_accuracy"]]
+        clean = next((v for v in clean_vals if v is not None), None)
+        distinct = {round(v, 6) for v in clean_vals if v is not None}
+        if len(distinct) > 1:
+            log.debug("clean accuracy differs across rows of %s/%s: %s; showing %s", model, defense, distinct, clean)
+        cells = []
+        for g, e in columns:
+            at_eps = part["_eps"].isna() if e is None else part["_eps"] == e
+            hit = part[(part["_gid"] == g) & at_eps]
+            if hit.empty:
+                cells.append(cell(MISSING, None, num=True))
+                continue
+            if len(hit) > 1:
+                log.warning("%d rows for %s/%s %s eps=%s; the summary shows the first", len(hit), model, defense,
+                            group_keys[g][1], e)
+            r = hit.iloc[0]
+            n = as_float(r.get("n"))
+            title = f"n = {int(n)}" if n is not None else ""
+            cells.append(cell(fmt_acc_ci(r["robust_accuracy"], r["robust_accuracy_low"], r["robust_accuracy_high"]),
+                              r["robust_accuracy"], num=True, title=title))
+        out_rows.append({"model": model, "defense": defense, "clean": cell(fmt_pct(clean), clean, num=True),
+                         "cells": cells})
+    return {"groups": groups, "rows": out_rows}
+
+
+ATTACK_HEADERS: tuple[tuple[str, bool], ...] = (
+    ("Model", False), ("Defense", False), ("Attack", False), ("Threat", False), ("Source", False),
+    ("Targeted", False), ("Norm", False), ("ε", True), ("n", True), ("Clean", True), ("Robust [95% CI]", True),
+    ("Success rate", True), ("Mean L∞", True), ("Mean L2", True), ("Queries", True), ("Seconds", True),
+)
+
+
+def build_attack_rows(rows: list[dict[str, Any]], with_dataset: bool) -> dict[str, Any]:
+    """Every record as a table row (plus a leading Dataset column when the run spans several datasets)."""
+    headers = [{"text": t, "num": n} for t, n in ATTACK_HEADERS]
+    if with_dataset:
+        headers.insert(0, {"text": "Dataset", "num": False})
+    body = []
+    for r in rows:
+        cells = [
+            cell(fmt_text(r.get("model"))), cell(fmt_text(r.get("defense"))), cell(fmt_text(r.get("attack"))),
+            cell(fmt_text(r.get("threat"))), cell(fmt_text(r.get("source"))),
+            cell(fmt_targeted(r.get("targeted"), r.get("target_mode"))), cell(plots.norm_label(r.get("norm"))),
+            cell(fmt_eps(r.get("eps")), r.get("eps"), num=True, title=fmt_num(r.get("eps"), 6)),
+            cell(fmt_num(r.get("n")), r.get("n"), num=True),
+            cell(fmt_pct(r.get("clean_accuracy")), r.get("clean_accuracy"), num=True),
+            cell(fmt_acc_ci(r.get("robust_accuracy"), r.get("robust_accuracy_low"), r.get("robust_accuracy_high")),
+                 r.get("robust_accuracy"), num=True),
+            cell(fmt_pct(r.get("attack_success_rate")), r.get("attack_success_rate"), num=True),
+            cell(fmt_num(r.get("mean_linf")), r.get("mean_linf"), num=True),
+            cell(fmt_num(r.get("mean_l2")), r.get("mean_l2"), num=True),
+            cell(fmt_num(r.get("queries")), r.get("queries"), num=True),
+            cell(fmt_seconds(r.get("seconds")), r.get("seconds"), num=True),
+        ]
+        if with_dataset:
+            cells.insert(0, cell(fmt_text(r.get("dataset"))))
+        body.append(cells)
+    return {"headers": headers, "rows": body}
+
+
+def build_gan(gan: list[dict[str, Any]]) -> dict[str, Any]:
+    """GAN records as a plain table over the union of their keys."""
+    columns: list[str] = []
+    for rec in gan:
+        columns.extend(k for k in rec if k not in columns)
+    numeric = {c: all(as_float(rec.get(c)) is not None or is_missing(rec.get(c)) for rec in gan)
+               and any(as_float(rec.get(c)) is not None for rec in gan) for c in columns}
+    rows = [[cell(fmt_num(rec.get(c)), rec.get(c), num=True) if numeric[c] else cell(fmt_text(rec.get(c)))
+             for c in columns] for rec in gan]
+    return {"columns": [{"text": c, "num": numeric[c]} for c in columns], "rows": rows}
+
+
+def build_gallery(gallery: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """One image per gallery entry; a malformed entry is logged and skipped, never fatal."""
+    out = []
+    for i, entry in enumerate(gallery):
+        caption = (f"{fmt_text(entry.get('model'))} / {fmt_text(entry.get('defense'))} — "
+                   f"{fmt_text(entry.get('attack'))}, ε = {fmt_eps(entry.get('eps'))}")
+        try:
+            uri = plots.gallery_image(entry)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("gallery entry %d (%s) skipped: %s", i, caption, exc)
+            continue
+        out.append({"caption": caption, "uri": uri})
+    return out
+
+
+def _duration(started: Any, finished: Any) -> str:
+    try:
+        delta = datetime.fromisoformat(str(finished)) - datetime.fromisoformat(str(started))
+    except (TypeError, ValueError):
+        return MISSING
+    seconds = int(delta.total_seconds())
+    return MISSING if seconds < 0 else f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def build_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Seed, device, times, versions and the suite config (pretty JSON), plus any other manifest keys."""
+    known = {"suite", "seed", "device", "versions", "platform", "config", "started", "finished"}
+    versions = manifest.get("versions") or {}
+    if not isinstance(versions, dict):
+        versions = {"versions": versions}
+    config = manifest.get("config") or {}
+    return {
+        "fields": [
+            ("Seed", fmt_text(manifest.get("seed"))),
+            ("Device", fmt_text(manifest.get("device"))),
+            ("Platform", fmt_text(manifest.get("platform"))),
+            ("Started", fmt_text(manifest.get("started"))),
+            ("Finished", fmt_text(manifest.get("finished"))),
+            ("Duration", _duration(manifest.get("started"), manifest.get("finished"))),
+        ],
+        "versions": [(str(k), fmt_text(v)) for k, v in versions.items()],
+        "config_json": json.dumps(config, indent=2, default=str, ensure_ascii=False),
+        "other": [(str(k), json.dumps(v, default=str, ensure_ascii=False)) for k, v in manifest.items()
+                  if k not in known],
+    }
+
+
+# --------------------------------------------------------------------------------------------- rendering
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    """The Jinja2 environment over ``reports/templates`` with HTML autoescaping on."""
+    return Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def build_context(results: "Results") -> dict[str, Any]:
+    """Everything the template needs, already formatted as strings."""
+    table = results.table
+    rows: list[dict[str, Any]] = table.to_dict("records") if not table.empty else []
+    manifest = dict(results.manifest or {})
+    suites = _unique(r.get("suite") for r in rows)
+    suite = fmt_text(manifest.get("suite")) if not is_missing(manifest.get("suite")) else (
+        ", ".join(suites) if suites else "robustbench-gan")
+    datasets = _unique(r.get("dataset") for r in rows)
+    try:
+        curves = [{"title": t, "uri": u} for t, u in plots.accuracy_vs_eps(table)]
+    except Exception:  # a plotting failure must not cost the user the whole report
+        log.exception("accuracy-vs-eps plots failed; the report goes on without them")
+        curves = []
+    return {
+        "suite": suite,
+        "datasets": datasets,
+        "n_records": len(rows),
+        "models": _unique(r.get("model") for r in rows),
+        "attacks": _unique(r.get("attack") for r in rows),
+        "threats": _unique(r.get("threat") for r in rows),
+        "summary": build_summary(rows),
+        "curves": curves,
+        "attack_table": build_attack_rows(rows, with_dataset=len(datasets) > 1),
+        "flags": [{k: fmt_text(f.get(k)) for k in ("check", "model", "defense", "attack", "message")}
+                  for f in (results.flags or [])],
+        "gan": build_gan(list(results.gan)) if results.gan else None,
+        "gallery": build_gallery(list(results.gallery or [])),
+        "manifest": build_manifest(manifest),
+        "missing": MISSING,
+    }
+
+
+def render_report(results: "Results") -> str:
+    """Render ``results`` as one self-contained HTML page (inline CSS, JS and images; no network)."""
+    context = build_context(results)
+    html = environment().get_template("report.html").render(**context)
+    log.debug("rendered report: %d records, %d plots, %d gallery images, %d bytes", context["n_records"],
+              len(context["curves"]), len(context["gallery"]), len(html))
+    return html

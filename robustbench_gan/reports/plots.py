@@ -1,0 +1,209 @@
+"""Figures for the HTML report, returned as self-contained ``data:image/png;base64,...`` URIs.
+
+Figures are built with :class:`matplotlib.figure.Figure` directly (no pyplot, no global state, no GUI
+backend) and released after being saved, so this module is safe to use from worker threads and headless runs.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import logging
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+log = logging.getLogger(__name__)
+
+#: Okabe-Ito colour-blind-safe palette (black moved last).
+PALETTE: tuple[str, ...] = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
+MARKERS: tuple[str, ...] = ("o", "s", "^", "D", "v", "P", "X", "*")
+NORM_LABELS = {"inf": "L∞", "2": "L2", "1": "L1", "0": "L0"}
+_DPI = 100
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _text(value: Any) -> str:
+    """A label safe for matplotlib: missing -> '–', ``$`` escaped so mathtext never kicks in."""
+    text = "–" if _is_missing(value) else str(value)
+    return text.replace("$", r"\$")
+
+
+def norm_label(norm: Any) -> str:
+    """``'inf'`` -> ``'L∞'``, ``'2'`` -> ``'L2'``; anything else is shown as given."""
+    if _is_missing(norm):
+        return "–"
+    key = str(norm).strip().lower().removeprefix("l")
+    if key in ("np.inf", "infinity"):
+        key = "inf"
+    if key.endswith(".0"):
+        key = key[:-2]
+    return NORM_LABELS.get(key, str(norm))
+
+
+def fig_to_data_uri(fig: Figure) -> str:
+    """Render ``fig`` to PNG and return it as a base64 data URI; the figure is cleared afterwards."""
+    buf = io.BytesIO()
+    try:
+        # Software=None keeps the PNG free of version strings, so identical inputs give identical bytes.
+        fig.savefig(buf, format="png", dpi=_DPI, metadata={"Software": None})
+    finally:
+        fig.clear()
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _line_label(defense: Any, attack: Any, targeted: Any, target_mode: Any, show_defense: bool) -> str:
+    label = _text(attack)
+    if show_defense:
+        label = f"{_text(defense)} · {label}"
+    if not _is_missing(targeted) and bool(targeted):
+        label += f" (targeted{', ' + _text(target_mode) if not _is_missing(target_mode) else ''})"
+    return label
+
+
+def accuracy_vs_eps(table: pd.DataFrame) -> list[tuple[str, str]]:
+    """Robust accuracy against ε, one plot per (model, norm), one line per (defense, attack, targeted).
+
+    Only white-box rows are drawn. The 95% Wilson interval is a shaded band (an error bar where a line has
+    a single ε). Returns ``[(title, data_uri), ...]`` in the order models first appear; ``[]`` when there is
+    nothing to draw.
+    """
+    needed = {"model", "defense", "attack", "threat", "targeted", "target_mode", "norm", "eps",
+              "robust_accuracy", "robust_accuracy_low", "robust_accuracy_high"}
+    if table is None or table.empty or not needed.issubset(table.columns):
+        return []
+    df = table[table["threat"] == "white-box"].copy()
+    for col in ("eps", "robust_accuracy", "robust_accuracy_low", "robust_accuracy_high"):
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    df = df.dropna(subset=["eps", "robust_accuracy"])
+    if df.empty:
+        return []
+    # Group keys must be hashable and NaN-free: use display strings.
+    df["_model"] = df["model"].map(lambda v: "–" if _is_missing(v) else str(v))
+    df["_norm"] = df["norm"].map(norm_label)
+    df["_defense"] = df["defense"].map(lambda v: "–" if _is_missing(v) else str(v))
+    df["_attack"] = df["attack"].map(lambda v: "–" if _is_missing(v) else str(v))
+    df["_targeted"] = df["targeted"].map(lambda v: False if _is_missing(v) else bool(v))
+    df["_mode"] = df["target_mode"].map(lambda v: "" if _is_missing(v) else str(v))
+
+    plots: list[tuple[str, str]] = []
+    for (model, norm), panel in df.groupby(["_model", "_norm"], sort=False):
+        show_defense = panel["_defense"].nunique() > 1
+        fig = Figure(figsize=(6.4, 3.8), layout="constrained")
+        ax = fig.add_subplot()
+        lines = panel.groupby(["_defense", "_attack", "_targeted", "_mode"], sort=False)
+        for i, ((defense, attack, targeted, mode), line) in enumerate(lines):
+            pts = line.groupby("eps", sort=True)[["robust_accuracy", "robust_accuracy_low", "robust_accuracy_high"]].mean()
+            if len(line) != len(pts):
+                log.debug("averaging %d duplicate rows for %s/%s/%s", len(line) - len(pts), model, defense, attack)
+            eps = pts.index.to_numpy(dtype=float)
+            acc = pts["robust_accuracy"].to_numpy(dtype=float)
+            low = pts["robust_accuracy_low"].to_numpy(dtype=float)
+            high = pts["robust_accuracy_high"].to_numpy(dtype=float)
+            color, marker = PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)]
+            label = _line_label(defense, attack, targeted, mode or None, show_defense)
+            ax.plot(eps, acc, marker=marker, color=color, label=label, linewidth=1.6, markersize=5)
+            has_band = np.isfinite(low) & np.isfinite(high)
+            if len(eps) > 1 and has_band.any():
+                ax.fill_between(eps, low, high, where=has_band, color=color, alpha=0.18, linewidth=0,
+                                interpolate=True)
+            elif has_band.any():
+                err = np.vstack([np.clip(acc - low, 0, None), np.clip(high - acc, 0, None)])
+                ax.errorbar(eps, acc, yerr=np.where(np.isfinite(err), err, 0.0), fmt="none", ecolor=color,
+                            capsize=4, linewidth=1.2)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel(f"ε ({norm})")
+        ax.set_ylabel("robust accuracy")
+        ax.yaxis.set_major_formatter(lambda v, _pos: f"{100 * v:.0f}%")
+        ax.grid(True, alpha=0.3)
+        ax.spines[["top", "right"]].set_visible(False)
+        title = f"{model} — {norm}"
+        if not show_defense and panel["_defense"].iloc[0] not in ("none", "–"):
+            title = f"{model} + {panel['_defense'].iloc[0]} — {norm}"
+        ax.set_title(_text(title), fontsize=11)
+        ax.legend(fontsize=8, frameon=False, loc="best")
+        plots.append((title, fig_to_data_uri(fig)))
+    log.debug("drew %d accuracy-vs-eps plots", len(plots))
+    return plots
+
+
+def _to_hwc(image: Any) -> np.ndarray:
+    """A nested ``[C][H][W]`` (or ``[H][W]``) list as a float array ``(H, W)`` or ``(H, W, 3)``."""
+    arr = np.asarray(image, dtype=float)
+    if arr.ndim == 2:
+        return arr
+    if arr.ndim != 3:
+        raise ValueError(f"expected an image shaped [C][H][W], got shape {arr.shape}")
+    if arr.shape[0] == 1:
+        return arr[0]
+    if arr.shape[0] >= 3:
+        return np.transpose(arr[:3], (1, 2, 0))
+    return arr.mean(axis=0)  # 2 channels: show their mean as gray
+
+
+def _class_name(names: Sequence[Any], index: Any) -> str:
+    if _is_missing(index):
+        return "–"
+    try:
+        i = int(index)
+    except (TypeError, ValueError):
+        return _text(index)
+    name = str(names[i]) if 0 <= i < len(names) else str(i)
+    name = name if len(name) <= 14 else name[:13] + "…"
+    return _text(name)
+
+
+def _conf(value: Any) -> str:
+    return "" if _is_missing(value) else f" ({float(value):.2f})"
+
+
+def gallery_image(entry: dict[str, Any]) -> str:
+    """A grid with one column per item: original, adversarial, perturbation amplified to fill [0, 1].
+
+    The perturbation row shows ``0.5 + δ / (2·max|δ|)``: gray is no change. 1-channel images use a gray
+    colour map, 3-channel images are shown as RGB. Raises :class:`ValueError` when the entry has no items.
+    """
+    items = list(entry.get("items") or [])
+    if not items:
+        raise ValueError("gallery entry has no items")
+    names = list(entry.get("class_names") or [])
+    n = len(items)
+    fig = Figure(figsize=(max(1.9 * n, 3.0), 6.0), layout="constrained")
+    axes = fig.subplots(3, n, squeeze=False)
+    for j, item in enumerate(items):
+        x = _to_hwc(item["x"])
+        x_adv = _to_hwc(item["x_adv"])
+        if x.shape != x_adv.shape:
+            raise ValueError(f"x and x_adv differ in shape: {x.shape} vs {x_adv.shape}")
+        delta = x_adv - x
+        # Images outside [0, 1] (e.g. normalised inputs) are rescaled jointly so both share one scale.
+        lo, hi = float(min(x.min(), x_adv.min())), float(max(x.max(), x_adv.max()))
+        if lo < 0.0 or hi > 1.0:
+            span = hi - lo if hi > lo else 1.0
+            x, x_adv = (x - lo) / span, (x_adv - lo) / span
+        m = float(np.abs(delta).max())
+        pert = 0.5 + delta / (2.0 * m) if m > 0 else np.full_like(delta, 0.5)
+        label = _class_name(names, item.get("label"))
+        titles = (
+            f"true {label} / pred {_class_name(names, item.get('clean_pred'))}{_conf(item.get('clean_conf'))}",
+            f"adv pred {_class_name(names, item.get('adv_pred'))}{_conf(item.get('adv_conf'))}",
+            f"perturbation (max |δ| {m:.3g})",
+        )
+        for row, (img, title) in enumerate(zip((x, x_adv, pert), titles)):
+            ax = axes[row][j]
+            kwargs = {"cmap": "gray"} if img.ndim == 2 else {}
+            ax.imshow(np.clip(img, 0.0, 1.0), vmin=0.0, vmax=1.0, interpolation="nearest", **kwargs)
+            ax.set_title(title, fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    return fig_to_data_uri(fig)
+

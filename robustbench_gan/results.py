@@ -1,0 +1,150 @@
+"""Results: records <-> pandas DataFrame, CSV/JSON writers, the run manifest.
+
+``results.csv`` has one row per evaluated cell with at least :data:`COLUMNS`; ``results.json`` holds
+``{"manifest", "records", "flags", "gan"}`` (plus ``"gallery"``, the examples shown in the report).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+from .errors import RobustBenchError
+
+log = logging.getLogger(__name__)
+
+COLUMNS: tuple[str, ...] = (
+    "suite", "dataset", "model", "defense", "attack", "threat", "source", "targeted", "target_mode", "norm",
+    "eps", "n", "clean_accuracy", "robust_accuracy", "robust_accuracy_low", "robust_accuracy_high",
+    "attack_success_rate", "mean_linf", "mean_l2", "queries", "seconds",
+)
+THREATS = ("white-box", "transfer", "black-box")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": sys.version.split()[0]}
+    for pkg in ("robustbench_gan", "torch", "torchvision", "adversarial-robustness-toolbox", "numpy", "pandas"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = "not installed"
+    return versions
+
+
+def new_manifest(*, suite: str, seed: int, device: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The run manifest: versions, platform, seed, device, suite config, start time (end time set on finish)."""
+    return {
+        "suite": suite,
+        "seed": seed,
+        "device": device,
+        "versions": package_versions(),
+        "platform": platform.platform(),
+        "config": config or {},
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished": None,
+    }
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and rename, so a crash never leaves a half file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN/inf become None; numpy scalars become Python numbers."""
+    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
+        value = value.item()
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    return value
+
+
+@dataclass
+class Results:
+    """The outcome of a benchmark: records (one per cell), manifest, sanity flags, GAN metrics, gallery."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    manifest: dict[str, Any] = field(default_factory=dict)
+    flags: list[dict[str, Any]] = field(default_factory=list)
+    gan: list[dict[str, Any]] = field(default_factory=list)
+    gallery: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The records as a DataFrame whose first columns are exactly :data:`COLUMNS`."""
+        df = pd.DataFrame.from_records(self.records)
+        for col in COLUMNS:
+            if col not in df.columns:
+                df[col] = pd.Series(dtype="object")
+        rest = [c for c in df.columns if c not in COLUMNS]
+        return df[list(COLUMNS) + rest]
+
+    def extend(self, records: Iterable[dict[str, Any]]) -> None:
+        self.records.extend(records)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        out = {
+            "manifest": self.manifest,
+            "records": [{k: _clean(v) for k, v in r.items()} for r in self.records],
+            "flags": self.flags,
+            "gan": self.gan,
+            "gallery": self.gallery,
+        }
+        out.update(self.extra)
+        return out
+
+    def write(self, out: str | Path, *, html: bool = True) -> Path:
+        """Write ``results.csv``, ``results.json`` and (unless ``html=False``) ``index.html`` into ``out``."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "results.csv", self.table.to_csv(index=False))
+        atomic_write_text(out / "results.json", json.dumps(self.to_json_dict(), indent=1, allow_nan=False))
+        if html:
+            from .reports.html import render_report
+
+            atomic_write_text(out / "index.html", render_report(self))
+        log.info("wrote results to %s", out)
+        return out
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Results":
+        """Read a ``results.json`` (or the folder holding one)."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / "results.json"
+        if not path.is_file():
+            raise RobustBenchError(f"no results.json at {str(path)!r}; point at the output folder of a run")
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise RobustBenchError(f"{str(path)!r} is not valid JSON (line {exc.lineno}): {exc.msg}") from None
+        if not isinstance(doc, dict) or "records" not in doc:
+            raise RobustBenchError(f"{str(path)!r} has no 'records'; is it a robustbench-gan results.json?")
+        known = {"manifest", "records", "flags", "gan", "gallery"}
+        return cls(
+            records=list(doc.get("records", [])),
+            manifest=dict(doc.get("manifest", {})),
+            flags=list(doc.get("flags", [])),
+            gan=list(doc.get("gan", [])),
+            gallery=list(doc.get("gallery", [])),
+            extra={k: v for k, v in doc.items() if k not in known},
+        )

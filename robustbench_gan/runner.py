@@ -1,0 +1,241 @@
+"""Plan and run the cells of a suite (model x defense x attack over a list of eps) and collect Results.
+
+Cells are independent once their classifiers exist: :func:`plan_cells` lists them as tasks and :func:`run_cell`
+runs one, so a later executor can farm them out. Finished cells and trained weights are cached on disk.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from .attacks import Attack, make_attack
+from .classifier import Classifier
+from .data import DATASETS, Data, load_dataset, subset
+from .defenses import Defense, make_defense
+from .errors import ConfigError
+from .evaluation import Outcome, evaluate_attack
+from .models import build_model, build_user_model, load_weights
+from .results import Results, atomic_write_text, new_manifest
+from .suite import AttackConfig, DefenseConfig, ModelConfig, SuiteConfig, load_suite
+from .training import WeightCache, config_hash
+
+log = logging.getLogger(__name__)
+
+NO_DEFENSE = DefenseConfig("none", "none", {})
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; a CUDA request without CUDA is a ConfigError."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available here; use --device cpu or auto")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise ConfigError(f"device must be auto, cpu or cuda, got {device!r}")
+    return device
+
+
+def load_suite_data(suite: SuiteConfig) -> Data:
+    """Load the suite's data set; its split seed defaults to the suite seed."""
+    opts = {k: v for k, v in suite.data.items() if k != "dataset"}
+    loader = DATASETS.get(suite.data["dataset"])
+    if "seed" in inspect.signature(loader).parameters:
+        opts.setdefault("seed", suite.seed)
+    return load_dataset(suite.data["dataset"], **opts)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of work: evaluate ``attack`` on the classifier (``model``, ``defense``) at all its eps."""
+
+    model: ModelConfig
+    defense: DefenseConfig
+    attack: AttackConfig
+
+
+def plan_cells(suite: SuiteConfig) -> list[Cell]:
+    """Every (model, defense, attack) of the suite; the undefended model comes first for each model."""
+    return [Cell(m, d, a) for m in suite.models for d in (NO_DEFENSE, *suite.defenses) for a in suite.attacks]
+
+
+def model_factory(cfg: ModelConfig, data: Data) -> Callable[[], nn.Module]:
+    if cfg.factory is not None:
+        return lambda: build_user_model(cfg.factory, data.spec, **cfg.params)  # type: ignore[arg-type]
+    return lambda: build_model(cfg.arch, data.spec, **cfg.params)  # type: ignore[arg-type]
+
+
+class Runner:
+    """Runs a suite: trains (or loads) each classifier once, then evaluates its cells."""
+
+    def __init__(
+        self, suite: SuiteConfig, *, device: str, cache_dir: str | Path | None, progress: bool = True
+    ) -> None:
+        self.suite = suite
+        self.device = resolve_device(device)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.weights = WeightCache(self.cache_dir)
+        self.progress = progress
+        self.data = load_suite_data(suite)
+        n = suite.evaluation.n
+        self.x_eval, self.y_eval = subset(self.data.x_test, self.data.y_test, n, suite.seed)
+        self.x_eval, self.y_eval = self.x_eval.to(self.device), self.y_eval.to(self.device)
+        self._classifiers: dict[tuple[str, str], tuple[Classifier, str]] = {}
+
+    # ------------------------------------------------------------------ classifiers
+    def classifier(self, model: ModelConfig, defense: DefenseConfig) -> tuple[Classifier, str]:
+        """The trained classifier of (model, defense) and its cache key; trained once, cached on disk."""
+        ident = (model.name, defense.name)
+        if ident in self._classifiers:
+            return self._classifiers[ident]
+        seed, spec = self.suite.seed, self.data.spec
+        make = model_factory(model, self.data)
+        defense_obj: Defense = make_defense(defense.kind, name=defense.name, **defense.params)
+        skeleton = defense_obj.classifier(make, self.data, seed=seed).to(self.device)
+        if model.weights is not None and defense.kind == "none":
+            load_weights(skeleton.model, model.weights, trust_checkpoint=model.trust_checkpoint)
+            key = config_hash({"weights": str(model.weights), "model": model.describe()})
+            skeleton.check(self.x_eval[:4])
+            self._classifiers[ident] = (skeleton.eval(), key)
+            return self._classifiers[ident]
+        skeleton.check(self.x_eval[:4])  # fail fast, before any training, on a model of the wrong shape
+        key = config_hash({
+            "data": self.data.fingerprint(), "model": model.describe(), "defense": defense.kind,
+            "defense_params": defense.params, "seed": seed,
+        })
+        if not self.weights.load(key, skeleton):
+            log.info("training %s / %s", model.name, defense.name)
+            skeleton = defense_obj.fit(make, self.data, train=model.train, seed=seed, device=self.device,
+                                       progress=self.progress)
+            self.weights.save(key, skeleton, {"model": model.name, "defense": defense.name, "spec": spec.as_dict()})
+        clf = skeleton.to(self.device).eval()
+        self._classifiers[ident] = (clf, key)
+        return clf, key
+
+    # ------------------------------------------------------------------ cells
+    def run_cell(self, cell: Cell) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Records (one per eps) and gallery entries of one cell; reused from the cell cache when present."""
+        clf, clf_key = self.classifier(cell.model, cell.defense)
+        attack = make_attack(cell.attack.kind, **cell.attack.params)
+        key = config_hash({"clf": clf_key, "attack": cell.attack.kind, "params": cell.attack.params,
+                           "eps": cell.attack.eps, "eval_n": self.suite.evaluation.n, "seed": self.suite.seed,
+                           "gallery": self.suite.evaluation.gallery})
+        cached = self._load_cell(key)
+        if cached is not None:
+            return cached
+        outcomes = evaluate_attack(
+            clf, self.x_eval, self.y_eval, attack, cell.attack.eps, batch_size=self.suite.evaluation.batch_size,
+            seed=self.suite.seed, gallery_size=self.suite.evaluation.gallery,
+            desc=f"{cell.model.name}/{cell.defense.name}/{cell.attack.name}", progress=self.progress,
+        )
+        records = [self.record(cell, attack, o) for o in outcomes]
+        gallery = self.gallery(cell, outcomes)
+        self._save_cell(key, records, gallery)
+        return records, gallery
+
+    def record(self, cell: Cell, attack: Attack, outcome: Outcome) -> dict[str, Any]:
+        return {
+            "suite": self.suite.name,
+            "dataset": self.data.spec.name,
+            "model": cell.model.name,
+            "defense": cell.defense.name,
+            "attack": cell.attack.name,
+            "threat": attack.threat,
+            "source": "",
+            "targeted": bool(attack.targeted),
+            "target_mode": attack.target_mode,
+            "norm": attack.norm,
+            "eps": outcome.eps,
+            **outcome.metrics,
+            "attack_kind": cell.attack.kind,
+            "defense_kind": cell.defense.kind,
+        }
+
+    def gallery(self, cell: Cell, outcomes: list[Outcome]) -> list[dict[str, Any]]:
+        shown = [o for o in outcomes if o.gallery]
+        if not shown:
+            return []
+        o = max(shown, key=lambda o: o.eps)
+        return [{"model": cell.model.name, "defense": cell.defense.name, "attack": cell.attack.name, "eps": o.eps,
+                 "class_names": list(self.data.spec.class_names), "items": o.gallery}]
+
+    def _cell_path(self, key: str) -> Path | None:
+        return self.cache_dir / "cells" / f"{key}.json" if self.cache_dir is not None else None
+
+    def _load_cell(self, key: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+        path = self._cell_path(key)
+        if path is None or not path.is_file():
+            return None
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            return doc["records"], doc["gallery"]
+        except (json.JSONDecodeError, KeyError, OSError) as exc:
+            log.warning("ignoring unreadable cell cache %s (%s); recomputing", path, exc)
+            return None
+
+    def _save_cell(self, key: str, records: list[dict[str, Any]], gallery: list[dict[str, Any]]) -> None:
+        path = self._cell_path(key)
+        if path is not None:
+            atomic_write_text(path, json.dumps({"records": records, "gallery": gallery}))
+
+    # ------------------------------------------------------------------ whole suite
+    def run(self) -> Results:
+        suite = self.suite
+        results = Results(manifest=new_manifest(suite=suite.name, seed=suite.seed, device=self.device,
+                                                config=suite.raw))
+        results.manifest["source"] = suite.source
+        results.manifest["data"] = {**self.data.spec.as_dict(), "train": len(self.data.y_train),
+                                    "test": len(self.data.y_test), "evaluated": len(self.y_eval)}
+        cells = plan_cells(suite)
+        for cell in tqdm(cells, desc=f"suite {suite.name}", disable=not self.progress):
+            records, gallery = self.run_cell(cell)
+            results.extend(records)
+            results.gallery.extend(gallery)
+        results.manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        return results
+
+
+def run_suite(
+    suite: SuiteConfig | str | Path,
+    *,
+    out: str | Path | None = None,
+    device: str | None = None,
+    seed: int | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> Results:
+    """Run a suite (a :class:`SuiteConfig`, a built-in name or a file) and return its :class:`Results`.
+
+    ``out`` writes results.csv, results.json and index.html there; trained weights and finished cells are
+    cached in ``cache_dir`` (default ``out/cache``; no cache when both are None).
+    """
+    overrides: dict[str, Any] = {}
+    if seed is not None:
+        overrides["seed"] = seed
+    if device is not None:
+        overrides["device"] = device
+    if not isinstance(suite, SuiteConfig):
+        suite = load_suite(suite, overrides=overrides)
+    elif overrides:
+        from .suite import validate_suite
+
+        raw = {**suite.raw, **overrides}
+        suite = validate_suite(raw, source=suite.source)
+    if cache_dir is None and out is not None:
+        cache_dir = Path(out) / "cache"
+    results = Runner(suite, device=suite.device, cache_dir=cache_dir, progress=progress).run()
+    if out is not None:
+        results.write(out)
+    return results
+
+
+def _unused(_: Tensor) -> None:  # pragma: no cover - keeps type import for annotations readers
+    return None

@@ -1,0 +1,44 @@
+"""Shared fixtures: digits data and small trained classifiers (trained once per test session, on the CPU)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from robustbench_gan.classifier import Classifier
+from robustbench_gan.data import load_dataset
+from robustbench_gan.models import build_model
+from robustbench_gan.training import TrainConfig, seed_everything, train_model
+
+
+@pytest.fixture(scope="session")
+def digits():
+    return load_dataset("digits", seed=0)
+
+
+def _trained(arch: str, data, epochs: int) -> Classifier:
+    seed_everything(0)
+    clf = Classifier(build_model(arch, data.spec), num_classes=10)
+    train_model(clf, data.x_train, data.y_train, config=TrainConfig(epochs=epochs), seed=0, progress=False)
+    return clf.eval()
+
+
+@pytest.fixture(scope="session")
+def cnn(digits) -> Classifier:
+    return _trained("cnn", digits, 10)
+
+
+@pytest.fixture(scope="session")
+def logistic(digits) -> Classifier:
+    return _trained("logistic", digits, 30)
+
+
+@pytest.fixture(scope="session")
+def batch(digits):
+    """200 test images and labels."""
+    return digits.x_test[:200], digits.y_test[:200]
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_threads():
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    yield

@@ -1,0 +1,205 @@
+"""The HTML report: sections, inline images, escaping, missing values, no network references."""
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+
+import pandas as pd
+import pytest
+
+from robustbench_gan.reports import plots
+from robustbench_gan.reports.html import fmt_acc_ci, fmt_eps, render_report
+from robustbench_gan.results import COLUMNS, Results
+
+SECTION_IDS = ("summary", "curves", "attacks", "flags", "gallery", "manifest")
+IMG_RE = re.compile(r'<img [^>]*src="data:image/png;base64,[A-Za-z0-9+/=]+"')
+EPS = (2 / 255, 4 / 255, 8 / 255)
+
+
+def record(model: str, attack: str, eps: float, **over) -> dict:
+    robust = max(0.0, 0.9 - 8 * eps - (0.1 if attack == "pgd" else 0.0))
+    rec = {
+        "suite": "toy", "dataset": "synthetic", "model": model, "defense": "none", "attack": attack,
+        "threat": "white-box", "source": None, "targeted": False, "target_mode": None, "norm": "inf",
+        "eps": eps, "n": 200, "clean_accuracy": 0.95, "robust_accuracy": robust,
+        "robust_accuracy_low": max(0.0, robust - 0.05), "robust_accuracy_high": min(1.0, robust + 0.05),
+        "attack_success_rate": 1 - robust / 0.95, "mean_linf": eps, "mean_l2": eps * 10, "queries": 0,
+        "seconds": 0.5,
+    }
+    rec.update(over)
+    return rec
+
+
+def image(c: int, h: int, w: int, offset: float = 0.0) -> list:
+    return [[[round((i * w + j) / (h * w) * 0.8 + 0.1 + offset + 0.01 * k, 4) for j in range(w)] for i in range(h)]
+            for k in range(c)]
+
+
+def gallery_entry(model: str, c: int, h: int, w: int, n_items: int = 2) -> dict:
+    items = [{"label": i, "clean_pred": i, "clean_conf": 0.99, "adv_pred": (i + 1) % 3, "adv_conf": 0.87,
+              "x": image(c, h, w), "x_adv": image(c, h, w, offset=0.03 * (-1) ** i)} for i in range(n_items)]
+    return {"model": model, "defense": "none", "attack": "pgd", "eps": 8 / 255,
+            "class_names": ["zero", "one", "two"], "items": items}
+
+
+def make_results(suite: str = "toy", model_a: str = "small-cnn", gallery: bool = True) -> Results:
+    records = [record(m, a, e) for m in (model_a, "mlp") for a in ("fgsm", "pgd") for e in EPS]
+    return Results(
+        records=records,
+        manifest={"suite": suite, "seed": 7, "device": "cpu", "versions": {"torch": "2.x", "numpy": "1.x"},
+                  "platform": "test", "config": {"name": suite, "eps": list(EPS), "models": [model_a, "mlp"]},
+                  "started": "2024-01-01T00:00:00+00:00", "finished": "2024-01-01T00:03:05+00:00"},
+        flags=[{"check": "gradient_masking", "model": "mlp", "defense": "none", "attack": "fgsm",
+                "message": "FGSM beats PGD at eps 8/255"}],
+        gallery=[gallery_entry(model_a, 1, 8, 8), gallery_entry("mlp", 3, 4, 4, n_items=1)] if gallery else [],
+    )
+
+
+def section(html: str, sid: str) -> str:
+    """The text of ``<section id=sid> ... </section>``."""
+    m = re.search(rf'<section id="{sid}">(.*?)</section>', html, re.S)
+    assert m, f"section {sid!r} missing"
+    return m.group(1)
+
+
+@pytest.fixture(scope="module")
+def html() -> str:
+    return render_report(make_results())
+
+
+def test_sections_present(html: str) -> None:
+    for sid in SECTION_IDS:
+        assert f'id="{sid}"' in html
+    assert 'id="gan"' not in html  # no GAN records -> no GAN section
+    assert html.lstrip().startswith("<!DOCTYPE html>")
+
+
+def test_images_inline_and_counted(html: str) -> None:
+    # One accuracy-vs-eps plot per model (single norm) + one image per gallery entry.
+    assert len(IMG_RE.findall(html)) == 2 + 2
+    assert len(IMG_RE.findall(section(html, "curves"))) == 2
+    assert len(IMG_RE.findall(section(html, "gallery"))) == 2
+    assert html.count("<img") == 4
+    uri = IMG_RE.search(html).group(0).split("base64,")[1].rstrip('"')
+    assert base64.b64decode(uri).startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_no_external_references(html: str) -> None:
+    for needle in ("http://", "https://", 'src="//', "href=\"//", "@import", "url("):
+        assert needle not in html, needle
+    for tag in re.findall(r"<(?:script|link|iframe)\b[^>]*>", html):
+        assert "src=" not in tag and "href=" not in tag, tag
+
+
+def test_summary_golden_values(html: str) -> None:
+    summary = section(html, "summary")
+    # small-cnn, fgsm, eps=8/255: robust = 0.9 - 8*8/255 = 0.6490 -> "64.9% [59.9, 69.9]"
+    assert "64.9% [59.9, 69.9]" in summary
+    assert "95.0%" in summary  # clean accuracy
+    assert summary.count("ε = 8/255") == 2  # one column per attack
+    assert "FGSM beats PGD" in section(html, "flags")
+
+    res = Results(records=[record("m", "pgd", 0.3, robust_accuracy=0.5, robust_accuracy_low=0.4,
+                                  robust_accuracy_high=0.6)])
+    summary = section(render_report(res), "summary")
+    assert "50.0% [40.0, 60.0]" in summary
+    assert "ε = 0.3" in summary
+
+
+def test_manifest_section(html: str) -> None:
+    man = section(html, "manifest")
+    assert "<pre>" in man and "&#34;seed&#34;" not in man  # config, not the whole manifest, is the JSON
+    assert "&#34;models&#34;" in man  # quotes in the JSON are escaped by autoescape
+    assert "0:03:05" in man and "cpu" in man and "torch" in man
+
+
+def test_escaping_of_user_strings() -> None:
+    evil = "<script>alert(1)</script>"
+    res = make_results(suite=evil, model_a="A&B <i>")
+    res.flags[0]["message"] = evil
+    res.gallery[0]["class_names"] = ["<b>zero</b>", "one", "two"]
+    out = render_report(res)
+    assert evil not in out
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in out
+    assert "A&amp;B &lt;i&gt;" in out
+    assert "A&B" not in out and "<i>" not in out
+    assert out.count("<script") == 1  # only the inline sorting script
+
+
+def test_empty_results_render() -> None:
+    out = render_report(Results())
+    for sid in SECTION_IDS:
+        assert f'id="{sid}"' in out
+    assert "No results were recorded" in section(out, "summary")
+    assert "No sanity check raised a flag." in section(out, "flags")
+    assert "<img" not in out
+
+
+def test_missing_values_render_as_dash() -> None:
+    rec = record("m", "pgd", 0.1)
+    rec.update(robust_accuracy=None, robust_accuracy_low=float("nan"), robust_accuracy_high=None,
+               mean_l2=float("nan"), queries=None, seconds=None, source=None, clean_accuracy=float("nan"))
+    nan_eps = record("m", "fgsm", float("nan"), robust_accuracy=0.25, robust_accuracy_low=None,
+                     robust_accuracy_high=None)
+    no_ci = record("m", "fgsm", 0.1, robust_accuracy=0.3, robust_accuracy_low=None, robust_accuracy_high=None)
+    out = render_report(Results(records=[rec, nan_eps, no_ci], manifest={"suite": "nan"}))
+    attacks = section(out, "attacks")
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", attacks)
+    assert cells.count("–") >= 6
+    assert "nan" not in attacks.lower().replace("data-v", "") and "None" not in out
+    summary = section(out, "summary")
+    assert "25.0%" in summary and "30.0%" in summary and re.search(r"<td [^>]*>–</td>", summary)
+    # Only the fgsm point at eps=0.1 is plottable (NaN eps / None robust are dropped): one plot, no band.
+    assert len(IMG_RE.findall(out)) == 1
+
+
+def test_gan_section_and_other_threats() -> None:
+    res = make_results(gallery=False)
+    res.records.append(record("mlp", "pgd", 8 / 255, threat="transfer", source="small-cnn", robust_accuracy=0.8))
+    res.records.append(record("mlp", "square", 8 / 255, threat="black-box", queries=1234.0, targeted=True,
+                              target_mode="random"))
+    res.gan = [{"model": "wgan", "fid": 12.3456789, "is": 2.5, "note": None}]
+    out = render_report(res)
+    assert 'id="gan"' in out and "12.35" in section(out, "gan")
+    summary = section(out, "summary")
+    assert "transfer from small-cnn" in summary and "targeted (random)" in summary
+    assert "1,234" in section(out, "attacks") and "yes (random)" in section(out, "attacks")
+    assert len(IMG_RE.findall(out)) == 2  # transfer / black-box rows are not plotted
+    assert "No examples were stored" in section(out, "gallery")
+
+
+def test_plots_helpers() -> None:
+    df = Results(records=[record("m", "pgd", e) for e in EPS] + [record("m", "pgd", 0.5, norm="2")]).table
+    curves = plots.accuracy_vs_eps(df)
+    assert [t for t, _ in curves] == ["m — L∞", "m — L2"]
+    assert all(u.startswith("data:image/png;base64,") for _, u in curves)
+    transfer_only = df.assign(threat="transfer")
+    assert plots.accuracy_vs_eps(transfer_only) == []
+    assert plots.accuracy_vs_eps(pd.DataFrame(columns=list(COLUMNS))) == []
+    uri = plots.gallery_image(gallery_entry("m", 3, 4, 4))
+    assert base64.b64decode(uri.split(",", 1)[1])[:4] == b"\x89PNG"
+    with pytest.raises(ValueError):
+        plots.gallery_image({"items": []})
+
+
+def test_formatting() -> None:
+    assert fmt_acc_ci(0.913, 0.88, 0.937) == "91.3% [88.0, 93.7]"
+    assert fmt_acc_ci(None, 0.1, 0.2) == "–" and fmt_acc_ci(0.5, math.nan, 0.6) == "50.0%"
+    assert fmt_eps(8 / 255) == "8/255" and fmt_eps(0.3) == "0.3" and fmt_eps(0.2) == "0.2" and fmt_eps(None) == "–"
+
+
+def test_write_produces_files(tmp_path) -> None:
+    res = make_results()
+    res.records[0]["mean_l2"] = float("nan")
+    out = res.write(tmp_path / "run")
+    for name in ("index.html", "results.csv", "results.json"):
+        assert (out / name).is_file()
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert 'id="summary"' in page and len(IMG_RE.findall(page)) == 4
+    doc = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert len(doc["records"]) == 12 and doc["records"][0]["mean_l2"] is None
+    assert len(pd.read_csv(out / "results.csv")) == 12
+    # Reloaded results render the same report.
+    assert render_report(Results.load(out)) == page
