@@ -8,16 +8,18 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 from tqdm.auto import tqdm
 
 from .attacks import Attack, make_attack
+from .attacks.transfer import Crafted, craft, evaluate_transfer
+from .checks import classifier_flags, table_flags
 from .classifier import Classifier
 from .data import DATASETS, Data, load_dataset, subset
 from .defenses import Defense, make_defense
@@ -55,16 +57,46 @@ def load_suite_data(suite: SuiteConfig) -> Data:
 
 @dataclass(frozen=True)
 class Cell:
-    """One unit of work: evaluate ``attack`` on the classifier (``model``, ``defense``) at all its eps."""
+    """One unit of work: evaluate ``attack`` on the classifier (``model``, ``defense``) at all its eps.
+
+    With ``source`` set, the examples are crafted on the source classifier and evaluated on this one (transfer).
+    """
 
     model: ModelConfig
     defense: DefenseConfig
     attack: AttackConfig
+    source: ModelConfig | None = None
+
+    @property
+    def threat_hint(self) -> str:
+        return "transfer" if self.source is not None else "direct"
+
+
+def source_label(model: str, defense: str) -> str:
+    """How a source classifier is named in the ``source`` column."""
+    return model if defense == "none" else f"{model}/{defense}"
+
+
+def transferable(cfg: AttackConfig) -> bool:
+    """Untargeted white-box perturbation attacks transfer by default; ``transfer = true/false`` overrides."""
+    attack = make_attack(cfg.kind, **cfg.params)
+    if attack.threat != "white-box" or not attack.starts_from_input:
+        return False
+    return cfg.transfer if cfg.transfer is not None else not attack.targeted
 
 
 def plan_cells(suite: SuiteConfig) -> list[Cell]:
-    """Every (model, defense, attack) of the suite; the undefended model comes first for each model."""
-    return [Cell(m, d, a) for m in suite.models for d in (NO_DEFENSE, *suite.defenses) for a in suite.attacks]
+    """White-box cells for every (model, defense, attack), then transfer cells: examples crafted on each
+    undefended model, evaluated on every other classifier of the suite."""
+    defenses = (NO_DEFENSE, *suite.defenses)
+    cells = [Cell(m, d, a) for m in suite.models for d in defenses for a in suite.attacks]
+    transfer_attacks = [a for a in suite.attacks if transferable(a)]
+    for src in suite.models:
+        for m in suite.models:
+            for d in defenses:
+                if (m.name, d.name) != (src.name, "none"):
+                    cells += [Cell(m, d, a, source=src) for a in transfer_attacks]
+    return cells
 
 
 def model_factory(cfg: ModelConfig, data: Data) -> Callable[[], nn.Module]:
@@ -89,6 +121,8 @@ class Runner:
         self.x_eval, self.y_eval = subset(self.data.x_test, self.data.y_test, n, suite.seed)
         self.x_eval, self.y_eval = self.x_eval.to(self.device), self.y_eval.to(self.device)
         self._classifiers: dict[tuple[str, str], tuple[Classifier, str]] = {}
+        self._crafted: dict[tuple[str, str], Crafted] = {}
+        self.flags: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ classifiers
     def classifier(self, model: ModelConfig, defense: DefenseConfig) -> tuple[Classifier, str]:
@@ -105,19 +139,22 @@ class Runner:
             key = config_hash({"weights": str(model.weights), "model": model.describe()})
             skeleton.check(self.x_eval[:4])
             self._classifiers[ident] = (skeleton.eval(), key)
+            self.flags += classifier_flags(skeleton, self.x_eval, self.y_eval, model=model.name, defense=defense.name)
             return self._classifiers[ident]
         skeleton.check(self.x_eval[:4])  # fail fast, before any training, on a model of the wrong shape
+        train = replace(model.train, **defense.train)
         key = config_hash({
-            "data": self.data.fingerprint(), "model": model.describe(), "defense": defense.kind,
-            "defense_params": defense.params, "seed": seed,
+            "data": self.data.fingerprint(), "model": {**model.describe(), "train": train.as_dict()},
+            "defense": defense.kind, "defense_params": defense.params, "seed": seed,
         })
         if not self.weights.load(key, skeleton):
             log.info("training %s / %s", model.name, defense.name)
-            skeleton = defense_obj.fit(make, self.data, train=model.train, seed=seed, device=self.device,
+            skeleton = defense_obj.fit(make, self.data, train=train, seed=seed, device=self.device,
                                        progress=self.progress)
             self.weights.save(key, skeleton, {"model": model.name, "defense": defense.name, "spec": spec.as_dict()})
         clf = skeleton.to(self.device).eval()
         self._classifiers[ident] = (clf, key)
+        self.flags += classifier_flags(clf, self.x_eval, self.y_eval, model=model.name, defense=defense.name)
         return clf, key
 
     # ------------------------------------------------------------------ cells
@@ -125,12 +162,17 @@ class Runner:
         """Records (one per eps) and gallery entries of one cell; reused from the cell cache when present."""
         clf, clf_key = self.classifier(cell.model, cell.defense)
         attack = make_attack(cell.attack.kind, **cell.attack.params)
-        key = config_hash({"clf": clf_key, "attack": cell.attack.kind, "params": cell.attack.params,
-                           "eps": cell.attack.eps, "eval_n": self.suite.evaluation.n, "seed": self.suite.seed,
-                           "gallery": self.suite.evaluation.gallery})
+        src_key = self.classifier(cell.source, NO_DEFENSE)[1] if cell.source is not None else None
+        key = config_hash({"clf": clf_key, "source": src_key, "attack": cell.attack.kind,
+                           "params": cell.attack.params, "eps": cell.attack.eps, "eval_n": self.suite.evaluation.n,
+                           "seed": self.suite.seed, "gallery": self.suite.evaluation.gallery})
         cached = self._load_cell(key)
         if cached is not None:
             return cached
+        if cell.source is not None:
+            records = [self.record(cell, attack, o) for o in self.transfer_outcomes(cell, attack, clf)]
+            self._save_cell(key, records, [])
+            return records, []
         outcomes = evaluate_attack(
             clf, self.x_eval, self.y_eval, attack, cell.attack.eps, batch_size=self.suite.evaluation.batch_size,
             seed=self.suite.seed, gallery_size=self.suite.evaluation.gallery,
@@ -141,15 +183,27 @@ class Runner:
         self._save_cell(key, records, gallery)
         return records, gallery
 
+    def transfer_outcomes(self, cell: Cell, attack: Attack, target: Classifier) -> list[Outcome]:
+        """Evaluate ``target`` on the examples of ``attack`` crafted on the cell's source (crafted once per run)."""
+        assert cell.source is not None
+        ident = (cell.source.name, cell.attack.name)
+        if ident not in self._crafted:
+            source, _ = self.classifier(cell.source, NO_DEFENSE)
+            self._crafted[ident] = craft(source, self.x_eval, self.y_eval, attack, cell.attack.eps,
+                                         batch_size=self.suite.evaluation.batch_size, seed=self.suite.seed)
+        return evaluate_transfer(target, self.x_eval, self.y_eval, self._crafted[ident],
+                                 batch_size=self.suite.evaluation.batch_size)
+
     def record(self, cell: Cell, attack: Attack, outcome: Outcome) -> dict[str, Any]:
+        transfer = cell.source is not None
         return {
             "suite": self.suite.name,
             "dataset": self.data.spec.name,
             "model": cell.model.name,
             "defense": cell.defense.name,
             "attack": cell.attack.name,
-            "threat": attack.threat,
-            "source": "",
+            "threat": "transfer" if transfer else attack.threat,
+            "source": source_label(cell.source.name, "none") if cell.source is not None else "",
             "targeted": bool(attack.targeted),
             "target_mode": attack.target_mode,
             "norm": attack.norm,
@@ -199,6 +253,9 @@ class Runner:
             records, gallery = self.run_cell(cell)
             results.extend(records)
             results.gallery.extend(gallery)
+        results.flags = self.flags + table_flags(results.records)
+        for f in results.flags:
+            log.warning("sanity check %s: %s / %s: %s", f["check"], f["model"], f["defense"], f["message"])
         results.manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         return results
 
@@ -236,6 +293,3 @@ def run_suite(
         results.write(out)
     return results
 
-
-def _unused(_: Tensor) -> None:  # pragma: no cover - keeps type import for annotations readers
-    return None

@@ -46,6 +46,7 @@ class AttackConfig:
     kind: str
     eps: tuple[float, ...]
     params: dict[str, Any] = field(default_factory=dict)
+    transfer: bool | None = None  # None: transfer untargeted white-box attacks to the other classifiers
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class DefenseConfig:
     name: str
     kind: str
     params: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)  # overrides of the model's training config (epochs, lr, ...)
 
 
 @dataclass(frozen=True)
@@ -250,12 +252,15 @@ def validate_suite(doc: dict[str, Any], *, source: str = "<dict>", base: Path | 
             raise ConfigError(f"{source}: {where} must be a table")
         dname = need_str(source, where, d, "name")
         kind = need_str(source, f"{where} ({dname})", d, "kind")
-        params = {k: v for k, v in d.items() if k not in ("name", "kind")}
+        train_keys = tuple(TrainConfig.__dataclass_fields__)
+        params = {k: v for k, v in d.items() if k not in ("name", "kind") + train_keys}
+        train_over = {k: v for k, v in d.items() if k in train_keys}
         try:
             make_defense(kind, name=dname, **params)
+            TrainConfig(**train_over)
         except ConfigError as exc:
             raise ConfigError(f"{source}: {where} ({dname}): {exc}") from None
-        defenses.append(DefenseConfig(dname, kind, params))
+        defenses.append(DefenseConfig(dname, kind, params, train_over))
     _unique(source, "defenses", ["none"] + [d.name for d in defenses])
 
     attacks = []
@@ -272,12 +277,15 @@ def validate_suite(doc: dict[str, Any], *, source: str = "<dict>", base: Path | 
         if "eps" not in a:
             raise ConfigError(f"{source}: {where}: missing required key 'eps' (a number or a list of numbers)")
         eps = parse_eps(source, where, a["eps"])
-        params = {k: v for k, v in a.items() if k not in ("name", "kind", "eps")}
+        params = {k: v for k, v in a.items() if k not in ("name", "kind", "eps", "transfer")}
         try:
             make_attack(kind, **params)
         except RobustBenchError as exc:
             raise ConfigError(f"{source}: {where}: {exc}") from None
-        attacks.append(AttackConfig(aname, kind, eps, params))
+        transfer = a.get("transfer")
+        if transfer is not None and not isinstance(transfer, bool):
+            raise ConfigError(f"{source}: {where}: transfer must be true or false, got {transfer!r}")
+        attacks.append(AttackConfig(aname, kind, eps, params, transfer))
     _unique(source, "attacks", [a.name for a in attacks])
 
     ev = check_keys(source, "[evaluation]", doc.get("evaluation", {}), EVAL_KEYS)

@@ -72,6 +72,11 @@ class Attack:
         """Adversarial examples for each eps in ``eps_list``."""
         return [self.perturb(clf, x, goal, eps=float(e)) for e in eps_list]
 
+    def transfer_many(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float]) -> list[Tensor]:
+        """Examples meant for *other* models (transfer). Attacks that stop at the first success override this
+        to return full-strength examples, since barely-adversarial ones rarely transfer."""
+        return self.perturb_many(clf, x, goal, eps_list)
+
     def __call__(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
         return self.perturb(clf, x, goal, eps=eps)
 

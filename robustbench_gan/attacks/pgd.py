@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 from torch import Tensor
@@ -112,6 +113,24 @@ class PGD(Attack):
                 if restart == self.restarts - 1:
                     best[active[~found]] = xk[~found]
         return best.detach()
+
+
+    def transfer_many(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float]) -> list[Tensor]:
+        return [x.clone() if e == 0 else self.final_iterate(clf, x, goal, eps=float(e)) for e in eps_list]
+
+    def final_iterate(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
+        """The last iterate of one run of all steps, without early stopping (what adversarial training uses)."""
+        steps, step = self.schedule(clf, eps)
+        gen = torch.Generator().manual_seed(self.seed)
+        with frozen(clf):
+            xk = clip(x + self.random_delta(x, eps, gen), clf) if self.random_start else x.clone()
+            for _ in range(steps):
+                xk.requires_grad_(True)
+                with torch.enable_grad():
+                    (grad,) = torch.autograd.grad(attack_loss(clf(xk), goal, self.loss).sum(), xk)
+                d = grad.sign() if self.norm == "inf" else l2_normalize(grad)
+                xk = clip(x + project(xk.detach() + step * d - x, eps, self.norm), clf)
+        return xk.detach()
 
 
 @ATTACKS.register("bim")

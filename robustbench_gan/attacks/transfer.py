@@ -1,0 +1,61 @@
+"""Transfer attacks: examples crafted on a source classifier, evaluated on a target (Papernot et al. 2016,
+"Transferability in Machine Learning"; Tramer et al. 2017, "The Space of Transferable Adversarial Examples")."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from ..classifier import Classifier
+from ..evaluation import Outcome, accuracy_metrics
+from .base import Attack, flat_norm
+
+
+@dataclass
+class Crafted:
+    """Adversarial examples of one attack on one source, for every eps, with the goal labels used."""
+
+    eps: list[float]
+    x_adv: list[Tensor]
+    labels: Tensor
+    targeted: bool
+    seconds: float
+
+
+def craft(
+    source: Classifier, x: Tensor, y: Tensor, attack: Attack, eps_list: Sequence[float], *, batch_size: int = 256,
+    seed: int = 0,
+) -> Crafted:
+    """Run ``attack`` on ``source`` over ``(x, y)`` in batches; keeps the examples for every eps."""
+    eps_list = [float(e) for e in eps_list]
+    per_eps: list[list[Tensor]] = [[] for _ in eps_list]
+    labels = []
+    t0 = time.perf_counter()
+    for bi, start in enumerate(range(0, len(x), batch_size)):
+        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+        goal = attack.make_goal(source, xb, yb, seed=seed + bi)
+        labels.append(goal.labels)
+        for i, xa in enumerate(attack.transfer_many(source, xb, goal, eps_list)):
+            per_eps[i].append(xa.detach())
+    seconds = time.perf_counter() - t0
+    return Crafted(eps_list, [torch.cat(p) for p in per_eps], torch.cat(labels), attack.targeted, seconds)
+
+
+def evaluate_transfer(target: Classifier, x: Tensor, y: Tensor, crafted: Crafted, *, batch_size: int = 256) -> list[Outcome]:
+    """Accuracy of ``target`` on examples crafted elsewhere; one Outcome per eps."""
+    clean_pred = target.predict(x, batch_size=batch_size).argmax(1).cpu()
+    outcomes = []
+    for eps, xa in zip(crafted.eps, crafted.x_adv):
+        t0 = time.perf_counter()
+        adv_pred = target.predict(xa, batch_size=batch_size).argmax(1).cpu()
+        labels = crafted.labels.cpu()
+        success = adv_pred == labels if crafted.targeted else adv_pred != labels
+        delta = (xa - x).cpu()
+        m = accuracy_metrics(y.cpu(), clean_pred, adv_pred, delta, success=success)
+        m["queries"] = 0
+        m["seconds"] = crafted.seconds / len(crafted.eps) + time.perf_counter() - t0
+        outcomes.append(Outcome(eps, m, clean_pred, adv_pred, flat_norm(delta, "inf")))
+    return outcomes
