@@ -60,10 +60,15 @@ def test_default_suite_end_to_end(tmp_path):
     table = pd.read_csv(out / "results.csv", keep_default_na=False)
     assert list(table.columns[: len(COLUMNS)]) == list(COLUMNS)
     suite = load_suite("default")
-    expected_rows = sum(len(a.eps) for a in suite.attacks) * len(suite.models)
+    expected_rows = sum(len(c.attack.eps) for c in plan_cells(suite))
     assert len(table) == expected_rows
-    assert set(table["threat"]) == {"white-box"} and set(table["model"]) == {"cnn", "logistic"}
-    assert (table["robust_accuracy"] <= table["clean_accuracy"]).all()
+    assert set(table["threat"]) == {"white-box", "transfer"} and set(table["model"]) == {"cnn", "logistic"}
+    assert set(table["defense"]) == {"none", "pgd-at", "distillation"}
+    transfer = table[table["threat"] == "transfer"]
+    assert set(transfer["source"]) == {"cnn", "logistic"} and (transfer["source"] != "").all()
+    assert (table.loc[table["threat"] == "white-box", "source"] == "").all()
+    attacks = table[table["attack"] != "noise"]  # the noise probe's robust_accuracy is "noise not fooled"
+    assert (attacks["robust_accuracy"] <= attacks["clean_accuracy"]).all()
     assert ((table["robust_accuracy_low"] <= table["robust_accuracy"]) &
             (table["robust_accuracy"] <= table["robust_accuracy_high"])).all()
     assert set(table.loc[table["attack"] == "fgsm-ll", "target_mode"]) == {"least-likely"}
@@ -71,6 +76,9 @@ def test_default_suite_end_to_end(tmp_path):
     assert clean["cnn"] > 0.9 and clean["logistic"] > 0.85
     doc = json.loads((out / "results.json").read_text())
     assert set(doc) >= {"manifest", "records", "flags", "gan"} and len(doc["records"]) == expected_rows
+    flagged = {(f["defense"], f["check"]) for f in doc["flags"]}
+    assert ("distillation", "zero-gradients") in flagged  # the masked model is called out
+    assert not any(d == "none" for d, _ in flagged)
     assert doc["manifest"]["seed"] == 0 and doc["manifest"]["finished"] and doc["manifest"]["versions"]["torch"]
     html = (out / "index.html").read_text()
     for section in ("summary", "curves", "attacks", "gallery", "manifest"):
@@ -102,9 +110,13 @@ def test_seed_changes_results(small_suite):
 def test_cells_are_independent_tasks(small_suite):
     suite = load_suite(small_suite)
     cells = plan_cells(suite)
-    assert len(cells) == 2 * 1 * 2
-    assert {(c.model.name, c.attack.name) for c in cells} == {
+    direct = [c for c in cells if c.source is None]
+    transfer = [c for c in cells if c.source is not None]
+    assert {(c.model.name, c.attack.name) for c in direct} == {
         ("logistic", "fgsm"), ("logistic", "pgd5"), ("mlp", "fgsm"), ("mlp", "pgd5")}
+    # every ordered pair of models, for every transferable attack
+    assert {(c.source.name, c.model.name, c.attack.name) for c in transfer} == {
+        (s, t, a) for s in ("logistic", "mlp") for t in ("logistic", "mlp") if s != t for a in ("fgsm", "pgd5")}
 
 
 def test_corrupt_weight_cache_is_retrained(small_suite, tmp_path):

@@ -349,11 +349,27 @@ def build_context(results: "Results") -> dict[str, Any]:
         "attack_table": build_attack_rows(rows, with_dataset=len(datasets) > 1),
         "flags": [{k: fmt_text(f.get(k)) for k in ("check", "model", "defense", "attack", "message")}
                   for f in (results.flags or [])],
+        "flag_notes": _flag_notes(results.flags or []),
         "gan": build_gan(list(results.gan)) if results.gan else None,
         "gallery": build_gallery(list(results.gallery or [])),
         "manifest": build_manifest(manifest),
         "missing": MISSING,
     }
+
+
+def _flag_notes(flags: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """One plain explanation and reference per distinct check that raised a flag."""
+    from ..checks import EXPLANATIONS
+
+    notes, seen = [], set()
+    for f in flags:
+        check = str(f.get("check", ""))
+        if check in seen:
+            continue
+        seen.add(check)
+        explanation, reference = EXPLANATIONS.get(check, (f.get("explanation", ""), f.get("reference", "")))
+        notes.append({"check": check, "explanation": explanation or "", "reference": reference or ""})
+    return notes
 
 
 def render_report(results: "Results") -> str:

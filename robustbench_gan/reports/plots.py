@@ -95,42 +95,55 @@ def accuracy_vs_eps(table: pd.DataFrame) -> list[tuple[str, str]]:
     df["_targeted"] = df["targeted"].map(lambda v: False if _is_missing(v) else bool(v))
     df["_mode"] = df["target_mode"].map(lambda v: "" if _is_missing(v) else str(v))
 
+    # The noise probe measures something else (noise not fooled), so it has no place on these axes.
+    df = df[df["_mode"] != "each-class"]
+    defenses = list(dict.fromkeys(df["_defense"]))
+    colors = {d: PALETTE[i % len(PALETTE)] for i, d in enumerate(defenses)}
+    markers = {d: MARKERS[i % len(MARKERS)] for i, d in enumerate(defenses)}
+
     plots: list[tuple[str, str]] = []
     for (model, norm), panel in df.groupby(["_model", "_norm"], sort=False):
-        show_defense = panel["_defense"].nunique() > 1
-        fig = Figure(figsize=(6.4, 3.8), layout="constrained")
-        ax = fig.add_subplot()
-        lines = panel.groupby(["_defense", "_attack", "_targeted", "_mode"], sort=False)
-        for i, ((defense, attack, targeted, mode), line) in enumerate(lines):
-            pts = line.groupby("eps", sort=True)[["robust_accuracy", "robust_accuracy_low", "robust_accuracy_high"]].mean()
-            if len(line) != len(pts):
-                log.debug("averaging %d duplicate rows for %s/%s/%s", len(line) - len(pts), model, defense, attack)
-            eps = pts.index.to_numpy(dtype=float)
-            acc = pts["robust_accuracy"].to_numpy(dtype=float)
-            low = pts["robust_accuracy_low"].to_numpy(dtype=float)
-            high = pts["robust_accuracy_high"].to_numpy(dtype=float)
-            color, marker = PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)]
-            label = _line_label(defense, attack, targeted, mode or None, show_defense)
-            ax.plot(eps, acc, marker=marker, color=color, label=label, linewidth=1.6, markersize=5)
-            has_band = np.isfinite(low) & np.isfinite(high)
-            if len(eps) > 1 and has_band.any():
-                ax.fill_between(eps, low, high, where=has_band, color=color, alpha=0.18, linewidth=0,
-                                interpolate=True)
-            elif has_band.any():
-                err = np.vstack([np.clip(acc - low, 0, None), np.clip(high - acc, 0, None)])
-                ax.errorbar(eps, acc, yerr=np.where(np.isfinite(err), err, 0.0), fmt="none", ecolor=color,
-                            capsize=4, linewidth=1.2)
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_xlabel(f"ε ({norm})")
-        ax.set_ylabel("robust accuracy")
-        ax.yaxis.set_major_formatter(lambda v, _pos: f"{100 * v:.0f}%")
-        ax.grid(True, alpha=0.3)
-        ax.spines[["top", "right"]].set_visible(False)
+        attacks = list(panel.groupby(["_attack", "_targeted", "_mode"], sort=False))
+        ncols = min(4, len(attacks))
+        nrows = (len(attacks) + ncols - 1) // ncols
+        fig = Figure(figsize=(3.3 * ncols, 2.7 * nrows + 0.5), layout="constrained")
+        axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
+        for ax in axes.flat[len(attacks):]:
+            ax.set_visible(False)
+        for ax, ((attack, targeted, mode), sub) in zip(axes.flat, attacks):
+            for defense, line in sub.groupby("_defense", sort=False):
+                pts = line.groupby("eps", sort=True)[["robust_accuracy", "robust_accuracy_low", "robust_accuracy_high"]].mean()
+                eps = pts.index.to_numpy(dtype=float)
+                acc = pts["robust_accuracy"].to_numpy(dtype=float)
+                low = pts["robust_accuracy_low"].to_numpy(dtype=float)
+                high = pts["robust_accuracy_high"].to_numpy(dtype=float)
+                color = colors[defense]
+                ax.plot(eps, acc, marker=markers[defense], color=color, label=_text(defense), linewidth=1.6,
+                        markersize=4)
+                has_band = np.isfinite(low) & np.isfinite(high)
+                if len(eps) > 1 and has_band.any():
+                    ax.fill_between(eps, low, high, where=has_band, color=color, alpha=0.18, linewidth=0,
+                                    interpolate=True)
+                elif has_band.any():
+                    err = np.vstack([np.clip(acc - low, 0, None), np.clip(high - acc, 0, None)])
+                    ax.errorbar(eps, acc, yerr=np.where(np.isfinite(err), err, 0.0), fmt="none", ecolor=color,
+                                capsize=4, linewidth=1.2)
+            ticks = sorted(set(sub["eps"].astype(float)))
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+            ax.set_ylim(-0.02, 1.02)
+            ax.set_xlabel(f"ε ({norm})", fontsize=9)
+            ax.yaxis.set_major_formatter(lambda v, _pos: f"{100 * v:.0f}%")
+            ax.tick_params(labelsize=8)
+            ax.grid(True, alpha=0.3)
+            ax.spines[["top", "right"]].set_visible(False)
+            ax.set_title(_text(_line_label("", attack, targeted, mode or None, False)), fontsize=10)
+        for row in axes:
+            row[0].set_ylabel("robust accuracy", fontsize=9)
         title = f"{model} — {norm}"
-        if not show_defense and panel["_defense"].iloc[0] not in ("none", "–"):
-            title = f"{model} + {panel['_defense'].iloc[0]} — {norm}"
-        ax.set_title(_text(title), fontsize=11)
-        ax.legend(fontsize=8, frameon=False, loc="best")
+        handles = [axes.flat[0].plot([], [], color=colors[d], marker=markers[d], label=_text(d))[0]
+                   for d in defenses if d in set(panel["_defense"])]
+        fig.legend(handles=handles, loc="outside upper center", ncols=min(6, len(handles)), frameon=False,
+                   fontsize=9, title=f"{_text(model)}: defense", title_fontsize=9)
         plots.append((title, fig_to_data_uri(fig)))
     log.debug("drew %d accuracy-vs-eps plots", len(plots))
     return plots
