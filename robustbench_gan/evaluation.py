@@ -78,6 +78,9 @@ def evaluate_attack(
     """Run ``attack`` on ``(x, y)`` for every eps; one :class:`Outcome` per eps, in the order given."""
     if isinstance(attack, NoiseAttack):
         return evaluate_noise(clf, x, y, attack, eps_list)
+    own = getattr(attack, "evaluate", None)
+    if callable(own):  # attacks with their own protocol (the substitute attack holds out its seed set)
+        return own(clf, x, y, eps_list, seed=seed, progress=progress)
     eps_list = [float(e) for e in eps_list]
     clean_pred = clf.predict(x, batch_size=batch_size).argmax(1)
     adv_preds: list[list[Tensor]] = [[] for _ in eps_list]
@@ -86,7 +89,7 @@ def evaluate_attack(
     deltas: list[list[Tensor]] = [[] for _ in eps_list]
     gallery_x: list[Tensor | None] = [None for _ in eps_list]
     seconds = 0.0
-    queries = 0
+    queries = [0 for _ in eps_list]
     batches = range(0, len(x), batch_size)
     for bi, start in enumerate(tqdm(batches, desc=desc or attack.name, disable=not progress, leave=False)):
         xb, yb = x[start : start + batch_size], y[start : start + batch_size]
@@ -97,7 +100,9 @@ def evaluate_attack(
         if xb.is_cuda:
             torch.cuda.synchronize()
         seconds += time.perf_counter() - t0
-        queries += attack.queries
+        per_eps = getattr(attack, "queries_per_eps", None)
+        for i in range(len(eps_list)):
+            queries[i] += per_eps[i] if per_eps and len(per_eps) == len(eps_list) else attack.queries // len(eps_list)
         for i, xa in enumerate(advs):
             probs = torch.softmax(clf.predict(xa, batch_size=batch_size), 1)
             conf, pred = probs.max(1)
@@ -112,7 +117,7 @@ def evaluate_attack(
         adv_pred = torch.cat(adv_preds[i])
         delta = torch.cat(deltas[i])
         m = accuracy_metrics(y.cpu(), clean_pred.cpu(), adv_pred.cpu(), delta, success=torch.cat(success[i]).cpu())
-        m["queries"] = queries // max(1, len(eps_list)) if attack.threat != "white-box" else 0
+        m["queries"] = queries[i] if attack.threat != "white-box" else 0
         m["seconds"] = seconds / len(eps_list)
         gallery = gallery_items(clf, x[:gallery_size], y[:gallery_size], gallery_x[i]) if gallery_x[i] is not None else []
         outcomes.append(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -59,17 +59,48 @@ def load_suite_data(suite: SuiteConfig) -> Data:
 class Cell:
     """One unit of work: evaluate ``attack`` on the classifier (``model``, ``defense``) at all its eps.
 
-    With ``source`` set, the examples are crafted on the source classifier and evaluated on this one (transfer).
+    With ``source`` set, the examples are crafted on the source classifier(s) and evaluated on this one
+    (transfer); several sources form an ensemble that averages their logits (Tramer et al. 2018).
     """
 
     model: ModelConfig
     defense: DefenseConfig
     attack: AttackConfig
-    source: ModelConfig | None = None
+    source: tuple[tuple[ModelConfig, DefenseConfig], ...] | None = None
 
     @property
-    def threat_hint(self) -> str:
-        return "transfer" if self.source is not None else "direct"
+    def source_name(self) -> str:
+        if self.source is None:
+            return ""
+        if len(self.source) == 1:
+            return source_label(self.source[0][0].name, self.source[0][1].name)
+        return "ensemble(" + "+".join(source_label(m.name, d.name) for m, d in self.source) + ")"
+
+
+@dataclass
+class CellOutput:
+    """What a cell produces: result records, gallery entries, substitute-training histories."""
+
+    records: list[dict[str, Any]]
+    gallery: list[dict[str, Any]] = field(default_factory=list)
+    substitute: list[dict[str, Any]] = field(default_factory=list)
+
+
+class MeanLogits(nn.Module):
+    """Average of the logits of several classifiers (each applies its own normalization)."""
+
+    def __init__(self, members: list[Classifier]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.members]).mean(0)
+
+
+def ensemble(members: list[Classifier]) -> Classifier:
+    """A classifier averaging the logits of ``members`` (an ensemble transfer source, Tramer et al. 2018)."""
+    first = members[0]
+    return Classifier(MeanLogits(members), num_classes=first.num_classes, bounds=first.bounds).eval()
 
 
 def source_label(model: str, defense: str) -> str:
@@ -86,16 +117,24 @@ def transferable(cfg: AttackConfig) -> bool:
 
 
 def plan_cells(suite: SuiteConfig) -> list[Cell]:
-    """White-box cells for every (model, defense, attack), then transfer cells: examples crafted on each
-    undefended model, evaluated on every other classifier of the suite."""
+    """White-box cells for every (model, defense, attack), then transfer cells: the examples of each
+    transferable attack crafted on each source (every classifier, or the undefended ones, per
+    ``[transfer] sources``) evaluated on every other classifier, plus an ensemble source when asked."""
     defenses = (NO_DEFENSE, *suite.defenses)
-    cells = [Cell(m, d, a) for m in suite.models for d in defenses for a in suite.attacks]
+    classifiers = [(m, d) for m in suite.models for d in defenses]
+    cells = [Cell(m, d, a) for m, d in classifiers for a in suite.attacks]
     transfer_attacks = [a for a in suite.attacks if transferable(a)]
-    for src in suite.models:
-        for m in suite.models:
-            for d in defenses:
-                if (m.name, d.name) != (src.name, "none"):
-                    cells += [Cell(m, d, a, source=src) for a in transfer_attacks]
+    if suite.transfer.sources == "none" or not transfer_attacks:
+        return cells
+    sources = [(c,) for c in classifiers if suite.transfer.sources == "all" or c[1].kind == "none"]
+    undefended = tuple(c for c in classifiers if c[1].name == "none")
+    if suite.transfer.ensemble and len(undefended) > 1:
+        sources.append(undefended)
+    for src in sources:
+        for m, d in classifiers:
+            if len(src) == 1 and src[0] == (m, d):
+                continue  # the diagonal is the white-box cell
+            cells += [Cell(m, d, a, source=src) for a in transfer_attacks]
     return cells
 
 
@@ -158,11 +197,11 @@ class Runner:
         return clf, key
 
     # ------------------------------------------------------------------ cells
-    def run_cell(self, cell: Cell) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def run_cell(self, cell: Cell) -> "CellOutput":
         """Records (one per eps) and gallery entries of one cell; reused from the cell cache when present."""
         clf, clf_key = self.classifier(cell.model, cell.defense)
         attack = make_attack(cell.attack.kind, **cell.attack.params)
-        src_key = self.classifier(cell.source, NO_DEFENSE)[1] if cell.source is not None else None
+        src_key = [self.classifier(m, d)[1] for m, d in cell.source] if cell.source is not None else None
         key = config_hash({"clf": clf_key, "source": src_key, "attack": cell.attack.kind,
                            "params": cell.attack.params, "eps": cell.attack.eps, "eval_n": self.suite.evaluation.n,
                            "seed": self.suite.seed, "gallery": self.suite.evaluation.gallery})
@@ -170,9 +209,9 @@ class Runner:
         if cached is not None:
             return cached
         if cell.source is not None:
-            records = [self.record(cell, attack, o) for o in self.transfer_outcomes(cell, attack, clf)]
-            self._save_cell(key, records, [])
-            return records, []
+            out = CellOutput([self.record(cell, attack, o) for o in self.transfer_outcomes(cell, attack, clf)])
+            self._save_cell(key, out)
+            return out
         outcomes = evaluate_attack(
             clf, self.x_eval, self.y_eval, attack, cell.attack.eps, batch_size=self.suite.evaluation.batch_size,
             seed=self.suite.seed, gallery_size=self.suite.evaluation.gallery,
@@ -180,15 +219,20 @@ class Runner:
         )
         records = [self.record(cell, attack, o) for o in outcomes]
         gallery = self.gallery(cell, outcomes)
-        self._save_cell(key, records, gallery)
-        return records, gallery
+        history = getattr(attack, "history", None)
+        rounds = [{"model": cell.model.name, "defense": cell.defense.name, "attack": cell.attack.name,
+                   "rounds": [h.as_dict() for h in history]}] if history else []
+        out = CellOutput(records, gallery, rounds)
+        self._save_cell(key, out)
+        return out
 
     def transfer_outcomes(self, cell: Cell, attack: Attack, target: Classifier) -> list[Outcome]:
         """Evaluate ``target`` on the examples of ``attack`` crafted on the cell's source (crafted once per run)."""
         assert cell.source is not None
-        ident = (cell.source.name, cell.attack.name)
+        ident = (cell.source_name, cell.attack.name)
         if ident not in self._crafted:
-            source, _ = self.classifier(cell.source, NO_DEFENSE)
+            members = [self.classifier(m, d)[0] for m, d in cell.source]
+            source = members[0] if len(members) == 1 else ensemble(members)
             self._crafted[ident] = craft(source, self.x_eval, self.y_eval, attack, cell.attack.eps,
                                          batch_size=self.suite.evaluation.batch_size, seed=self.suite.seed)
         return evaluate_transfer(target, self.x_eval, self.y_eval, self._crafted[ident],
@@ -203,7 +247,7 @@ class Runner:
             "defense": cell.defense.name,
             "attack": cell.attack.name,
             "threat": "transfer" if transfer else attack.threat,
-            "source": source_label(cell.source.name, "none") if cell.source is not None else "",
+            "source": cell.source_name,
             "targeted": bool(attack.targeted),
             "target_mode": attack.target_mode,
             "norm": attack.norm,
@@ -224,21 +268,22 @@ class Runner:
     def _cell_path(self, key: str) -> Path | None:
         return self.cache_dir / "cells" / f"{key}.json" if self.cache_dir is not None else None
 
-    def _load_cell(self, key: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+    def _load_cell(self, key: str) -> "CellOutput | None":
         path = self._cell_path(key)
         if path is None or not path.is_file():
             return None
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
-            return doc["records"], doc["gallery"]
-        except (json.JSONDecodeError, KeyError, OSError) as exc:
+            return CellOutput(doc["records"], doc["gallery"], doc.get("substitute", []))
+        except (json.JSONDecodeError, KeyError, OSError, TypeError) as exc:
             log.warning("ignoring unreadable cell cache %s (%s); recomputing", path, exc)
             return None
 
-    def _save_cell(self, key: str, records: list[dict[str, Any]], gallery: list[dict[str, Any]]) -> None:
+    def _save_cell(self, key: str, out: "CellOutput") -> None:
         path = self._cell_path(key)
         if path is not None:
-            atomic_write_text(path, json.dumps({"records": records, "gallery": gallery}))
+            atomic_write_text(path, json.dumps({"records": out.records, "gallery": out.gallery,
+                                                "substitute": out.substitute}))
 
     # ------------------------------------------------------------------ whole suite
     def run(self) -> Results:
@@ -249,10 +294,14 @@ class Runner:
         results.manifest["data"] = {**self.data.spec.as_dict(), "train": len(self.data.y_train),
                                     "test": len(self.data.y_test), "evaluated": len(self.y_eval)}
         cells = plan_cells(suite)
+        substitute: list[dict[str, Any]] = []
         for cell in tqdm(cells, desc=f"suite {suite.name}", disable=not self.progress):
-            records, gallery = self.run_cell(cell)
-            results.extend(records)
-            results.gallery.extend(gallery)
+            out = self.run_cell(cell)
+            results.extend(out.records)
+            results.gallery.extend(out.gallery)
+            substitute += out.substitute
+        if substitute:
+            results.extra["substitute"] = substitute
         results.flags = self.flags + table_flags(results.records)
         for f in results.flags:
             log.warning("sanity check %s: %s / %s: %s", f["check"], f["model"], f["defense"], f["message"])

@@ -18,7 +18,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-TOP_KEYS = ("name", "description", "seed", "device", "data", "models", "defenses", "attacks", "evaluation")
+TOP_KEYS = ("name", "description", "seed", "device", "data", "models", "defenses", "attacks", "evaluation",
+            "transfer")
+TRANSFER_KEYS = ("sources", "ensemble")
+TRANSFER_SOURCES = ("all", "undefended", "none")
 MODEL_KEYS = ("name", "arch", "factory", "weights", "params", "trust_checkpoint") + tuple(TrainConfig.__dataclass_fields__)
 EVAL_KEYS = ("n", "batch_size", "gallery")
 PATH_KEYS = ("images", "labels", "test_images", "test_labels", "path", "root")
@@ -65,6 +68,12 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class TransferConfig:
+    sources: str = "all"  # all | undefended | none: which classifiers examples are crafted on
+    ensemble: bool = False  # also craft on the average of the undefended models' logits
+
+
+@dataclass(frozen=True)
 class SuiteConfig:
     name: str
     data: dict[str, Any]
@@ -72,6 +81,7 @@ class SuiteConfig:
     attacks: tuple[AttackConfig, ...]
     defenses: tuple[DefenseConfig, ...] = ()
     evaluation: EvalConfig = field(default_factory=EvalConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
     seed: int = 0
     device: str = "auto"
     description: str = ""
@@ -295,9 +305,17 @@ def validate_suite(doc: dict[str, Any], *, source: str = "<dict>", base: Path | 
             raise ConfigError(f"{source}: [evaluation]: {key} must be a positive integer, got {v!r}")
     evaluation = EvalConfig(**ev)
 
+    tr = check_keys(source, "[transfer]", doc.get("transfer", {}), TRANSFER_KEYS)
+    if tr.get("sources", "all") not in TRANSFER_SOURCES:
+        raise ConfigError(f"{source}: [transfer]: sources must be one of {', '.join(TRANSFER_SOURCES)}, "
+                          f"got {tr['sources']!r}")
+    if not isinstance(tr.get("ensemble", False), bool):
+        raise ConfigError(f"{source}: [transfer]: ensemble must be true or false")
+    transfer = TransferConfig(**tr)
+
     return SuiteConfig(
         name=name, data=data, models=tuple(models), attacks=tuple(attacks), defenses=tuple(defenses),
-        evaluation=evaluation, seed=seed, device=device, description=str(doc.get("description", "")),
+        evaluation=evaluation, transfer=transfer, seed=seed, device=device, description=str(doc.get("description", "")),
         source=source, raw=doc,
     )
 

@@ -1,6 +1,8 @@
 """Attack contract tests over every registered attack, plus attack-specific behaviour."""
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 
@@ -26,7 +28,7 @@ def test_contract(kind, norm, cnn, batch):
     params = {}
     attack = make_attack(kind)
     if norm == "2":
-        if not hasattr(attack, "norm") or kind == "noise":
+        if "norm" not in inspect.signature(type(attack)).parameters:
             pytest.skip("attack has no L2 variant")
         attack = make_attack(kind, norm="2")
     goal = attack.make_goal(cnn, x, y)
@@ -48,7 +50,8 @@ def test_robust_accuracy_at_most_clean(kind, cnn, batch):
     for o in outcomes:
         assert o.metrics["robust_accuracy"] <= o.metrics["clean_accuracy"]
     assert outcomes[0].metrics["robust_accuracy"] == pytest.approx(outcomes[0].metrics["clean_accuracy"])
-    assert outcomes[-1].metrics["robust_accuracy"] < outcomes[0].metrics["robust_accuracy"] - 0.3
+    if kind != "uniform-noise":  # the model-free baseline is not expected to be strong
+        assert outcomes[-1].metrics["robust_accuracy"] < outcomes[0].metrics["robust_accuracy"] - 0.3
 
 
 def test_fgsm_larger_eps_never_helps(cnn, batch):

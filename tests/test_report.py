@@ -166,7 +166,8 @@ def test_gan_section_and_other_threats() -> None:
     summary = section(out, "summary")
     assert "transfer from small-cnn" in summary and "targeted (random)" in summary
     assert "1,234" in section(out, "attacks") and "yes (random)" in section(out, "attacks")
-    assert len(IMG_RE.findall(out)) == 2  # transfer / black-box rows are not plotted
+    assert len(IMG_RE.findall(out)) == 3  # 2 curves (white-box rows only) + 1 transfer matrix
+    assert 'id="transfer"' in out and 'id="blackbox"' in out
     assert "No examples were stored" in section(out, "gallery")
 
 

@@ -62,11 +62,19 @@ def test_default_suite_end_to_end(tmp_path):
     suite = load_suite("default")
     expected_rows = sum(len(c.attack.eps) for c in plan_cells(suite))
     assert len(table) == expected_rows
-    assert set(table["threat"]) == {"white-box", "transfer"} and set(table["model"]) == {"cnn", "logistic"}
+    assert set(table["threat"]) == {"white-box", "transfer", "black-box"} and set(table["model"]) == {"cnn", "logistic"}
     assert set(table["defense"]) == {"none", "pgd-at", "distillation"}
     transfer = table[table["threat"] == "transfer"]
-    assert set(transfer["source"]) == {"cnn", "logistic"} and (transfer["source"] != "").all()
-    assert (table.loc[table["threat"] == "white-box", "source"] == "").all()
+    classifiers = {m if d == "none" else f"{m}/{d}" for m in ("cnn", "logistic")
+                   for d in ("none", "pgd-at", "distillation")}
+    assert set(transfer["source"]) == classifiers | {"ensemble(cnn+logistic)"}
+    # every ordered pair of distinct classifiers, for every transferable attack and eps
+    pairs = {(s, m if d == "none" else f"{m}/{d}") for s, m, d in
+             transfer[["source", "model", "defense"]].itertuples(index=False)}
+    assert len(pairs) == 6 * 5 + 6
+    assert (table.loc[table["threat"] != "transfer", "source"] == "").all()
+    blackbox = table[table["threat"] == "black-box"]
+    assert set(blackbox["attack"]) == {"substitute"} and (blackbox["queries"] == 150 * 2 ** 5).all()
     attacks = table[table["attack"] != "noise"]  # the noise probe's robust_accuracy is "noise not fooled"
     assert (attacks["robust_accuracy"] <= attacks["clean_accuracy"]).all()
     assert ((table["robust_accuracy_low"] <= table["robust_accuracy"]) &
@@ -81,7 +89,8 @@ def test_default_suite_end_to_end(tmp_path):
     assert not any(d == "none" for d, _ in flagged)
     assert doc["manifest"]["seed"] == 0 and doc["manifest"]["finished"] and doc["manifest"]["versions"]["torch"]
     html = (out / "index.html").read_text()
-    for section in ("summary", "curves", "attacks", "gallery", "manifest"):
+    assert doc["substitute"] and len(doc["substitute"][0]["rounds"]) == 6
+    for section in ("summary", "curves", "attacks", "transfer", "blackbox", "flags", "gallery", "manifest"):
         assert f'id="{section}"' in html
     assert "https://" not in html and "http://" not in html
 
@@ -115,7 +124,7 @@ def test_cells_are_independent_tasks(small_suite):
     assert {(c.model.name, c.attack.name) for c in direct} == {
         ("logistic", "fgsm"), ("logistic", "pgd5"), ("mlp", "fgsm"), ("mlp", "pgd5")}
     # every ordered pair of models, for every transferable attack
-    assert {(c.source.name, c.model.name, c.attack.name) for c in transfer} == {
+    assert {(c.source_name, c.model.name, c.attack.name) for c in transfer} == {
         (s, t, a) for s in ("logistic", "mlp") for t in ("logistic", "mlp") if s != t for a in ("fgsm", "pgd5")}
 
 

@@ -131,10 +131,13 @@ class ArtAttack(Attack):
     def perturb_many(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float]) -> list[Tensor]:
         est = art_estimator(clf, x.shape[1:])
         out: list[Tensor] = []
+        self.queries_per_eps = []
         with eval_mode(clf):
             if self.has_budget:
                 for e in eps_list:
+                    before = est.queries
                     out.append(x.clone() if e == 0 else self._generate(self._build(est, float(e)), x, goal))
+                    self.queries_per_eps.append(int(est.queries - before))
             else:
                 adv = self._generate(self._build(est, None), x, goal)
                 dist = flat_norm(adv - x, self.norm)
@@ -143,4 +146,6 @@ class ArtAttack(Attack):
                     out.append(torch.where(keep, adv, x))
         lo, hi = clf.bounds
         self.queries = int(est.queries)
+        if not self.has_budget:  # one run serves every eps
+            self.queries_per_eps = [self.queries] * len(eps_list)
         return [o.clamp(lo, hi) for o in out]

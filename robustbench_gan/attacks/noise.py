@@ -65,3 +65,23 @@ class NoiseAttack(Attack):
             hits.append((p.argmax(1) == c) & (p[:, c] > self.confidence))
             deltas.append(xa - x0)
         return torch.cat(hits), torch.cat(deltas)
+
+
+@ATTACKS.register("uniform-noise")
+class UniformNoise(Attack):
+    """Baseline: add noise drawn uniformly from the eps-ball's bounding box (``sign=True``: random signs, the
+    Linf ball's corners). Uses no model information at all, so any attack worth its name must beat it."""
+
+    name = "uniform-noise"
+    threat = "black-box"
+
+    def __init__(self, *, sign: bool = True, seed: int = 0) -> None:
+        super().__init__()
+        self.sign = bool(sign)
+        self.seed = seed
+
+    def perturb(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
+        g = torch.Generator().manual_seed(self.seed)
+        u = 2 * torch.rand(x.shape, generator=g, dtype=x.dtype) - 1
+        d = (u.sign() if self.sign else u).to(x.device)
+        return clip(x + eps * d, clf).detach()

@@ -337,7 +337,27 @@ def build_context(results: "Results") -> dict[str, Any]:
     except Exception:  # a plotting failure must not cost the user the whole report
         log.exception("accuracy-vs-eps plots failed; the report goes on without them")
         curves = []
+    try:
+        transfer = [{"title": t, "uri": u} for t, u in plots.transfer_matrices(table)]
+    except Exception:
+        log.exception("transfer heatmaps failed; the report goes on without them")
+        transfer = []
+    try:
+        substitute_plot = plots.substitute_progress(list(results.extra.get("substitute", [])))
+    except Exception:
+        log.exception("substitute plot failed; the report goes on without it")
+        substitute_plot = None
+    blackbox = [{"model": fmt_text(r.get("model")), "defense": fmt_text(r.get("defense")),
+                 "attack": fmt_text(r.get("attack")), "eps": fmt_eps(r.get("eps")),
+                 "robust": fmt_acc_ci(r.get("robust_accuracy"), r.get("robust_accuracy_low"),
+                                      r.get("robust_accuracy_high")),
+                 "success": fmt_pct(r.get("attack_success_rate")),
+                 "queries": MISSING if is_missing(r.get("queries")) else f"{int(r['queries']):,}"}
+                for r in rows if r.get("threat") == "black-box"]
     return {
+        "transfer": transfer,
+        "blackbox": blackbox,
+        "substitute_plot": substitute_plot,
         "suite": suite,
         "datasets": datasets,
         "n_records": len(rows),

@@ -220,3 +220,76 @@ def gallery_image(entry: dict[str, Any]) -> str:
             ax.set_yticks([])
     return fig_to_data_uri(fig)
 
+
+
+def _classifier_label(model: Any, defense: Any) -> str:
+    return str(model) if _is_missing(defense) or str(defense) == "none" else f"{model}/{defense}"
+
+
+def transfer_matrices(table: pd.DataFrame) -> list[tuple[str, str]]:
+    """One heatmap figure per attack: for each eps, robust accuracy of every target (columns) on examples
+    crafted on every source (rows); the diagonal is the white-box accuracy. ``[]`` without transfer rows."""
+    if table is None or table.empty or "threat" not in table.columns or not (table["threat"] == "transfer").any():
+        return []
+    df = table[table["threat"].isin(["white-box", "transfer"])].copy()
+    df["robust_accuracy"] = pd.to_numeric(df["robust_accuracy"], errors="coerce")
+    df["_target"] = [_classifier_label(m, d) for m, d in zip(df["model"], df["defense"])]
+    df["_source"] = [t if th == "white-box" else str(s) for t, th, s in zip(df["_target"], df["threat"], df["source"])]
+    plots = []
+    for attack in dict.fromkeys(df.loc[df["threat"] == "transfer", "attack"]):
+        sub = df[df["attack"] == attack]
+        eps_values = sorted(set(sub.loc[sub["threat"] == "transfer", "eps"].astype(float)))
+        targets = list(dict.fromkeys(sub["_target"]))
+        sources = [t for t in targets if t in set(sub["_source"])] + \
+            [s for s in dict.fromkeys(sub["_source"]) if s not in targets]
+        size = 0.55 * max(len(targets), 3)
+        fig = Figure(figsize=(max(4.0, size + 2.2) * len(eps_values), size + 1.6), layout="constrained")
+        axes = fig.subplots(1, len(eps_values), squeeze=False)[0]
+        for ax, eps in zip(axes, eps_values):
+            at = sub[np.isclose(sub["eps"].astype(float), eps)]
+            grid = np.full((len(sources), len(targets)), np.nan)
+            for s_, t_, v in zip(at["_source"], at["_target"], at["robust_accuracy"]):
+                grid[sources.index(s_), targets.index(t_)] = v
+            im = ax.imshow(np.ma.masked_invalid(grid), vmin=0, vmax=1, cmap="viridis")
+            for i in range(len(sources)):
+                for j in range(len(targets)):
+                    if np.isfinite(grid[i, j]):
+                        ax.text(j, i, f"{100 * grid[i, j]:.0f}", ha="center", va="center", fontsize=7,
+                                color="white" if grid[i, j] < 0.6 else "black",
+                                fontweight="bold" if sources[i] == targets[j] else "normal")
+            ax.set_xticks(range(len(targets)), [_text(t) for t in targets], rotation=45, ha="right", fontsize=7)
+            ax.set_yticks(range(len(sources)), [_text(s) for s in sources], fontsize=7)
+            ax.set_xlabel("target (evaluated)", fontsize=8)
+            ax.set_ylabel("source (crafted on)", fontsize=8)
+            ax.set_title(f"ε = {eps:g}", fontsize=9)
+        fig.colorbar(im, ax=list(axes), shrink=0.8, label="robust accuracy")
+        fig.suptitle(f"{_text(attack)}: transfer matrix (diagonal = white-box)", fontsize=10)
+        plots.append((f"{attack} transfer matrix", fig_to_data_uri(fig)))
+    return plots
+
+
+def substitute_progress(histories: list[dict[str, Any]]) -> str | None:
+    """Substitute accuracy and substitute-oracle agreement against oracle queries, one line pair per run."""
+    if not histories:
+        return None
+    fig = Figure(figsize=(6.4, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    for i, h in enumerate(histories):
+        rounds = h.get("rounds") or []
+        if not rounds:
+            continue
+        q = [r["queries"] for r in rounds]
+        label = f"{_classifier_label(h.get('model'), h.get('defense'))} · {h.get('attack')}"
+        color = PALETTE[i % len(PALETTE)]
+        ax.plot(q, [r["agreement"] for r in rounds], marker="o", color=color, label=f"{label}: agreement")
+        ax.plot(q, [r["substitute_accuracy"] for r in rounds], marker="s", linestyle="--", color=color,
+                label=f"{label}: substitute accuracy")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("oracle queries (label-only)")
+    ax.set_ylim(0, 1.02)
+    ax.yaxis.set_major_formatter(lambda v, _pos: f"{100 * v:.0f}%")
+    ax.grid(True, alpha=0.3)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.legend(fontsize=7, frameon=False, loc="lower right")
+    ax.set_title("Substitute training (Papernot et al. 2017)", fontsize=10)
+    return fig_to_data_uri(fig)

@@ -1,0 +1,236 @@
+"""The black-box substitute attack of Papernot, McDaniel, Goodfellow, Jha, Celik & Swami 2017, "Practical
+Black-Box Attacks against Machine Learning" (AsiaCCS '17).
+
+The attacker sees only the labels the target (the *oracle*) predicts. It labels a small initial set with the
+oracle, trains a local substitute, grows the set by Jacobian-based dataset augmentation, retrains, and finally
+crafts adversarial examples on the substitute with a white-box attack, which transfer to the oracle.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from ..classifier import Classifier, frozen
+from ..data import DataSpec
+from ..errors import ConfigError
+from ..evaluation import Outcome, accuracy_metrics
+from .base import ATTACKS, Attack, Goal, check_positive, clip, flat_norm
+
+log = logging.getLogger(__name__)
+
+
+class Oracle:
+    """Label-only access to a classifier: ``oracle(x)`` returns predicted class indices and counts every input.
+
+    No logits, probabilities or gradients ever leave it: predictions run under ``torch.no_grad`` and only the
+    argmax is returned, detached, as int64.
+    """
+
+    __slots__ = ("_predict", "queries", "num_classes", "bounds")
+
+    def __init__(self, clf: Classifier) -> None:
+        def predict(x: Tensor) -> Tensor:
+            with torch.no_grad():
+                return clf.predict(x).argmax(1).detach()
+
+        self._predict = predict
+        self.queries = 0
+        self.num_classes = clf.num_classes
+        self.bounds = clf.bounds
+
+    def __call__(self, x: Tensor) -> Tensor:
+        self.queries += len(x)
+        return self._predict(x.detach())
+
+
+@dataclass
+class RoundStats:
+    """One substitute training round: set size, cumulative oracle queries, and the substitute's quality."""
+
+    round: int
+    set_size: int
+    queries: int
+    substitute_accuracy: float
+    agreement: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"round": self.round, "set_size": self.set_size, "queries": self.queries,
+                "substitute_accuracy": self.substitute_accuracy, "agreement": self.agreement}
+
+
+@ATTACKS.register("substitute")
+class SubstituteAttack(Attack):
+    """Papernot et al. 2017 black-box attack through a substitute trained on oracle labels.
+
+    Paper defaults (their MNIST experiments, sec. 4-5): ``holdout = 150`` initial samples taken from the test
+    split (and excluded from evaluation); ``rounds = 6`` substitute training epochs rho; Jacobian augmentation
+    step ``lmbda = 0.1`` whose sign flips every ``tau = 3`` rounds (periodic step size, sec. 6.1); a substitute of
+    two hidden layers of 200 ReLU units (``substitute = "mlp"``); FGSM on the substitute (``craft = "fgsm"``,
+    or ``"pgd"``). ``epochs`` per round (10, Adam at lr 1e-3, batch 128) follows the authors' cleverhans tutorial.
+    The substitute is retrained from scratch each round unless ``warm_start = true``.
+    ``reservoir`` (Papernot et al. 2016, "Transferability in Machine Learning", sec. 4.2) caps the new points
+    per round: only a random subset of that size of the current set is augmented, so queries grow linearly.
+    """
+
+    name = "substitute"
+    threat = "black-box"
+
+    def __init__(
+        self,
+        *,
+        holdout: int = 150,
+        rounds: int = 6,
+        lmbda: float = 0.1,
+        tau: int = 3,
+        substitute: str = "mlp",
+        substitute_params: dict[str, Any] | None = None,
+        epochs: int = 10,
+        batch_size: int = 128,
+        lr: float = 1e-3,
+        warm_start: bool = False,
+        reservoir: int | None = None,
+        craft: str = "fgsm",
+        craft_steps: int = 10,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        for key, value in (("holdout", holdout), ("rounds", rounds), ("tau", tau), ("epochs", epochs),
+                           ("batch_size", batch_size), ("craft_steps", craft_steps)):
+            check_positive(key, value, integer=True)
+        check_positive("lmbda", lmbda)
+        check_positive("lr", lr)
+        if reservoir is not None:
+            check_positive("reservoir", reservoir, integer=True)
+        if craft not in ("fgsm", "pgd"):
+            raise ConfigError(f"craft must be 'fgsm' or 'pgd', got {craft!r}")
+        from ..models import MODELS
+
+        MODELS.get(substitute)
+        self.holdout, self.rounds, self.lmbda, self.tau = int(holdout), int(rounds), float(lmbda), int(tau)
+        self.substitute, self.substitute_params = substitute, dict(substitute_params or {})
+        self.epochs, self.batch_size, self.lr = int(epochs), int(batch_size), float(lr)
+        self.warm_start, self.reservoir, self.craft = bool(warm_start), reservoir, craft
+        self.craft_steps, self.seed = int(craft_steps), seed
+        self.history: list[RoundStats] = []
+
+    # ------------------------------------------------------------------ substitute training
+    def step_size(self, rho: int) -> float:
+        """lambda_rho = lambda * (-1)^floor(rho / tau) (periodic step size, Papernot et al. 2017 sec. 6.1)."""
+        return self.lmbda * (-1) ** (rho // self.tau)
+
+    def new_substitute(self, spec: DataSpec, device: torch.device, seed: int) -> Classifier:
+        from ..models import build_model
+
+        torch.manual_seed(seed)
+        model = build_model(self.substitute, spec, **self.substitute_params)
+        return Classifier(model, num_classes=spec.num_classes, bounds=spec.bounds).to(device)
+
+    def fit_substitute(self, sub: Classifier, x: Tensor, labels: Tensor, seed: int) -> Classifier:
+        from ..training import TrainConfig, train_model
+
+        cfg = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr)
+        return train_model(sub, x, labels, config=cfg, seed=seed, progress=False)
+
+    def augment(self, sub: Classifier, x: Tensor, labels: Tensor, rho: int, gen: torch.Generator) -> Tensor:
+        """Jacobian-based augmentation: x + lambda_rho * sign(d F_sub[O(x)] / dx) for (a subset of) the set."""
+        if self.reservoir is not None and len(x) > self.reservoir:
+            pick = torch.randperm(len(x), generator=gen)[: self.reservoir].to(x.device)
+            x, labels = x[pick], labels[pick]
+        with frozen(sub):
+            xg = x.detach().requires_grad_(True)
+            with torch.enable_grad():
+                logit = sub(xg).gather(1, labels[:, None]).sum()
+                (grad,) = torch.autograd.grad(logit, xg)
+        return clip(x + self.step_size(rho) * grad.sign(), sub).detach()
+
+    def train_substitute(
+        self, oracle: Oracle, x0: Tensor, spec: DataSpec, *, x_check: Tensor, y_check: Tensor,
+        oracle_check: Tensor, progress: bool = True,
+    ) -> Classifier:
+        """Algorithm 1 of the paper. ``x_check`` and its true / oracle labels only measure progress per round."""
+        gen = torch.Generator().manual_seed(self.seed)
+        self.history = []
+        x_set = x0
+        labels = oracle(x_set)
+        sub = self.new_substitute(spec, x0.device, self.seed)
+        for rho in tqdm(range(self.rounds), desc="substitute rounds", disable=not progress, leave=False):
+            if not self.warm_start:
+                sub = self.new_substitute(spec, x0.device, self.seed + rho)
+            self.fit_substitute(sub, x_set, labels, seed=self.seed + rho)
+            with torch.no_grad():
+                pred = sub.predict(x_check).argmax(1)
+            self.history.append(RoundStats(rho, len(x_set), oracle.queries, float((pred == y_check).float().mean()),
+                                           float((pred == oracle_check).float().mean())))
+            log.debug("substitute round %d: %s", rho, self.history[-1])
+            if rho < self.rounds - 1:
+                x_new = self.augment(sub, x_set, labels, rho, gen)
+                x_set = torch.cat([x_set, x_new])
+                labels = torch.cat([labels, oracle(x_new)])
+        return sub
+
+    # ------------------------------------------------------------------ the attack as evaluated
+    def examples(self, sub: Classifier, x: Tensor, eps_list: Sequence[float]) -> list[Tensor]:
+        """White-box examples on the substitute, labelled by the substitute's own predictions (no oracle)."""
+        goal = Goal(sub.predict(x).argmax(1))
+        if self.craft == "fgsm":
+            from .fgsm import FGSM
+
+            return FGSM().perturb_many(sub, x, goal, eps_list)
+        from .pgd import PGD
+
+        return PGD(steps=self.craft_steps, seed=self.seed).transfer_many(sub, x, goal, eps_list)
+
+    def perturb(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
+        return self.perturb_many(clf, x, goal, [eps])[0]
+
+    def perturb_many(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float]) -> list[Tensor]:
+        """Train a substitute from ``x`` (the attacker's initial set) with label-only queries, then attack ``x``."""
+        oracle = Oracle(clf)
+        spec = DataSpec("substitute", tuple(x.shape[1:]), clf.num_classes, bounds=clf.bounds)  # type: ignore[arg-type]
+        x0 = x[: self.holdout]
+        sub = self.train_substitute(oracle, x0, spec, x_check=x0, y_check=goal.labels[: self.holdout],
+                                    oracle_check=oracle(x0), progress=False)
+        self.queries = oracle.queries
+        return self.examples(sub, x, eps_list)
+
+    def evaluate(
+        self, clf: Classifier, x: Tensor, y: Tensor, eps_list: Sequence[float], *, seed: int = 0, progress: bool = True,
+    ) -> list[Outcome]:
+        """Hold out ``holdout`` samples as the attacker's initial set, attack the rest through the oracle."""
+        n = len(x)
+        if n <= self.holdout:
+            raise ConfigError(f"substitute attack: holdout ({self.holdout}) must be smaller than the evaluation set ({n})")
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).to(x.device)
+        x0, x_eval, y_eval = x[perm[: self.holdout]], x[perm[self.holdout :]], y[perm[self.holdout :]]
+        oracle = Oracle(clf)
+        spec = DataSpec("substitute", tuple(x.shape[1:]), clf.num_classes, bounds=clf.bounds)  # type: ignore[arg-type]
+        t0 = time.perf_counter()
+        # measurement only (not attack queries): the oracle's labels on the evaluation set, for agreement
+        oracle_eval = clf.predict(x_eval).argmax(1)
+        sub = self.train_substitute(oracle, x0, spec, x_check=x_eval, y_check=y_eval, oracle_check=oracle_eval,
+                                    progress=progress)
+        advs = self.examples(sub, x_eval, eps_list)
+        seconds = time.perf_counter() - t0
+        self.queries = oracle.queries
+        outcomes = []
+        for eps, xa in zip(eps_list, advs):
+            adv_pred = clf.predict(xa).argmax(1)
+            delta = (xa - x_eval).cpu()
+            m = accuracy_metrics(y_eval.cpu(), oracle_eval.cpu(), adv_pred.cpu(), delta,
+                                 success=(adv_pred != y_eval).cpu())
+            m.update(queries=oracle.queries, seconds=seconds / len(eps_list),
+                     substitute_accuracy=self.history[-1].substitute_accuracy, agreement=self.history[-1].agreement)
+            outcomes.append(Outcome(float(eps), m, oracle_eval.cpu(), adv_pred.cpu(), flat_norm(delta, "inf")))
+        return outcomes
+
+    def params(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("holdout", "rounds", "lmbda", "tau", "substitute", "substitute_params",
+                                              "epochs", "batch_size", "lr", "warm_start", "reservoir", "craft",
+                                              "craft_steps", "seed")}
+
