@@ -23,12 +23,13 @@ from .checks import classifier_flags, table_flags
 from .classifier import Classifier
 from .data import DATASETS, Data, load_dataset, subset
 from .defenses import Defense, make_defense
+from .defenses.gan_augmentation import GanAugmentation
 from .errors import ConfigError
 from .evaluation import Outcome, evaluate_attack
 from .models import build_model, build_user_model, load_weights
 from .results import Results, atomic_write_text, new_manifest
 from .suite import AttackConfig, DefenseConfig, ModelConfig, SuiteConfig, load_suite
-from .training import WeightCache, config_hash
+from .training import TrainConfig, WeightCache, config_hash
 
 log = logging.getLogger(__name__)
 
@@ -162,9 +163,10 @@ class Runner:
         self._classifiers: dict[tuple[str, str], tuple[Classifier, str]] = {}
         self._crafted: dict[tuple[str, str], Crafted] = {}
         self.flags: list[dict[str, Any]] = []
+        self.gan: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ classifiers
-    def classifier(self, model: ModelConfig, defense: DefenseConfig) -> tuple[Classifier, str]:
+    def classifier(self, model: ModelConfig, defense: DefenseConfig, *, check: bool = True) -> tuple[Classifier, str]:
         """The trained classifier of (model, defense) and its cache key; trained once, cached on disk."""
         ident = (model.name, defense.name)
         if ident in self._classifiers:
@@ -178,7 +180,8 @@ class Runner:
             key = config_hash({"weights": str(model.weights), "model": model.describe()})
             skeleton.check(self.x_eval[:4])
             self._classifiers[ident] = (skeleton.eval(), key)
-            self.flags += classifier_flags(skeleton, self.x_eval, self.y_eval, model=model.name, defense=defense.name)
+            if check:
+                self.flags += classifier_flags(skeleton, self.x_eval, self.y_eval, model=model.name, defense=defense.name)
             return self._classifiers[ident]
         skeleton.check(self.x_eval[:4])  # fail fast, before any training, on a model of the wrong shape
         train = replace(model.train, **defense.train)
@@ -186,15 +189,65 @@ class Runner:
             "data": self.data.fingerprint(), "model": {**model.describe(), "train": train.as_dict()},
             "defense": defense.kind, "defense_params": defense.params, "seed": seed,
         })
-        if not self.weights.load(key, skeleton):
+        gan_path = self._cell_path(f"gan-{key}")
+        gan = self._load_json(gan_path) if isinstance(defense_obj, GanAugmentation) else None
+        needs_gan = isinstance(defense_obj, GanAugmentation) and gan is None
+        if needs_gan or not self.weights.load(key, skeleton):
             log.info("training %s / %s", model.name, defense.name)
             skeleton = defense_obj.fit(make, self.data, train=train, seed=seed, device=self.device,
                                        progress=self.progress)
+            if isinstance(defense_obj, GanAugmentation):
+                gan = self.gan_report(model, defense, defense_obj)
+                if gan_path is not None:
+                    atomic_write_text(gan_path, json.dumps(gan))
             self.weights.save(key, skeleton, {"model": model.name, "defense": defense.name, "spec": spec.as_dict()})
+        if gan is not None:
+            self.gan.append(gan)
         clf = skeleton.to(self.device).eval()
         self._classifiers[ident] = (clf, key)
-        self.flags += classifier_flags(clf, self.x_eval, self.y_eval, model=model.name, defense=defense.name)
+        if check:
+            self.flags += classifier_flags(clf, self.x_eval, self.y_eval, model=model.name, defense=defense.name)
         return clf, key
+
+    def reference(self) -> Classifier:
+        """A CNN trained on the real training data: the yardstick of GAN quality metrics (no downloads)."""
+        cfg = ModelConfig("gan-reference", arch="cnn", train=TrainConfig(epochs=10))
+        return self.classifier(cfg, NO_DEFENSE, check=False)[0]
+
+    def gan_report(self, model: ModelConfig, defense: DefenseConfig, gan_defense: GanAugmentation) -> dict[str, Any]:
+        """Quality metrics, a sample grid, losses and corner cases of the generator a defense trained."""
+        from .gan.metrics import corner_cases, gan_quality
+        from .gan.training import sample_balanced
+
+        assert gan_defense.generator is not None
+        spec = self.data.spec
+        x_gen, y_gen = sample_balanced(gan_defense.generator, 100, seed=self.suite.seed + 11)
+        x_gen, y_gen = x_gen.to(self.device), y_gen.to(self.device)
+        quality = gan_quality(x_gen, y_gen, self.reference(), real_x=self.data.x_test.to(self.device),
+                              real_y=self.data.y_test.to(self.device))
+        record = {"model": model.name, "defense": defense.name,
+                  **{k: quality[k] for k in ("modes_captured", "high_quality_fraction", "class_kl", "fid",
+                                             "conditional_accuracy")}}
+        lo, hi = spec.bounds
+        scale = (lambda t: ((t - lo) / (hi - lo)).clamp(0, 1).cpu().numpy().round(3).tolist())
+        per_class = [x_gen[y_gen == c][:8] for c in range(spec.num_classes)]
+        undefended, _ = self.classifier(model, NO_DEFENSE)
+        cases = corner_cases(undefended, x_gen, y_gen)
+        probs = torch.softmax(undefended.predict(x_gen), 1)
+        items = [{"x": scale(x_gen[i]), "label": int(y_gen[i]), "pred": int(probs[i].argmax()),
+                  "conf": round(float(probs[i].max()), 3)} for i in cases["indices"][:16].tolist()]
+        history = gan_defense.history.as_dict() if gan_defense.history is not None else {}
+        stride = max(1, len(history.get("g_loss", [])) // 300)
+        losses = {k: [round(float(v), 4) for v in history.get(k, [])[::stride]] for k in ("d_loss", "g_loss")}
+        losses["steps"] = list(range(0, len(history.get("g_loss", [])), stride))
+        details = {"model": model.name, "defense": defense.name, "metrics": record,
+                   "grid": {"class_names": list(spec.class_names), "images": [scale(t) for t in per_class]},
+                   "losses": losses,
+                   "corner_cases": {"classifier": f"{model.name} (undefended)", "class_names": list(spec.class_names),
+                                    "rate_per_class": [None if r != r else round(float(r), 4)
+                                                       for r in cases["rate_per_class"]],
+                                    "items": items}}
+        return details
 
     # ------------------------------------------------------------------ cells
     def run_cell(self, cell: Cell) -> "CellOutput":
@@ -268,15 +321,22 @@ class Runner:
     def _cell_path(self, key: str) -> Path | None:
         return self.cache_dir / "cells" / f"{key}.json" if self.cache_dir is not None else None
 
-    def _load_cell(self, key: str) -> "CellOutput | None":
-        path = self._cell_path(key)
+    @staticmethod
+    def _load_json(path: Path | None) -> Any:
         if path is None or not path.is_file():
             return None
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-            return CellOutput(doc["records"], doc["gallery"], doc.get("substitute", []))
-        except (json.JSONDecodeError, KeyError, OSError, TypeError) as exc:
-            log.warning("ignoring unreadable cell cache %s (%s); recomputing", path, exc)
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, OSError, UnicodeDecodeError) as exc:
+            log.warning("ignoring unreadable cache entry %s (%s); recomputing", path, exc)
+            return None
+
+    def _load_cell(self, key: str) -> "CellOutput | None":
+        doc = self._load_json(self._cell_path(key))
+        try:
+            return CellOutput(doc["records"], doc["gallery"], doc.get("substitute", [])) if doc is not None else None
+        except (KeyError, TypeError) as exc:
+            log.warning("ignoring malformed cell cache %s (%s); recomputing", key, exc)
             return None
 
     def _save_cell(self, key: str, out: "CellOutput") -> None:
@@ -302,6 +362,9 @@ class Runner:
             substitute += out.substitute
         if substitute:
             results.extra["substitute"] = substitute
+        if self.gan:
+            results.gan = [g["metrics"] for g in self.gan]
+            results.extra["gan_details"] = [{k: v for k, v in g.items() if k != "metrics"} for g in self.gan]
         results.flags = self.flags + table_flags(results.records)
         for f in results.flags:
             log.warning("sanity check %s: %s / %s: %s", f["check"], f["model"], f["defense"], f["message"])

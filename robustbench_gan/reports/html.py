@@ -263,6 +263,24 @@ def build_gan(gan: list[dict[str, Any]]) -> dict[str, Any]:
     return {"columns": [{"text": c, "num": numeric[c]} for c in columns], "rows": rows}
 
 
+def build_gan_details(details: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per trained generator: sample grid, loss curves and corner cases as images; failures are skipped."""
+    out = []
+    for d in details:
+        entry: dict[str, Any] = {"title": f"{fmt_text(d.get('model'))} / {fmt_text(d.get('defense'))}",
+                                 "corner_note": fmt_text(d.get("corner_cases", {}).get("classifier"))}
+        for key, fn, arg in (("grid", plots.gan_sample_grid, d.get("grid")),
+                             ("losses", plots.gan_losses, d.get("losses")),
+                             ("corners", plots.corner_case_gallery, d.get("corner_cases"))):
+            try:
+                entry[key] = fn(arg) if arg else None
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("GAN %s plot for %s skipped: %s", key, entry["title"], exc)
+                entry[key] = None
+        out.append(entry)
+    return out
+
+
 def build_gallery(gallery: list[dict[str, Any]]) -> list[dict[str, str]]:
     """One image per gallery entry; a malformed entry is logged and skipped, never fatal."""
     out = []
@@ -371,6 +389,7 @@ def build_context(results: "Results") -> dict[str, Any]:
                   for f in (results.flags or [])],
         "flag_notes": _flag_notes(results.flags or []),
         "gan": build_gan(list(results.gan)) if results.gan else None,
+        "gan_details": build_gan_details(list(results.extra.get("gan_details", []))),
         "gallery": build_gallery(list(results.gallery or [])),
         "manifest": build_manifest(manifest),
         "missing": MISSING,

@@ -293,3 +293,71 @@ def substitute_progress(histories: list[dict[str, Any]]) -> str | None:
     ax.legend(fontsize=7, frameon=False, loc="lower right")
     ax.set_title("Substitute training (Papernot et al. 2017)", fontsize=10)
     return fig_to_data_uri(fig)
+
+
+def _show(ax: Any, image: Any) -> None:
+    img = _to_hwc(image)
+    ax.imshow(np.clip(img, 0, 1), cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def gan_sample_grid(grid: dict[str, Any]) -> str:
+    """Generated samples, one row per class (images already scaled to [0, 1])."""
+    rows = grid["images"]
+    names = grid.get("class_names") or [str(i) for i in range(len(rows))]
+    ncols = max(len(r) for r in rows)
+    fig = Figure(figsize=(0.7 * ncols + 1.0, 0.7 * len(rows) + 0.4), layout="constrained")
+    axes = fig.subplots(len(rows), ncols, squeeze=False)
+    for i, row in enumerate(rows):
+        for j in range(ncols):
+            ax = axes[i][j]
+            if j < len(row):
+                _show(ax, row[j])
+            else:
+                ax.set_axis_off()
+        axes[i][0].set_ylabel(_text(names[i]), rotation=0, ha="right", va="center", fontsize=8)
+    return fig_to_data_uri(fig)
+
+
+def gan_losses(losses: dict[str, list[float]]) -> str:
+    """Discriminator and generator losses per generator step."""
+    fig = Figure(figsize=(6.0, 2.8), layout="constrained")
+    ax = fig.add_subplot()
+    for key, color in (("d_loss", PALETTE[0]), ("g_loss", PALETTE[1])):
+        values = losses.get(key) or []
+        steps = losses.get("steps") or list(range(len(values)))
+        ax.plot(steps[: len(values)], values, color=color, linewidth=1.2,
+                label={"d_loss": "discriminator", "g_loss": "generator (non-saturating)"}[key])
+    ax.set_xlabel("generator step")
+    ax.set_ylabel("loss")
+    ax.grid(True, alpha=0.3)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.legend(fontsize=8, frameon=False)
+    return fig_to_data_uri(fig)
+
+
+def corner_case_gallery(cases: dict[str, Any]) -> str | None:
+    """Generated samples the classifier gets wrong or is unsure about, with the class-wise rate as a bar chart."""
+    items = cases.get("items") or []
+    rates = [0.0 if _is_missing(r) else float(r) for r in (cases.get("rate_per_class") or [])]
+    names = cases.get("class_names") or [str(i) for i in range(len(rates))]
+    if not items and not rates:
+        return None
+    ncols = max(1, min(8, len(items)))
+    nrows = (len(items) + ncols - 1) // ncols if items else 0
+    fig = Figure(figsize=(max(6.0, 1.1 * ncols), 2.2 + 1.25 * nrows), layout="constrained")
+    gs = fig.add_gridspec(nrows + 1, ncols, height_ratios=[1.6] + [1.0] * nrows)
+    bar = fig.add_subplot(gs[0, :])
+    bar.bar(range(len(rates)), rates, color=PALETTE[1])
+    bar.set_xticks(range(len(rates)), [_text(n) for n in names], fontsize=8)
+    bar.set_ylim(0, 1)
+    bar.yaxis.set_major_formatter(lambda v, _pos: f"{100 * v:.0f}%")
+    bar.set_ylabel("corner-case rate", fontsize=8)
+    bar.spines[["top", "right"]].set_visible(False)
+    for k, it in enumerate(items):
+        ax = fig.add_subplot(gs[1 + k // ncols, k % ncols])
+        _show(ax, it["x"])
+        ax.set_title(f"{_class_name(names, it['label'])} → {_class_name(names, it['pred'])} ({it['conf']:.2f})",
+                     fontsize=7)
+    return fig_to_data_uri(fig)

@@ -1,0 +1,1 @@
+"""Class-conditional GANs: DCGAN models, training, quality metrics and the 2-D toy benchmarks."""

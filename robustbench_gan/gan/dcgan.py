@@ -1,0 +1,125 @@
+"""A class-conditional DCGAN whose shapes adapt to the data spec (8x8 digits, 28x28 MNIST, 32x32 CIFAR, ...).
+
+Architecture guidelines of Radford et al. 2015 ("Unsupervised Representation Learning with Deep Convolutional
+GANs", sec. 3): no pooling (strided convolutions in D, fractionally strided ones in G), batch norm in both nets
+except on G's output and D's input layer, ReLU in G with a tanh output, LeakyReLU(0.2) in D, and all weights
+drawn from N(0, 0.02). Conditioning on the class follows Mirza & Osindero 2014 ("Conditional GANs"): G sees
+``[z, onehot(label)]``, D sees the image with an extra learned per-class label map as a channel.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..data import DataSpec
+from ..errors import ModelError
+
+
+def _check_spec(spec: DataSpec, who: str) -> tuple[int, int, int]:
+    c, h, w = (int(s) for s in spec.shape)
+    if c < 1 or h < 4 or w < 4:
+        raise ModelError(f"{who}: images of shape {tuple(spec.shape)} are too small; need at least 4x4 pixels")
+    if spec.num_classes < 1:
+        raise ModelError(f"{who}: num_classes must be positive, got {spec.num_classes}")
+    lo, hi = float(spec.bounds[0]), float(spec.bounds[1])
+    if not lo < hi:
+        raise ModelError(f"{who}: bounds must be (low, high) with low < high, got {tuple(spec.bounds)}")
+    return c, h, w
+
+
+def _check_width(width: int, who: str, name: str = "width") -> int:
+    if isinstance(width, bool) or int(width) != width or width < 1:
+        raise ModelError(f"{who}: {name} must be a positive integer, got {width!r}")
+    return int(width)
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """DCGAN initialisation (Radford et al. 2015, sec. 4): weights N(0, 0.02), batch-norm scales N(1, 0.02), biases 0."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+class ConditionalGenerator(nn.Module):
+    """``G(z, label)``: project ``[z, onehot(label)]`` to a ``(2*width, ceil(H/4), ceil(W/4))`` map, upsample twice.
+
+    Each upsampling is a stride-2 ``ConvTranspose2d(k=4, p=1)``; the result is cropped to ``(H, W)`` when the
+    spec's size is not a multiple of 4. The tanh output is mapped from ``[-1, 1]`` to ``spec.bounds``.
+    """
+
+    def __init__(self, spec: DataSpec, *, z_dim: int = 64, width: int = 64) -> None:
+        super().__init__()
+        c, h, w = _check_spec(spec, "ConditionalGenerator")
+        self.z_dim = _check_width(z_dim, "ConditionalGenerator", "z_dim")
+        width = _check_width(width, "ConditionalGenerator")
+        self.num_classes = int(spec.num_classes)
+        self.shape = (c, h, w)
+        self.bounds = (float(spec.bounds[0]), float(spec.bounds[1]))
+        self.h0, self.w0 = math.ceil(h / 4), math.ceil(w / 4)
+        self.width = width
+        self.project = nn.Sequential(
+            nn.Linear(self.z_dim + self.num_classes, 2 * width * self.h0 * self.w0, bias=False),
+            nn.BatchNorm1d(2 * width * self.h0 * self.w0),
+            nn.ReLU(inplace=True),
+        )
+        self.upsample = nn.Sequential(
+            nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(width, c, 4, stride=2, padding=1),
+            nn.Tanh(),
+        )
+        self.apply(dcgan_init)
+
+    def forward(self, z: Tensor, labels: Tensor) -> Tensor:
+        onehot = F.one_hot(labels.long(), self.num_classes).to(z.dtype)
+        h = self.project(torch.cat([z.flatten(1), onehot], dim=1))
+        t = self.upsample(h.view(-1, 2 * self.width, self.h0, self.w0))
+        _, hh, ww = self.shape
+        t = t[:, :, :hh, :ww]
+        lo, hi = self.bounds
+        return lo + (t + 1) * (0.5 * (hi - lo))
+
+
+class ConditionalDiscriminator(nn.Module):
+    """``D(x, label)``: a logit for "real" from ``x`` (in ``spec.bounds``) and its class.
+
+    ``x`` is rescaled to ``[-1, 1]`` and a learned per-class ``H x W`` label map is appended as a channel; two
+    stride-2 ``Conv2d(k=4, p=1)`` layers (batch norm on the second only) with LeakyReLU(0.2) feed a linear logit.
+    """
+
+    def __init__(self, spec: DataSpec, *, width: int = 64) -> None:
+        super().__init__()
+        c, h, w = _check_spec(spec, "ConditionalDiscriminator")
+        width = _check_width(width, "ConditionalDiscriminator")
+        self.num_classes = int(spec.num_classes)
+        self.shape = (c, h, w)
+        self.bounds = (float(spec.bounds[0]), float(spec.bounds[1]))
+        self.label_map = nn.Embedding(self.num_classes, h * w)
+        self.features = nn.Sequential(
+            nn.Conv2d(c + 1, width, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(width, 2 * width, 4, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(2 * width),
+            nn.LeakyReLU(0.2, inplace=True),
+        )
+        hf, wf = h, w
+        for _ in range(2):
+            hf, wf = (hf - 2) // 2 + 1, (wf - 2) // 2 + 1
+        self.head = nn.Linear(2 * width * hf * wf, 1)
+        self.apply(dcgan_init)
+
+    def forward(self, x: Tensor, labels: Tensor) -> Tensor:
+        lo, hi = self.bounds
+        _, h, w = self.shape
+        x = (x - lo) * (2.0 / (hi - lo)) - 1.0
+        label_map = self.label_map(labels.long()).view(-1, 1, h, w).to(x.dtype)
+        f = self.features(torch.cat([x, label_map], dim=1))
+        return self.head(f.flatten(1)).squeeze(1)
