@@ -48,7 +48,7 @@ def test_shapes_and_bounds(spec):
     labels = torch.arange(6) % spec.num_classes
     lo, hi = spec.bounds
     for scale in (1.0, 100.0):  # huge noise saturates tanh: still inside the bounds
-        x = g(scale * torch.randn(6, 16), labels)
+        x = g(scale * torch.randn(6, 16), labels).detach()
         assert tuple(x.shape) == (6, *spec.shape)
         assert float(x.min()) >= lo and float(x.max()) <= hi
     out = d(x, labels)
@@ -73,6 +73,12 @@ def test_gan_config_validation():
                 {"width": 0}, {"epochs": 1.5}, {"beta1": 1.0}):
         with pytest.raises(ConfigError):
             GanConfig(**bad)
+
+
+def test_train_gan_needs_batches_of_two(digits):
+    with pytest.raises(ConfigError, match="at least 2"):
+        train_gan(digits.x_train[:8], digits.y_train[:8], digits.spec, config=GanConfig(batch_size=1), seed=0,
+                  progress=False)
 
 
 # ------------------------------------------------------------------ training

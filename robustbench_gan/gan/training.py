@@ -104,8 +104,8 @@ def train_gan(
         raise DataError(f"train_gan: images have shape {tuple(x.shape)}, expected [N, {', '.join(map(str, spec.shape))}]")
     if len(x) != len(y) or len(x) == 0:
         raise DataError(f"train_gan: need a non-empty set with one label per image, got {len(x)} images, {len(y)} labels")
-    if len(x) < 2:
-        raise DataError("train_gan: batch norm needs at least 2 training images")
+    if min(len(x), config.batch_size) < 2:
+        raise ConfigError("train_gan: batch norm needs minibatches of at least 2 images (batch_size >= 2, N >= 2)")
     torch.manual_seed(seed)
     dev = torch.device(device)
     g = ConditionalGenerator(spec, z_dim=config.z_dim, width=config.width).to(dev)
