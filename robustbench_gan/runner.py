@@ -26,6 +26,7 @@ from .defenses import Defense, make_defense
 from .defenses.gan_augmentation import GanAugmentation
 from .errors import ConfigError
 from .evaluation import Outcome, evaluate_attack
+from .gan.cache import GeneratorCache
 from .models import build_model, build_user_model, load_weights
 from .results import Results, atomic_write_text, new_manifest
 from .suite import AttackConfig, DefenseConfig, ModelConfig, SuiteConfig, load_suite
@@ -155,6 +156,7 @@ class Runner:
         self.device = resolve_device(device)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.weights = WeightCache(self.cache_dir)
+        self.generators = GeneratorCache(self.weights)
         self.progress = progress
         self.data = load_suite_data(suite)
         n = suite.evaluation.n
@@ -164,6 +166,7 @@ class Runner:
         self._crafted: dict[tuple[str, str], Crafted] = {}
         self.flags: list[dict[str, Any]] = []
         self.gan: list[dict[str, Any]] = []
+        self._gan_reports: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ classifiers
     def classifier(self, model: ModelConfig, defense: DefenseConfig, *, check: bool = True) -> tuple[Classifier, str]:
@@ -194,6 +197,8 @@ class Runner:
         needs_gan = isinstance(defense_obj, GanAugmentation) and gan is None
         if needs_gan or not self.weights.load(key, skeleton):
             log.info("training %s / %s", model.name, defense.name)
+            if isinstance(defense_obj, GanAugmentation):
+                defense_obj.generators = self.generators
             skeleton = defense_obj.fit(make, self.data, train=train, seed=seed, device=self.device,
                                        progress=self.progress)
             if isinstance(defense_obj, GanAugmentation):
@@ -215,7 +220,18 @@ class Runner:
         return self.classifier(cfg, NO_DEFENSE, check=False)[0]
 
     def gan_report(self, model: ModelConfig, defense: DefenseConfig, gan_defense: GanAugmentation) -> dict[str, Any]:
-        """Quality metrics, a sample grid, losses and corner cases of the generator a defense trained."""
+        """Quality metrics, a sample grid, losses and corner cases of the generator a defense trained (computed once
+        per distinct generator; defenses sharing one get the same numbers under their own name)."""
+        assert gan_defense.generator is not None and gan_defense.generator_key is not None
+        gkey = gan_defense.generator_key
+        if gkey not in self._gan_reports:
+            self._gan_reports[gkey] = self._generator_report(model, gan_defense)
+        details = json.loads(json.dumps(self._gan_reports[gkey]))
+        details.update(model=model.name, defense=defense.name)
+        details["metrics"].update(model=model.name, defense=defense.name)
+        return details
+
+    def _generator_report(self, model: ModelConfig, gan_defense: GanAugmentation) -> dict[str, Any]:
         from .gan.metrics import corner_cases, gan_quality
         from .gan.training import sample_balanced
 
@@ -225,7 +241,7 @@ class Runner:
         x_gen, y_gen = x_gen.to(self.device), y_gen.to(self.device)
         quality = gan_quality(x_gen, y_gen, self.reference(), real_x=self.data.x_test.to(self.device),
                               real_y=self.data.y_test.to(self.device))
-        record = {"model": model.name, "defense": defense.name,
+        record = {"model": model.name, "defense": "",
                   **{k: quality[k] for k in ("modes_captured", "high_quality_fraction", "class_kl", "fid",
                                              "conditional_accuracy")}}
         lo, hi = spec.bounds
@@ -240,14 +256,15 @@ class Runner:
         stride = max(1, len(history.get("g_loss", [])) // 300)
         losses = {k: [round(float(v), 4) for v in history.get(k, [])[::stride]] for k in ("d_loss", "g_loss")}
         losses["steps"] = list(range(0, len(history.get("g_loss", [])), stride))
-        details = {"model": model.name, "defense": defense.name, "metrics": record,
-                   "grid": {"class_names": list(spec.class_names), "images": [scale(t) for t in per_class]},
-                   "losses": losses,
-                   "corner_cases": {"classifier": f"{model.name} (undefended)", "class_names": list(spec.class_names),
-                                    "rate_per_class": [None if r != r else round(float(r), 4)
-                                                       for r in cases["rate_per_class"]],
-                                    "items": items}}
-        return details
+        return {"generator": gan_defense.generator_key, "gan": gan_defense.gan_config.as_dict(), "metrics": record,
+                "grid": {"class_names": list(spec.class_names), "images": [scale(t) for t in per_class]},
+                "losses": losses,
+                "corner_cases": {"classifier": f"{model.name} (undefended)", "class_names": list(spec.class_names),
+                                 "rate_per_class": [None if r != r else round(float(r), 4)
+                                                    for r in cases["rate_per_class"]],
+                                 "fraction": round(len(cases["indices"]) / max(1, len(y_gen)), 4),
+                                 "n": len(y_gen),
+                                 "items": items}}
 
     # ------------------------------------------------------------------ cells
     def run_cell(self, cell: Cell) -> "CellOutput":
@@ -364,12 +381,23 @@ class Runner:
             results.extra["substitute"] = substitute
         if self.gan:
             results.gan = [g["metrics"] for g in self.gan]
-            results.extra["gan_details"] = [{k: v for k, v in g.items() if k != "metrics"} for g in self.gan]
+            results.extra["gan_details"] = merge_gan_details(self.gan)
         results.flags = self.flags + table_flags(results.records)
         for f in results.flags:
             log.warning("sanity check %s: %s / %s: %s", f["check"], f["model"], f["defense"], f["message"])
         results.manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         return results
+
+
+def merge_gan_details(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One report entry per distinct generator, naming every (model, defense) that trained on its samples."""
+    merged: dict[Any, dict[str, Any]] = {}
+    for g in reports:
+        key = (g.get("model"), g.get("generator") or g.get("defense"))
+        if key not in merged:
+            merged[key] = {k: v for k, v in g.items() if k not in ("metrics", "defense")} | {"defenses": []}
+        merged[key]["defenses"].append(g.get("defense"))
+    return list(merged.values())
 
 
 def run_suite(

@@ -63,15 +63,15 @@ def test_default_suite_end_to_end(tmp_path):
     expected_rows = sum(len(c.attack.eps) for c in plan_cells(suite))
     assert len(table) == expected_rows
     assert set(table["threat"]) == {"white-box", "transfer", "black-box"} and set(table["model"]) == {"cnn", "logistic"}
-    assert set(table["defense"]) == {"none", "pgd-at", "distillation"}
+    defenses = ("none", "pgd-at", "distillation", "gan-aug")
+    assert set(table["defense"]) == set(defenses)
     transfer = table[table["threat"] == "transfer"]
-    classifiers = {m if d == "none" else f"{m}/{d}" for m in ("cnn", "logistic")
-                   for d in ("none", "pgd-at", "distillation")}
+    classifiers = {m if d == "none" else f"{m}/{d}" for m in ("cnn", "logistic") for d in defenses}
     assert set(transfer["source"]) == classifiers | {"ensemble(cnn+logistic)"}
     # every ordered pair of distinct classifiers, for every transferable attack and eps
     pairs = {(s, m if d == "none" else f"{m}/{d}") for s, m, d in
              transfer[["source", "model", "defense"]].itertuples(index=False)}
-    assert len(pairs) == 6 * 5 + 6
+    assert len(pairs) == 8 * 7 + 8
     assert (table.loc[table["threat"] != "transfer", "source"] == "").all()
     blackbox = table[table["threat"] == "black-box"]
     assert set(blackbox["attack"]) == {"substitute"} and (blackbox["queries"] == 150 * 2 ** 5).all()
@@ -90,7 +90,11 @@ def test_default_suite_end_to_end(tmp_path):
     assert doc["manifest"]["seed"] == 0 and doc["manifest"]["finished"] and doc["manifest"]["versions"]["torch"]
     html = (out / "index.html").read_text()
     assert doc["substitute"] and len(doc["substitute"][0]["rounds"]) == 6
-    for section in ("summary", "curves", "attacks", "transfer", "blackbox", "flags", "gallery", "manifest"):
+    # one GAN (same data, settings and seed) serves both models' gan-aug defense; it covers every class
+    assert [(g["model"], g["defense"]) for g in doc["gan"]] == [("cnn", "gan-aug"), ("logistic", "gan-aug")]
+    assert all(g["modes_captured"] == 10 and g["conditional_accuracy"] >= 0.8 for g in doc["gan"])
+    assert len({d["generator"] for d in doc["gan_details"]}) == 1
+    for section in ("summary", "curves", "attacks", "transfer", "blackbox", "flags", "gan", "gallery", "manifest"):
         assert f'id="{section}"' in html
     assert "https://" not in html and "http://" not in html
 

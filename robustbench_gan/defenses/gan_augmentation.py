@@ -31,7 +31,9 @@ class GanAugmentation(Defense):
     adversarially on the mix at ``eps``. ``gan_epochs``, ``d_steps``, ``z_dim`` and ``width`` configure the GAN
     (defaults: :class:`~robustbench_gan.gan.training.GanConfig`).
 
-    After ``fit``, ``generator`` and ``history`` hold the trained GAN for quality metrics and the report.
+    After ``fit``, ``generator``, ``history`` and ``generator_key`` hold the trained GAN for quality metrics and the
+    report. Set ``generators`` to a :class:`~robustbench_gan.gan.cache.GeneratorCache` to share one trained GAN
+    between defenses with the same GAN settings (and to cache it on disk).
     """
 
     kind = "gan-augmentation"
@@ -69,6 +71,8 @@ class GanAugmentation(Defense):
         self.gan_config = GanConfig(**self.gan_params)  # validates
         self.generator: torch.nn.Module | None = None
         self.history: Any = None
+        self.generator_key: str | None = None
+        self.generators: Any = None  # a GeneratorCache shared across defenses (the runner sets one)
 
     def params(self) -> dict[str, Any]:
         return {"samples": self.samples, "labels": self.labels, "min_confidence": self.min_confidence,
@@ -77,11 +81,13 @@ class GanAugmentation(Defense):
     def fit(
         self, make_model: MakeModel, data: Data, *, train: TrainConfig, seed: int, device: str, progress: bool = True
     ) -> Classifier:
-        from ..gan.training import sample_balanced, train_gan
+        from ..gan.cache import GeneratorCache
+        from ..gan.training import sample_balanced
 
-        self.generator, self.history = train_gan(
-            data.x_train.to(device), data.y_train.to(device), data.spec, config=self.gan_config, seed=seed,
-            device=device, progress=progress)
+        if self.generators is None:
+            self.generators = GeneratorCache()
+        self.generator, self.history, self.generator_key = self.generators.get(
+            data, self.gan_config, seed=seed, device=device, progress=progress)
         k = data.spec.num_classes
         n = self.samples if self.samples is not None else len(data.y_train)
         x_gen, y_gen = sample_balanced(self.generator, max(1, n // k), seed=seed + 7)

@@ -263,11 +263,18 @@ def build_gan(gan: list[dict[str, Any]]) -> dict[str, Any]:
     return {"columns": [{"text": c, "num": numeric[c]} for c in columns], "rows": rows}
 
 
+def _thousands(value: Any) -> str | None:
+    return f"{int(value):,}" if isinstance(value, int) and value > 0 else None
+
+
 def build_gan_details(details: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per trained generator: sample grid, loss curves and corner cases as images; failures are skipped."""
     out = []
     for d in details:
-        entry: dict[str, Any] = {"title": f"{fmt_text(d.get('model'))} / {fmt_text(d.get('defense'))}",
+        users = d.get("defenses") or [d.get("defense")]
+        entry: dict[str, Any] = {"title": f"{fmt_text(d.get('model'))} / {', '.join(fmt_text(u) for u in users)}",
+                                 "fraction": as_float(d.get("corner_cases", {}).get("fraction")),
+                                 "corner_n": _thousands(d.get("corner_cases", {}).get("n")),
                                  "corner_note": fmt_text(d.get("corner_cases", {}).get("classifier"))}
         for key, fn, arg in (("grid", plots.gan_sample_grid, d.get("grid")),
                              ("losses", plots.gan_losses, d.get("losses")),

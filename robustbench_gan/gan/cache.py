@@ -1,0 +1,65 @@
+"""Trained generators, shared by every defense that asks for the same (data, GAN config, seed) and kept on disk
+next to the classifier weights, so a suite with several GAN defenses trains each distinct GAN once."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from ..data import Data
+from ..results import atomic_write_text
+from ..training import WeightCache, config_hash
+from .dcgan import ConditionalGenerator
+from .training import GanConfig, GanHistory, train_gan
+
+log = logging.getLogger(__name__)
+
+
+class GeneratorCache:
+    """``get`` returns ``(generator, history, key)``: from memory, from the weight cache (checksummed state_dict
+    plus a JSON loss history), or freshly trained with :func:`~robustbench_gan.gan.training.train_gan`."""
+
+    def __init__(self, weights: WeightCache | None = None) -> None:
+        self.weights = weights if weights is not None else WeightCache(None)
+        self._memo: dict[str, tuple[ConditionalGenerator, GanHistory]] = {}
+        self.trained = 0  # generators trained (not loaded) by this cache: a count tests and logs can rely on
+
+    @staticmethod
+    def key(data: Data, config: GanConfig, seed: int) -> str:
+        return "gan-" + config_hash({"data": data.fingerprint(), "gan": config.as_dict(), "seed": seed})
+
+    def _history_path(self, key: str) -> Path | None:
+        path = self.weights.path(key)
+        return path.with_suffix(".history.json") if path is not None else None
+
+    def get(
+        self, data: Data, config: GanConfig, *, seed: int, device: str, progress: bool = True
+    ) -> tuple[ConditionalGenerator, GanHistory, str]:
+        key = self.key(data, config, seed)
+        if key in self._memo:
+            return (*self._memo[key], key)
+        generator = ConditionalGenerator(data.spec, z_dim=config.z_dim, width=config.width)
+        history = self._load_history(key)
+        if history is not None and self.weights.load(key, generator):
+            generator = generator.to(device).eval()
+        else:
+            generator, history = train_gan(data.x_train, data.y_train, data.spec, config=config, seed=seed,
+                                           device=device, progress=progress)
+            self.trained += 1
+            self.weights.save(key, generator, {"gan": config.as_dict(), "seed": seed})
+            path = self._history_path(key)
+            if path is not None:
+                atomic_write_text(path, json.dumps(history.as_dict()))
+        self._memo[key] = (generator, history)
+        return generator, history, key
+
+    def _load_history(self, key: str) -> GanHistory | None:
+        path = self._history_path(key)
+        if path is None or not path.is_file():
+            return None
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            return GanHistory(**{k: [float(v) for v in doc[k]] for k in ("d_loss", "g_loss", "d_real", "d_fake")})
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring unreadable GAN history %s (%s); retraining", path, exc)
+            return None
