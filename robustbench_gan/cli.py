@@ -1,4 +1,4 @@
-"""Command line: ``robustbench-gan run | list | report | bench``.
+"""Command line: ``robustbench-gan run | list | report | compare | export | bench``.
 
 Exit codes: 0 success, 2 bad input (one line on stderr naming the problem; ``--debug`` shows the traceback),
 1 an unexpected internal error, 130 interrupted.
@@ -44,6 +44,16 @@ def build_parser() -> Parser:
 
     rep = sub.add_parser("report", help="re-render index.html from a run folder's results.json")
     rep.add_argument("run_dir", help="a folder written by `robustbench-gan run`")
+
+    cmp_ = sub.add_parser("compare", help="compare two run folders (tables, plots) into OUT/index.html")
+    cmp_.add_argument("run_a", help="the baseline run folder (A)")
+    cmp_.add_argument("run_b", help="the run compared with it (B)")
+    cmp_.add_argument("--out", required=True, help="folder for compare.csv, compare.json and index.html")
+
+    exp = sub.add_parser("export", help="RobustBench-style JSON cards (clean and worst-case accuracy) of a run")
+    exp.add_argument("run_dir", help="a folder written by `robustbench-gan run`")
+    exp.add_argument("--out", default=None, help="output folder (default: RUN_DIR/robustbench)")
+    exp.add_argument("--eps", type=float, default=None, help="the eps to export (default: the largest of the run)")
 
     bench = sub.add_parser("bench", help="attack throughput: ours vs the bare forward+backward loop vs ART")
     bench.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -111,6 +121,27 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import write_comparison
+
+    for path in (args.run_a, args.run_b):
+        if not Path(path).exists():
+            raise UsageError(f"compare: no run folder at {path!r}; give two folders written by `robustbench-gan run`")
+    out = write_comparison(args.run_a, args.run_b, args.out)
+    sys.stdout.write(f"wrote {out / 'compare.csv'}, {out / 'compare.json'}, {out / 'index.html'}\n")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_robustbench
+    from .results import Results
+
+    results = Results.load(args.run_dir)
+    paths = export_robustbench(results, args.out or Path(args.run_dir) / "robustbench", eps=args.eps)
+    sys.stdout.write("".join(f"wrote {p}\n" for p in paths))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from .throughput import format_table, measure
 
@@ -119,7 +150,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "bench": cmd_bench}
+COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "compare": cmd_compare, "export": cmd_export,
+            "bench": cmd_bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -133,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
-            raise UsageError("robustbench-gan: choose a command: run, list, report or bench (see --help)")
+            raise UsageError("robustbench-gan: choose a command: run, list, report, compare, export or bench (see --help)")
         return COMMANDS[args.command](args)
     except (RobustBenchError, UsageError) as exc:
         if debug:

@@ -39,6 +39,8 @@ class Outcome:
     adv_pred: Tensor | None = None
     adv_norm: Tensor | None = None
     gallery: list[dict[str, Any]] = field(default_factory=list)
+    ids: Tensor | None = None
+    """Positions in the evaluated set of the samples above (``None``: all of them, in order)."""
 
 
 def accuracy_metrics(

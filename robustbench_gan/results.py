@@ -1,7 +1,9 @@
 """Results: records <-> pandas DataFrame, CSV/JSON writers, the run manifest.
 
 ``results.csv`` has one row per evaluated cell with at least :data:`COLUMNS`; ``results.json`` holds
-``{"manifest", "records", "flags", "gan"}`` (plus ``"gallery"``, the examples shown in the report).
+``{"manifest", "records", "flags", "gan"}`` (plus ``"gallery"``, the examples shown in the report, and the
+``"leaderboard"`` of worst-case accuracies); ``samples.csv.gz`` holds the per-sample data
+(:data:`~robustbench_gan.samples.SAMPLE_COLUMNS`).
 """
 from __future__ import annotations
 
@@ -55,6 +57,12 @@ def new_manifest(*, suite: str, seed: int, device: str, config: dict[str, Any] |
     }
 
 
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and rename, so a crash never leaves a half file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,6 +70,28 @@ def atomic_write_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        os.chmod(tmp, _umask_mode())  # mkstemp creates 0600; the result should be as readable as any new file
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+SAMPLES_FILE = "samples.csv.gz"
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, compress: bool = False) -> None:
+    """Like :func:`atomic_write_text` for bytes; ``compress`` gzips them (deterministically: no name or mtime)."""
+    if compress:
+        import gzip
+
+        data = gzip.compress(data, compresslevel=6, mtime=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -87,6 +117,8 @@ class Results:
     gan: list[dict[str, Any]] = field(default_factory=list)
     gallery: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    samples: pd.DataFrame | None = field(default=None, repr=False)
+    """Per-sample data (one row per sample, classifier, attack, source and eps); see :mod:`robustbench_gan.samples`."""
 
     @property
     def table(self) -> pd.DataFrame:
@@ -118,6 +150,8 @@ class Results:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "results.csv", self.table.to_csv(index=False))
         atomic_write_text(out / "results.json", json.dumps(self.to_json_dict(), indent=1, allow_nan=False))
+        if self.samples is not None and not self.samples.empty:
+            atomic_write_bytes(out / SAMPLES_FILE, self.samples.to_csv(index=False).encode(), compress=True)
         if html:
             from .reports.html import render_report
 
@@ -140,6 +174,15 @@ class Results:
         if not isinstance(doc, dict) or "records" not in doc:
             raise RobustBenchError(f"{str(path)!r} has no 'records'; is it a robustbench-gan results.json?")
         known = {"manifest", "records", "flags", "gan", "gallery"}
+        samples_path = path.parent / SAMPLES_FILE
+        samples = None
+        if samples_path.is_file():
+            try:
+                samples = pd.read_csv(samples_path, keep_default_na=False, na_values=[""],
+                                      dtype={c: str for c in ("model", "defense", "attack", "threat", "source", "norm")})
+                samples["source"] = samples["source"].fillna("")
+            except (OSError, ValueError, EOFError, KeyError) as exc:
+                log.warning("ignoring unreadable %s (%s)", samples_path, exc)
         return cls(
             records=list(doc.get("records", [])),
             manifest=dict(doc.get("manifest", {})),
@@ -147,4 +190,5 @@ class Results:
             gan=list(doc.get("gan", [])),
             gallery=list(doc.get("gallery", [])),
             extra={k: v for k, v in doc.items() if k not in known},
+            samples=samples,
         )

@@ -5,6 +5,7 @@ runs one, so a later executor can farm them out. Finished cells and trained weig
 """
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import logging
@@ -29,6 +30,7 @@ from .evaluation import Outcome, evaluate_attack
 from .gan.cache import GeneratorCache
 from .models import build_model, build_user_model, load_weights
 from .results import Results, atomic_write_text, new_manifest
+from .samples import sample_block, samples_table, worst_case
 from .suite import AttackConfig, DefenseConfig, ModelConfig, SuiteConfig, load_suite
 from .training import TrainConfig, WeightCache, config_hash
 
@@ -81,11 +83,16 @@ class Cell:
 
 @dataclass
 class CellOutput:
-    """What a cell produces: result records, gallery entries, substitute-training histories."""
+    """What a cell produces: result records, gallery entries, substitute-training histories, per-sample blocks."""
 
     records: list[dict[str, Any]]
     gallery: list[dict[str, Any]] = field(default_factory=list)
     substitute: list[dict[str, Any]] = field(default_factory=list)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"records": self.records, "gallery": self.gallery, "substitute": self.substitute,
+                "samples": self.samples}
 
 
 class MeanLogits(nn.Module):
@@ -203,8 +210,7 @@ class Runner:
                                        progress=self.progress)
             if isinstance(defense_obj, GanAugmentation):
                 gan = self.gan_report(model, defense, defense_obj)
-                if gan_path is not None:
-                    atomic_write_text(gan_path, json.dumps(gan))
+                self._save_json(gan_path, gan)
             self.weights.save(key, skeleton, {"model": model.name, "defense": defense.name, "spec": spec.as_dict()})
         if gan is not None:
             self.gan.append(gan)
@@ -220,51 +226,62 @@ class Runner:
         return self.classifier(cfg, NO_DEFENSE, check=False)[0]
 
     def gan_report(self, model: ModelConfig, defense: DefenseConfig, gan_defense: GanAugmentation) -> dict[str, Any]:
-        """Quality metrics, a sample grid, losses and corner cases of the generator a defense trained (computed once
-        per distinct generator; defenses sharing one get the same numbers under their own name)."""
+        """Quality metrics, sample grid and losses of the generator a defense trained (computed once per distinct
+        generator), and its corner cases for this model's undefended classifier."""
         assert gan_defense.generator is not None and gan_defense.generator_key is not None
         gkey = gan_defense.generator_key
         if gkey not in self._gan_reports:
-            self._gan_reports[gkey] = self._generator_report(model, gan_defense)
+            self._gan_reports[gkey] = self._generator_report(gan_defense)
         details = json.loads(json.dumps(self._gan_reports[gkey]))
         details.update(model=model.name, defense=defense.name)
         details["metrics"].update(model=model.name, defense=defense.name)
+        details["corner_cases"] = self._corner_cases(model, gan_defense)
         return details
 
-    def _generator_report(self, model: ModelConfig, gan_defense: GanAugmentation) -> dict[str, Any]:
-        from .gan.metrics import corner_cases, gan_quality
+    def _generator_sample(self, gan_defense: GanAugmentation) -> tuple[torch.Tensor, torch.Tensor]:
         from .gan.training import sample_balanced
 
         assert gan_defense.generator is not None
-        spec = self.data.spec
         x_gen, y_gen = sample_balanced(gan_defense.generator, 100, seed=self.suite.seed + 11)
-        x_gen, y_gen = x_gen.to(self.device), y_gen.to(self.device)
+        return x_gen.to(self.device), y_gen.to(self.device)
+
+    def _scale(self, t: torch.Tensor) -> Any:
+        lo, hi = self.data.spec.bounds
+        return ((t - lo) / (hi - lo)).clamp(0, 1).cpu().numpy().round(3).tolist()
+
+    def _generator_report(self, gan_defense: GanAugmentation) -> dict[str, Any]:
+        from .gan.metrics import gan_quality
+
+        spec = self.data.spec
+        x_gen, y_gen = self._generator_sample(gan_defense)
         quality = gan_quality(x_gen, y_gen, self.reference(), real_x=self.data.x_test.to(self.device),
                               real_y=self.data.y_test.to(self.device))
-        record = {"model": model.name, "defense": "",
+        record = {"model": "", "defense": "",
                   **{k: quality[k] for k in ("modes_captured", "high_quality_fraction", "class_kl", "fid",
                                              "conditional_accuracy")}}
-        lo, hi = spec.bounds
-        scale = (lambda t: ((t - lo) / (hi - lo)).clamp(0, 1).cpu().numpy().round(3).tolist())
         per_class = [x_gen[y_gen == c][:8] for c in range(spec.num_classes)]
-        undefended, _ = self.classifier(model, NO_DEFENSE)
-        cases = corner_cases(undefended, x_gen, y_gen)
-        probs = torch.softmax(undefended.predict(x_gen), 1)
-        items = [{"x": scale(x_gen[i]), "label": int(y_gen[i]), "pred": int(probs[i].argmax()),
-                  "conf": round(float(probs[i].max()), 3)} for i in cases["indices"][:16].tolist()]
         history = gan_defense.history.as_dict() if gan_defense.history is not None else {}
         stride = max(1, len(history.get("g_loss", [])) // 300)
         losses = {k: [round(float(v), 4) for v in history.get(k, [])[::stride]] for k in ("d_loss", "g_loss")}
         losses["steps"] = list(range(0, len(history.get("g_loss", [])), stride))
         return {"generator": gan_defense.generator_key, "gan": gan_defense.gan_config.as_dict(), "metrics": record,
-                "grid": {"class_names": list(spec.class_names), "images": [scale(t) for t in per_class]},
-                "losses": losses,
-                "corner_cases": {"classifier": f"{model.name} (undefended)", "class_names": list(spec.class_names),
-                                 "rate_per_class": [None if r != r else round(float(r), 4)
-                                                    for r in cases["rate_per_class"]],
-                                 "fraction": round(len(cases["indices"]) / max(1, len(y_gen)), 4),
-                                 "n": len(y_gen),
-                                 "items": items}}
+                "grid": {"class_names": list(spec.class_names), "images": [self._scale(t) for t in per_class]},
+                "losses": losses}
+
+    def _corner_cases(self, model: ModelConfig, gan_defense: GanAugmentation) -> dict[str, Any]:
+        """Generated samples this model's undefended classifier gets wrong or is unsure about."""
+        from .gan.metrics import corner_cases
+
+        x_gen, y_gen = self._generator_sample(gan_defense)
+        undefended, _ = self.classifier(model, NO_DEFENSE)
+        cases = corner_cases(undefended, x_gen, y_gen)
+        probs = torch.softmax(undefended.predict(x_gen), 1)
+        items = [{"x": self._scale(x_gen[i]), "label": int(y_gen[i]), "pred": int(probs[i].argmax()),
+                  "conf": round(float(probs[i].max()), 3)} for i in cases["indices"][:16].tolist()]
+        return {"classifier": f"{model.name} (undefended)", "model": model.name,
+                "class_names": list(self.data.spec.class_names),
+                "rate_per_class": [None if r != r else round(float(r), 4) for r in cases["rate_per_class"]],
+                "fraction": round(len(cases["indices"]) / max(1, len(y_gen)), 4), "n": len(y_gen), "items": items}
 
     # ------------------------------------------------------------------ cells
     def run_cell(self, cell: Cell) -> "CellOutput":
@@ -279,7 +296,9 @@ class Runner:
         if cached is not None:
             return cached
         if cell.source is not None:
-            out = CellOutput([self.record(cell, attack, o) for o in self.transfer_outcomes(cell, attack, clf)])
+            outcomes = self.transfer_outcomes(cell, attack, clf)
+            out = CellOutput([self.record(cell, attack, o) for o in outcomes],
+                             samples=self.sample_blocks(cell, attack, outcomes))
             self._save_cell(key, out)
             return out
         outcomes = evaluate_attack(
@@ -292,7 +311,7 @@ class Runner:
         history = getattr(attack, "history", None)
         rounds = [{"model": cell.model.name, "defense": cell.defense.name, "attack": cell.attack.name,
                    "rounds": [h.as_dict() for h in history]}] if history else []
-        out = CellOutput(records, gallery, rounds)
+        out = CellOutput(records, gallery, rounds, self.sample_blocks(cell, attack, outcomes))
         self._save_cell(key, out)
         return out
 
@@ -307,6 +326,12 @@ class Runner:
                                          batch_size=self.suite.evaluation.batch_size, seed=self.suite.seed)
         return evaluate_transfer(target, self.x_eval, self.y_eval, self._crafted[ident],
                                  batch_size=self.suite.evaluation.batch_size)
+
+    def sample_blocks(self, cell: Cell, attack: Attack, outcomes: list[Outcome]) -> list[dict[str, Any]]:
+        meta = {"model": cell.model.name, "defense": cell.defense.name, "attack": cell.attack.name,
+                "threat": "transfer" if cell.source is not None else attack.threat, "source": cell.source_name,
+                "norm": attack.norm, "attack_kind": cell.attack.kind}
+        return [b for b in (sample_block(meta, o) for o in outcomes) if b is not None]
 
     def record(self, cell: Cell, attack: Attack, outcome: Outcome) -> dict[str, Any]:
         transfer = cell.source is not None
@@ -340,27 +365,34 @@ class Runner:
 
     @staticmethod
     def _load_json(path: Path | None) -> Any:
+        """A cache entry's payload, or None when missing, unreadable or failing its checksum (then recomputed)."""
         if path is None or not path.is_file():
             return None
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, OSError, UnicodeDecodeError) as exc:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            payload = doc["payload"]
+            if doc.get("sha256") != payload_digest(payload):
+                raise ValueError("checksum mismatch")
+            return payload
+        except (json.JSONDecodeError, OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
             log.warning("ignoring unreadable cache entry %s (%s); recomputing", path, exc)
             return None
+
+    @staticmethod
+    def _save_json(path: Path | None, payload: Any) -> None:
+        if path is not None:
+            atomic_write_text(path, json.dumps({"sha256": payload_digest(payload), "payload": payload}))
 
     def _load_cell(self, key: str) -> "CellOutput | None":
         doc = self._load_json(self._cell_path(key))
         try:
-            return CellOutput(doc["records"], doc["gallery"], doc.get("substitute", [])) if doc is not None else None
+            return CellOutput(doc["records"], doc["gallery"], doc["substitute"], doc["samples"]) if doc else None
         except (KeyError, TypeError) as exc:
             log.warning("ignoring malformed cell cache %s (%s); recomputing", key, exc)
             return None
 
     def _save_cell(self, key: str, out: "CellOutput") -> None:
-        path = self._cell_path(key)
-        if path is not None:
-            atomic_write_text(path, json.dumps({"records": out.records, "gallery": out.gallery,
-                                                "substitute": out.substitute}))
+        self._save_json(self._cell_path(key), out.as_dict())
 
     # ------------------------------------------------------------------ whole suite
     def run(self) -> Results:
@@ -372,11 +404,15 @@ class Runner:
                                     "test": len(self.data.y_test), "evaluated": len(self.y_eval)}
         cells = plan_cells(suite)
         substitute: list[dict[str, Any]] = []
+        blocks: list[dict[str, Any]] = []
         for cell in tqdm(cells, desc=f"suite {suite.name}", disable=not self.progress):
             out = self.run_cell(cell)
             results.extend(out.records)
             results.gallery.extend(out.gallery)
             substitute += out.substitute
+            blocks += out.samples
+        results.samples = samples_table(blocks, [int(v) for v in self.y_eval.cpu().tolist()])
+        results.extra["leaderboard"] = worst_case(results.samples, len(self.y_eval))
         if substitute:
             results.extra["substitute"] = substitute
         if self.gan:
@@ -389,14 +425,25 @@ class Runner:
         return results
 
 
+def payload_digest(payload: Any) -> str:
+    """sha256 of a cache payload's canonical JSON: a cache entry whose payload does not match is recomputed."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
 def merge_gan_details(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One report entry per distinct generator, naming every (model, defense) that trained on its samples."""
+    """One report entry per distinct generator: the classifiers trained on its samples and, per model, the corner
+    cases of that model's undefended classifier."""
     merged: dict[Any, dict[str, Any]] = {}
     for g in reports:
-        key = (g.get("model"), g.get("generator") or g.get("defense"))
+        key = g.get("generator") or (g.get("model"), g.get("defense"))
         if key not in merged:
-            merged[key] = {k: v for k, v in g.items() if k not in ("metrics", "defense")} | {"defenses": []}
-        merged[key]["defenses"].append(g.get("defense"))
+            merged[key] = {k: v for k, v in g.items() if k not in ("metrics", "defense", "model", "corner_cases")}
+            merged[key].update(used_by=[], corner_cases=[])
+        entry = merged[key]
+        entry["used_by"].append({"model": g.get("model"), "defense": g.get("defense")})
+        cases = g.get("corner_cases")
+        if cases and all(c.get("model") != cases.get("model") for c in entry["corner_cases"]):
+            entry["corner_cases"].append(cases)
     return list(merged.values())
 
 

@@ -38,6 +38,16 @@ def batch(digits):
     return digits.x_test[:200], digits.y_test[:200]
 
 
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory):
+    """The default suite run once through the CLI (about 100 s on 2 cores); its output folder."""
+    from robustbench_gan.cli import main
+
+    out = tmp_path_factory.mktemp("default-run") / "out"
+    assert main(["-q", "run", "default", "--out", str(out), "--device", "cpu"]) == 0
+    return out
+
+
 @pytest.fixture(autouse=True)
 def _deterministic_threads():
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))

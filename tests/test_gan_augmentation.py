@@ -174,16 +174,18 @@ def test_suite_reports_gan_metrics_and_reuses_cache(tmp_path, monkeypatch):
         assert 0 <= g["high_quality_fraction"] <= 1 and g["class_kl"] >= 0 and g["fid"] >= 0
         assert 0 <= g["modes_captured"] <= 10 and 0 <= g["conditional_accuracy"] <= 1
     details, = doc["gan_details"]
-    assert details["defenses"] == ["gan-aug", "gan-aug-teacher"] and details["gan"]["width"] == 16
+    assert details["used_by"] == [{"model": "cnn", "defense": "gan-aug"}, {"model": "cnn", "defense": "gan-aug-teacher"}]
+    assert details["gan"]["width"] == 16
     assert len(details["grid"]["images"]) == 10 and len(details["losses"]["d_loss"]) == len(details["losses"]["steps"])
-    corners = details["corner_cases"]
+    corners, = details["corner_cases"]
+    assert corners["model"] == "cnn"
     assert len(corners["rate_per_class"]) == 10 and corners["n"] == 1000
     assert len(corners["items"]) == min(16, round(corners["fraction"] * 1000))
     assert all(0 <= item["conf"] <= 1 and (item["pred"] != item["label"] or item["conf"] < 0.5)
                for item in corners["items"])
     html = (out / "index.html").read_text()
     gan_html = html[html.index('id="gan"'):html.index('id="gallery"')]
-    assert "Generator of cnn / gan-aug, gan-aug-teacher" in gan_html
+    assert "Generator used by cnn / gan-aug, cnn / gan-aug-teacher" in gan_html
     assert gan_html.count("data:image/png;base64,") == 3  # sample grid, losses, corner cases
     # a second run takes the generator, the classifiers and the cells from the cache
     assert main(["-q", "run", str(path), "--out", str(tmp_path / "again"), "--cache-dir", str(cache),

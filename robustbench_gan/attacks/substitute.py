@@ -226,7 +226,8 @@ class SubstituteAttack(Attack):
                                  success=(adv_pred != y_eval).cpu())
             m.update(queries=oracle.queries, seconds=seconds / len(eps_list),
                      substitute_accuracy=self.history[-1].substitute_accuracy, agreement=self.history[-1].agreement)
-            outcomes.append(Outcome(float(eps), m, oracle_eval.cpu(), adv_pred.cpu(), flat_norm(delta, "inf")))
+            outcomes.append(Outcome(float(eps), m, oracle_eval.cpu(), adv_pred.cpu(), flat_norm(delta, "inf"),
+                                    ids=perm[self.holdout :].cpu()))
         return outcomes
 
     def params(self) -> dict[str, Any]:

@@ -162,6 +162,56 @@ def _group_detail(key: tuple[str, str, str, bool, str, str]) -> str:
     return " · ".join(parts)
 
 
+def build_leaderboard(board: list[dict[str, Any]], flags: list[dict[str, Any]]) -> dict[str, Any]:
+    """Model × defense rows: clean accuracy, then worst-case robust accuracy [95% CI] per (norm, ε), the
+    strongest single attack (see :func:`_strongest`), and the number of sanity flags raised for that classifier."""
+    if not board:
+        return {"columns": [], "rows": []}
+    columns = sorted({(fmt_text(b.get("norm")), as_float(b.get("eps"))) for b in board
+                      if as_float(b.get("eps")) is not None}, key=lambda c: (c[0], c[1]))
+    index = {c: i for i, c in enumerate(columns)}
+    flagged: dict[tuple[str, str], int] = {}
+    for f in flags:
+        k = (fmt_text(f.get("model")), fmt_text(f.get("defense")))
+        flagged[k] = flagged.get(k, 0) + 1
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for b in board:
+        k = (fmt_text(b.get("model")), fmt_text(b.get("defense")))
+        row = rows.setdefault(k, {"model": k[0], "defense": k[1], "flags": flagged.get(k, 0),
+                                  "clean": cell(fmt_pct(b.get("clean_accuracy")), b.get("clean_accuracy"), num=True),
+                                  "cells": [cell(MISSING, None, num=True) for _ in columns], "_entries": []})
+        col = (fmt_text(b.get("norm")), as_float(b.get("eps")))
+        if col not in index:
+            continue
+        acc = b.get("worst_case_accuracy")
+        title = (f"n = {b.get('n')}; {b.get('attacks')} attacks; strongest alone: {fmt_text(b.get('strongest_attack'))}"
+                 f" ({fmt_pct(b.get('strongest_attack_accuracy'))})")
+        row["cells"][index[col]] = cell(fmt_acc_ci(acc, b.get("worst_case_low"), b.get("worst_case_high")), acc,
+                                        num=True, title=title)
+        row["_entries"].append(b)
+    out = []
+    for row in rows.values():
+        row["strongest"] = _strongest(row.pop("_entries"))
+        out.append(row)
+    heads = [{"norm": norm_label_text(norm), "eps": fmt_eps(eps)} for norm, eps in columns]
+    return {"columns": heads, "rows": out}
+
+
+def _strongest(entries: list[dict[str, Any]]) -> str:
+    """The strongest single attack at the largest ε that leaves anything standing (else at the smallest ε)."""
+    with_eps = [b for b in entries if as_float(b.get("eps")) is not None]
+    if not with_eps:
+        return MISSING
+    alive = [b for b in with_eps if (as_float(b.get("worst_case_accuracy")) or 0) > 0]
+    b = max(alive, key=lambda e: as_float(e.get("eps"))) if alive else min(with_eps, key=lambda e: as_float(e.get("eps")))
+    return (f"{fmt_text(b.get('strongest_attack'))} at ε = {fmt_eps(b.get('eps'))}: "
+            f"{fmt_pct(b.get('strongest_attack_accuracy'))}")
+
+
+def norm_label_text(norm: str) -> str:
+    return {"inf": "L∞", "2": "L2", "1": "L1"}.get(norm, norm)
+
+
 def build_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Model × defense rows; clean accuracy, then robust accuracy [95% CI] per attack group and ε."""
     if not rows:
@@ -260,7 +310,12 @@ def build_gan(gan: list[dict[str, Any]]) -> dict[str, Any]:
                and any(as_float(rec.get(c)) is not None for rec in gan) for c in columns}
     rows = [[cell(fmt_num(rec.get(c)), rec.get(c), num=True) if numeric[c] else cell(fmt_text(rec.get(c)))
              for c in columns] for rec in gan]
-    return {"columns": [{"text": c, "num": numeric[c]} for c in columns], "rows": rows}
+    return {"columns": [{"text": GAN_LABELS.get(c, c), "num": numeric[c]} for c in columns], "rows": rows}
+
+
+GAN_LABELS = {"model": "Model", "defense": "Defense", "modes_captured": "Modes captured",
+              "high_quality_fraction": "High-quality fraction", "class_kl": "Class KL (gen ‖ real)",
+              "fid": "FID (reference CNN)", "conditional_accuracy": "Conditional accuracy"}
 
 
 def _thousands(value: Any) -> str | None:
@@ -268,24 +323,32 @@ def _thousands(value: Any) -> str | None:
 
 
 def build_gan_details(details: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per trained generator: sample grid, loss curves and corner cases as images; failures are skipped."""
+    """Per trained generator: sample grid, loss curves and, per model, corner cases as images; failures are
+    skipped (logged), never fatal."""
     out = []
     for d in details:
-        users = d.get("defenses") or [d.get("defense")]
-        entry: dict[str, Any] = {"title": f"{fmt_text(d.get('model'))} / {', '.join(fmt_text(u) for u in users)}",
-                                 "fraction": as_float(d.get("corner_cases", {}).get("fraction")),
-                                 "corner_n": _thousands(d.get("corner_cases", {}).get("n")),
-                                 "corner_note": fmt_text(d.get("corner_cases", {}).get("classifier"))}
+        users = d.get("used_by") or [{"model": d.get("model"), "defense": d.get("defense")}]
+        entry: dict[str, Any] = {"title": ", ".join(f"{fmt_text(u.get('model'))} / {fmt_text(u.get('defense'))}"
+                                                    for u in users), "corners": []}
         for key, fn, arg in (("grid", plots.gan_sample_grid, d.get("grid")),
-                             ("losses", plots.gan_losses, d.get("losses")),
-                             ("corners", plots.corner_case_gallery, d.get("corner_cases"))):
-            try:
-                entry[key] = fn(arg) if arg else None
-            except (KeyError, TypeError, ValueError) as exc:
-                log.warning("GAN %s plot for %s skipped: %s", key, entry["title"], exc)
-                entry[key] = None
+                             ("losses", plots.gan_losses, d.get("losses"))):
+            entry[key] = _safe_plot(fn, arg, key, entry["title"])
+        cases = d.get("corner_cases") or []
+        for c in cases if isinstance(cases, list) else [cases]:
+            uri = _safe_plot(plots.corner_case_gallery, c, "corner cases", entry["title"])
+            if uri:
+                entry["corners"].append({"uri": uri, "classifier": fmt_text(c.get("classifier")),
+                                         "fraction": as_float(c.get("fraction")), "n": _thousands(c.get("n"))})
         out.append(entry)
     return out
+
+
+def _safe_plot(fn: Any, arg: Any, what: str, title: str) -> str | None:
+    try:
+        return fn(arg) if arg else None
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        log.warning("GAN %s plot for %s skipped: %s", what, title, exc)
+        return None
 
 
 def build_gallery(gallery: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -348,6 +411,21 @@ def environment() -> Environment:
     )
 
 
+WORST_CASE = "worst case (all attacks)"
+
+
+def _with_worst_case(table: pd.DataFrame, board: list[dict[str, Any]]) -> pd.DataFrame:
+    """The table with the leaderboard's worst case prepended as one more white-box "attack" (the first panel)."""
+    if not board or table.empty:
+        return table
+    worst = pd.DataFrame([{"model": b.get("model"), "defense": b.get("defense"), "attack": WORST_CASE,
+                           "threat": "white-box", "targeted": False, "target_mode": None, "norm": b.get("norm"),
+                           "eps": b.get("eps"), "robust_accuracy": b.get("worst_case_accuracy"),
+                           "robust_accuracy_low": b.get("worst_case_low"),
+                           "robust_accuracy_high": b.get("worst_case_high")} for b in board])
+    return pd.concat([worst, table], ignore_index=True)
+
+
 def build_context(results: "Results") -> dict[str, Any]:
     """Everything the template needs, already formatted as strings."""
     table = results.table
@@ -358,7 +436,8 @@ def build_context(results: "Results") -> dict[str, Any]:
         ", ".join(suites) if suites else "robustbench-gan")
     datasets = _unique(r.get("dataset") for r in rows)
     try:
-        curves = [{"title": t, "uri": u} for t, u in plots.accuracy_vs_eps(table)]
+        curves = [{"title": t, "uri": u} for t, u in
+                  plots.accuracy_vs_eps(_with_worst_case(table, list(results.extra.get("leaderboard", []))))]
     except Exception:  # a plotting failure must not cost the user the whole report
         log.exception("accuracy-vs-eps plots failed; the report goes on without them")
         curves = []
@@ -392,6 +471,7 @@ def build_context(results: "Results") -> dict[str, Any]:
         "summary": build_summary(rows),
         "curves": curves,
         "attack_table": build_attack_rows(rows, with_dataset=len(datasets) > 1),
+        "leaderboard": build_leaderboard(list(results.extra.get("leaderboard", [])), list(results.flags or [])),
         "flags": [{k: fmt_text(f.get(k)) for k in ("check", "model", "defense", "attack", "message")}
                   for f in (results.flags or [])],
         "flag_notes": _flag_notes(results.flags or []),

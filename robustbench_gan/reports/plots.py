@@ -242,9 +242,14 @@ def transfer_matrices(table: pd.DataFrame) -> list[tuple[str, str]]:
         targets = list(dict.fromkeys(sub["_target"]))
         sources = [t for t in targets if t in set(sub["_source"])] + \
             [s for s in dict.fromkeys(sub["_source"]) if s not in targets]
-        size = 0.55 * max(len(targets), 3)
-        fig = Figure(figsize=(max(4.0, size + 2.2) * len(eps_values), size + 1.6), layout="constrained")
-        axes = fig.subplots(1, len(eps_values), squeeze=False)[0]
+        size = 0.6 * max(len(targets), 3)
+        ncols = min(2, len(eps_values))
+        nrows = (len(eps_values) + ncols - 1) // ncols
+        fig = Figure(figsize=(max(4.0, size + 2.6) * ncols, (size + 2.0) * nrows), layout="constrained")
+        grid_axes = fig.subplots(nrows, ncols, squeeze=False)
+        for ax in grid_axes.flat[len(eps_values):]:
+            ax.set_visible(False)
+        axes = list(grid_axes.flat[: len(eps_values)])
         for ax, eps in zip(axes, eps_values):
             at = sub[np.isclose(sub["eps"].astype(float), eps)]
             grid = np.full((len(sources), len(targets)), np.nan)
@@ -254,44 +259,45 @@ def transfer_matrices(table: pd.DataFrame) -> list[tuple[str, str]]:
             for i in range(len(sources)):
                 for j in range(len(targets)):
                     if np.isfinite(grid[i, j]):
-                        ax.text(j, i, f"{100 * grid[i, j]:.0f}", ha="center", va="center", fontsize=7,
+                        ax.text(j, i, f"{100 * grid[i, j]:.0f}", ha="center", va="center", fontsize=8,
                                 color="white" if grid[i, j] < 0.6 else "black",
                                 fontweight="bold" if sources[i] == targets[j] else "normal")
-            ax.set_xticks(range(len(targets)), [_text(t) for t in targets], rotation=45, ha="right", fontsize=7)
-            ax.set_yticks(range(len(sources)), [_text(s) for s in sources], fontsize=7)
+            ax.set_xticks(range(len(targets)), [_text(t) for t in targets], rotation=45, ha="right", fontsize=8)
+            ax.set_yticks(range(len(sources)), [_text(s) for s in sources], fontsize=8)
             ax.set_xlabel("target (evaluated)", fontsize=8)
             ax.set_ylabel("source (crafted on)", fontsize=8)
             ax.set_title(f"ε = {eps:g}", fontsize=9)
-        fig.colorbar(im, ax=list(axes), shrink=0.8, label="robust accuracy")
-        fig.suptitle(f"{_text(attack)}: transfer matrix (diagonal = white-box)", fontsize=10)
+        fig.colorbar(im, ax=axes, shrink=0.6, label="robust accuracy")
+        fig.suptitle(f"{_text(attack)}: transfer matrix (diagonal = white-box)", fontsize=11)
         plots.append((f"{attack} transfer matrix", fig_to_data_uri(fig)))
     return plots
 
 
 def substitute_progress(histories: list[dict[str, Any]]) -> str | None:
-    """Substitute accuracy and substitute-oracle agreement against oracle queries, one line pair per run."""
-    if not histories:
+    """Substitute-oracle agreement and substitute accuracy against oracle queries: two panels, one line per run."""
+    runs = [h for h in histories if h.get("rounds")]
+    if not runs:
         return None
-    fig = Figure(figsize=(6.4, 3.6), layout="constrained")
-    ax = fig.add_subplot()
-    for i, h in enumerate(histories):
-        rounds = h.get("rounds") or []
-        if not rounds:
-            continue
+    fig = Figure(figsize=(9.0, 3.4 + 0.22 * ((len(runs) + 2) // 3)), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    for i, h in enumerate(runs):
+        rounds = h["rounds"]
         q = [r["queries"] for r in rounds]
         label = f"{_classifier_label(h.get('model'), h.get('defense'))} · {h.get('attack')}"
-        color = PALETTE[i % len(PALETTE)]
-        ax.plot(q, [r["agreement"] for r in rounds], marker="o", color=color, label=f"{label}: agreement")
-        ax.plot(q, [r["substitute_accuracy"] for r in rounds], marker="s", linestyle="--", color=color,
-                label=f"{label}: substitute accuracy")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("oracle queries (label-only)")
-    ax.set_ylim(0, 1.02)
-    ax.yaxis.set_major_formatter(lambda v, _pos: f"{100 * v:.0f}%")
-    ax.grid(True, alpha=0.3)
-    ax.spines[["top", "right"]].set_visible(False)
-    ax.legend(fontsize=7, frameon=False, loc="lower right")
-    ax.set_title("Substitute training (Papernot et al. 2017)", fontsize=10)
+        style = {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[i % len(MARKERS)], "markersize": 4,
+                 "linestyle": "-" if i < len(PALETTE) else "--"}
+        axes[0].plot(q, [r["agreement"] for r in rounds], label=_text(label), **style)
+        axes[1].plot(q, [r["substitute_accuracy"] for r in rounds], **style)
+    for ax, title in zip(axes, ("agreement with the oracle", "substitute accuracy (true labels)")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("oracle queries (label-only)", fontsize=9)
+        ax.set_ylim(0, 1.02)
+        ax.yaxis.set_major_formatter(lambda v, _pos: f"{100 * v:.0f}%")
+        ax.grid(True, alpha=0.3)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.set_title(title, fontsize=10)
+    fig.legend(loc="outside lower center", ncols=3, fontsize=8, frameon=False)
+    fig.suptitle("Substitute training (Papernot et al. 2017), per round", fontsize=11)
     return fig_to_data_uri(fig)
 
 

@@ -1,0 +1,87 @@
+"""Export worst-case results in the JSON format of RobustBench's model cards
+(``model_info/<dataset>/<threat_model>/<name>.json``, Croce et al. 2021).
+
+RobustBench reads ``clean_acc`` and ``autoattack_acc`` as percentages in strings and ``eps`` as a string
+(``"8/255"``); ``link``, ``name``, ``authors``, ``venue`` and ``reported`` are filled in by hand before a
+submission, so they are left empty here. ``autoattack_acc`` holds our worst case over the suite's attacks
+(per sample, every attack at that ε), which is *not* AutoAttack unless the suite ran AutoAttack's attacks:
+``footnote`` says so and ``attacks`` lists what ran.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .reports.html import fmt_eps
+from .results import Results, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+THREAT_MODELS = {"inf": "Linf", "2": "L2"}
+
+
+def _model_arch(results: Results, model: str) -> str:
+    for m in results.manifest.get("config", {}).get("models", []) or []:
+        if isinstance(m, dict) and m.get("name") == model:
+            return str(m.get("arch") or m.get("factory") or "")
+    return ""
+
+
+def robustbench_entries(results: Results, eps: float | None = None) -> list[dict[str, Any]]:
+    """One RobustBench-style card per (model, defense, threat model) at ``eps`` (default: the largest ε of that
+    threat model in the run). Raises ConfigError when the run has no leaderboard or no row at ``eps``."""
+    board = results.extra.get("leaderboard") or []
+    if not board:
+        raise ConfigError("this run has no leaderboard (per-sample results); re-run it with this version to export")
+    dataset = str(results.manifest.get("data", {}).get("name") or (results.records[0].get("dataset")
+                                                                      if results.records else "unknown"))
+    flags: dict[tuple[str, str], list[str]] = {}
+    for f in results.flags:
+        flags.setdefault((str(f.get("model")), str(f.get("defense"))), []).append(str(f.get("check")))
+    out = []
+    for norm, threat in THREAT_MODELS.items():
+        rows = [b for b in board if str(b.get("norm")) == norm]
+        if not rows:
+            continue
+        target = max(float(b["eps"]) for b in rows) if eps is None else float(eps)
+        chosen = [b for b in rows if abs(float(b["eps"]) - target) < 1e-9]
+        if eps is not None and not chosen:
+            have = ", ".join(sorted({f"{float(b['eps']):g}" for b in rows}))
+            raise ConfigError(f"no {threat} results at eps {eps:g}; this run has eps {have}")
+        for b in chosen:
+            model, defense = str(b["model"]), str(b["defense"])
+            out.append({
+                "link": "", "name": f"{model} ({defense})" if defense != "none" else model, "authors": "",
+                "additional_data": False,  # generated samples come from the training set: not extra data
+                "number_forward_passes": 1, "dataset": dataset, "venue": "",
+                "architecture": _model_arch(results, model), "eps": fmt_eps(b["eps"]),
+                "clean_acc": f"{100 * float(b['clean_accuracy']):.2f}", "reported": "",
+                "autoattack_acc": f"{100 * float(b['worst_case_accuracy']):.2f}",
+                "footnote": (f"Worst case over {b['attacks']} attacks of the robustbench-gan suite "
+                             f"{results.manifest.get('suite', '')!s} (per sample), not AutoAttack; "
+                             f"n = {b['n']}."),
+                "threat_model": threat, "n_examples": int(b["n"]), "defense": defense,
+                "worst_case_interval": [round(100 * float(b["worst_case_low"]), 2),
+                                        round(100 * float(b["worst_case_high"]), 2)],
+                "strongest_attack": b.get("strongest_attack"), "sanity_flags": flags.get((model, defense), []),
+            })
+    return out
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "model"
+
+
+def export_robustbench(results: Results, out: str | Path, *, eps: float | None = None) -> list[Path]:
+    """Write each card to ``out/<dataset>/<threat_model>/<model>__<defense>.json``; returns the paths."""
+    paths = []
+    for card in robustbench_entries(results, eps):
+        path = Path(out) / _safe(card["dataset"]) / card["threat_model"] / f"{_safe(card['name'])}.json"
+        atomic_write_text(path, json.dumps(card, indent=2) + "\n")
+        paths.append(path)
+    log.info("wrote %d RobustBench-style cards under %s", len(paths), out)
+    return paths

@@ -1,0 +1,97 @@
+"""Per-sample results and the worst-case (per-sample, over every attack) robust accuracy of the leaderboard.
+
+``samples.csv.gz`` is long-format: one row per (evaluated sample, classifier, attack, source, eps) with the true
+label, the clean and the adversarial prediction, whether the sample stayed correct, and the size of the
+perturbation in the attack's norm. A sample counts as robust at an eps in the *worst case* only if it is
+classified correctly and survives every attack of the suite at that eps — white-box, black-box and transfer
+alike — as in AutoAttack's cascade (Croce & Hein 2020). Probes whose accuracy means something else (the
+``noise`` fooling-images probe) are left out.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable
+
+import pandas as pd
+
+from .evaluation import wilson_interval
+
+log = logging.getLogger(__name__)
+
+SAMPLE_COLUMNS: tuple[str, ...] = (
+    "sample_id", "true_label", "model", "defense", "attack", "threat", "source", "eps", "norm",
+    "clean_pred", "adv_pred", "robust", "perturbation",
+)
+EXCLUDED_KINDS = frozenset({"noise"})
+"""Attack kinds left out of the worst case: the noise probe's accuracy is "noise not fooled", not robustness."""
+
+
+def sample_block(meta: dict[str, Any], outcome: Any) -> dict[str, Any] | None:
+    """The per-sample data of one outcome as a JSON-able block (``None`` when the outcome has none)."""
+    if outcome.adv_pred is None or outcome.clean_pred is None:
+        return None
+    ids = getattr(outcome, "ids", None)
+    norms = outcome.adv_norm
+    return {**meta, "eps": float(outcome.eps),
+            "ids": None if ids is None else [int(i) for i in ids.tolist()],
+            "clean_pred": [int(p) for p in outcome.clean_pred.tolist()],
+            "adv_pred": [int(p) for p in outcome.adv_pred.tolist()],
+            "perturbation": None if norms is None else [round(float(v), 6) for v in norms.tolist()]}
+
+
+def samples_table(blocks: Iterable[dict[str, Any]], labels: list[int]) -> pd.DataFrame:
+    """Long-format per-sample table (:data:`SAMPLE_COLUMNS`) from blocks and the evaluated samples' labels."""
+    frames = []
+    for b in blocks:
+        n = len(b["adv_pred"])
+        ids = b["ids"] if b.get("ids") is not None else list(range(n))
+        true = [labels[i] for i in ids]
+        frame = pd.DataFrame({
+            "sample_id": ids, "true_label": true, "clean_pred": b["clean_pred"], "adv_pred": b["adv_pred"],
+            "perturbation": b["perturbation"] if b.get("perturbation") is not None else [float("nan")] * n,
+        })
+        for key in ("model", "defense", "attack", "threat", "source", "eps", "norm", "attack_kind"):
+            frame[key] = b.get(key, "")
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=list(SAMPLE_COLUMNS))
+    df = pd.concat(frames, ignore_index=True)
+    df["robust"] = (df["clean_pred"] == df["true_label"]) & (df["adv_pred"] == df["true_label"])
+    rest = [c for c in df.columns if c not in SAMPLE_COLUMNS]
+    return df[list(SAMPLE_COLUMNS) + rest]
+
+
+def worst_case(samples: pd.DataFrame, n_eval: int) -> list[dict[str, Any]]:
+    """Leaderboard rows, one per (model, defense, norm, eps): clean accuracy and worst-case robust accuracy over the
+    ``n_eval`` evaluated samples with a Wilson 95% interval, the attacks counted, and the strongest single one.
+
+    A sample that an attack did not evaluate (the substitute attack's held-out seed images) counts as surviving
+    that attack; every other attack still has to be survived.
+    """
+    if samples.empty:
+        return []
+    df = samples
+    if "attack_kind" in df.columns:
+        df = df[~df["attack_kind"].isin(EXCLUDED_KINDS)]
+    rows: list[dict[str, Any]] = []
+    for (model, defense), per_clf in df.groupby(["model", "defense"], sort=False):
+        clean = per_clf.drop_duplicates("sample_id")
+        correct = set(clean.loc[clean["clean_pred"] == clean["true_label"], "sample_id"].tolist())
+        for (norm, eps), at_eps in per_clf.groupby(["norm", "eps"], sort=True):
+            label = at_eps["attack"] + at_eps["source"].map(lambda s: f" (from {s})" if s else "")
+            fooled_by = {name: set(g.loc[~g["robust"], "sample_id"].tolist())
+                         for name, g in at_eps.assign(label=label).groupby("label", sort=True)}
+            fooled = set().union(*fooled_by.values())
+            robust = len(correct - fooled)
+            survivors = {name: len(correct - f) for name, f in fooled_by.items()}
+            strongest = min(survivors, key=lambda k: (survivors[k], k))
+            lo, hi = wilson_interval(robust, n_eval)
+            rows.append({
+                "model": model, "defense": defense, "norm": str(norm), "eps": float(eps), "n": n_eval,
+                "clean_accuracy": len(correct) / n_eval if n_eval else float("nan"),
+                "worst_case_accuracy": robust / n_eval if n_eval else float("nan"),
+                "worst_case_low": lo, "worst_case_high": hi,
+                "attacks": len(fooled_by), "strongest_attack": strongest,
+                "strongest_attack_accuracy": survivors[strongest] / n_eval if n_eval else float("nan"),
+            })
+    return rows
