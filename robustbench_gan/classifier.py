@@ -68,12 +68,12 @@ class Classifier(nn.Module):
         try:
             with torch.no_grad(), eval_mode(self):
                 out = self(x[:4])
-        except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        except Exception as exc:  # a user's forward may raise anything; report it in one line
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise ModelError(
-                f"the model fails on inputs of shape {tuple(x.shape[1:])}: {first}; "
-                "make its input layer match the data"
-            ) from None
+                f"the model ({type(self.model).__name__}) fails on inputs of shape {tuple(x.shape[1:])}: "
+                f"{type(exc).__name__}: {first}; make its input layer match the data"
+            ) from exc
         if not isinstance(out, Tensor) or out.ndim != 2 or out.shape[1] != self.num_classes:
             shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
             raise ModelError(
@@ -81,7 +81,10 @@ class Classifier(nn.Module):
                 "make its last layer output one logit per class"
             )
         if not torch.isfinite(out).all():
-            raise ModelError("the model returns NaN or infinite logits on clean inputs; check its weights")
+            raise ModelError(
+                f"the model ({type(self.model).__name__}) returns NaN or infinite logits on clean inputs; "
+                "check its forward and its weights"
+            )
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor
 
-from .errors import DataError
+from .errors import DataError, RobustBenchError
 from .registry import Registry
 
 log = logging.getLogger(__name__)
@@ -72,12 +72,26 @@ class Data:
         return self._fingerprint
 
 
+def required_options(name: str) -> list[str]:
+    """The options the loader of data set ``name`` cannot do without (``path`` for npz, ``root`` for imagefolder)."""
+    import inspect
+
+    params = inspect.signature(DATASETS.get(name)).parameters.values()
+    return [p.name for p in params if p.default is inspect.Parameter.empty
+            and p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+
+
 def load_dataset(name: str, /, **options: Any) -> Data:
     """Load the registered data set ``name``; ``options`` are passed to its loader."""
     loader = DATASETS.get(name)
+    missing = [k for k in required_options(name) if k not in options]
+    if missing:
+        raise DataError(f"dataset {name!r} needs the option {missing[0]!r}; set it in [data]")
     try:
         data = loader(**options)
-    except TypeError as exc:  # unknown option
+    except RobustBenchError:
+        raise
+    except TypeError as exc:  # unknown option, or an option of the wrong type
         import inspect
 
         accepted = [p for p in inspect.signature(loader).parameters]
@@ -86,7 +100,11 @@ def load_dataset(name: str, /, **options: Any) -> Data:
             raise DataError(
                 f"dataset {name!r} does not take option {bad[0]!r}; it accepts: {', '.join(accepted)}"
             ) from None
-        raise
+        raise DataError(
+            f"dataset {name!r}: an option has the wrong type ({exc}); check the values of {', '.join(options)}"
+        ) from exc
+    except ValueError as exc:  # a loader's own conversion of an option failed
+        raise DataError(f"dataset {name!r}: bad option value ({exc}); check the values of {', '.join(options)}") from exc
     validate(data)
     log.info(
         "dataset %s: %d train / %d test, shape %s, %d classes",
@@ -120,8 +138,57 @@ def validate(data: Data) -> None:
             raise DataError(f"{spec.name} {split} labels must be a 1-D integer vector, got {y.dtype} {tuple(y.shape)}")
         if len(y) and (int(y.min()) < 0 or int(y.max()) >= spec.num_classes):
             raise DataError(
-                f"{spec.name} {split} labels span [{int(y.min())}, {int(y.max())}], outside [0, {spec.num_classes - 1}]"
+                f"{spec.name} {split} labels span [{int(y.min())}, {int(y.max())}], outside [0, {spec.num_classes - 1}]; "
+                f"labels must be class indices 0..{spec.num_classes - 1}"
             )
+
+
+UNIT_RANGE_DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "idx", "imagefolder")
+
+
+def declared_bounds(dataset: str, options: dict[str, Any]) -> tuple[float, float] | None:
+    """The pixel bounds the loader ``dataset`` will declare for ``options``, known without loading any data
+    (None when unknown, e.g. for loaders registered by users). Suites use it to check attack budgets early."""
+    if dataset == "npz":
+        b = options.get("bounds")
+        if b is None:
+            return (0.0, 1.0)
+        try:
+            lo, hi = _parse_bounds(b)
+        except DataError:
+            return None
+        return lo, hi
+    return (0.0, 1.0) if dataset in UNIT_RANGE_DATASETS else None
+
+
+def _parse_bounds(bounds: Any) -> tuple[float, float]:
+    ok = isinstance(bounds, (list, tuple)) and len(bounds) == 2 and all(
+        isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in bounds)
+    if not ok or not float(bounds[0]) < float(bounds[1]):
+        raise DataError(f"bounds must be [low, high] with finite numbers low < high, got {bounds!r}")
+    return float(bounds[0]), float(bounds[1])
+
+
+def _check_pixels(x: Tensor, source: str, bounds: tuple[float, float], fix: str) -> None:
+    """Raise DataError naming ``source`` if images hold NaN/inf or values outside ``bounds``."""
+    if not len(x):
+        return
+    if not torch.isfinite(x).all():
+        raise DataError(f"{source} contains NaN or infinite pixel values; clean the data first (e.g. np.nan_to_num) "
+                        "or drop those images")
+    lo, hi = bounds
+    xmin, xmax = float(x.min()), float(x.max())
+    if xmin < lo - 1e-6 or xmax > hi + 1e-6:
+        raise DataError(f"{source} pixel values span [{xmin:.4g}, {xmax:.4g}], outside the declared bounds "
+                        f"[{lo:g}, {hi:g}]; {fix}")
+
+
+def _check_labels(y: Tensor, source: str, k: int, given: bool) -> None:
+    """Raise DataError naming ``source`` unless every label is a class index in ``[0, k)``."""
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= k):
+        hint = f"; raise num_classes (now {k}) or fix the labels" if given else ""
+        raise DataError(f"{source} labels span [{int(y.min())}, {int(y.max())}], outside [0, {k - 1}]; "
+                        f"labels must be class indices 0..{k - 1}{hint}")
 
 
 def seeded_split(
@@ -134,13 +201,7 @@ def seeded_split(
     n = len(x)
 
     def count(v: int | float | None, what: str) -> int | None:
-        if v is None:
-            return None
-        if isinstance(v, float) and 0 < v < 1:
-            return int(round(v * n))
-        if isinstance(v, bool) or int(v) != v or v < 1:
-            raise DataError(f"{what} must be a positive count or a fraction in (0, 1), got {v!r}")
-        return int(v)
+        return _size(v, n, what)
 
     n_train, n_test = count(train_size, "train_size"), count(test_size, "test_size")
     if n_train is None and n_test is None:
@@ -400,6 +461,13 @@ def load_idx(
                 f"idx: test images have shape {tuple(xt.shape[1:])} but train images {tuple(x.shape[1:])}; they must match"
             )
     k = _num_classes(num_classes, y, *(() if yt is None else (yt,)))
+    fix = "rescale the images: IDX pixels must be uint8 (0..255, scaled to [0, 1]) or floats in [0, 1]"
+    for file, xs in ((images, x), (test_images, xt)):
+        if xs is not None:
+            _check_pixels(xs, f"IDX file '{file}':", (0.0, 1.0), fix)
+    for file, ys in ((labels, y), (test_labels, yt)):
+        if ys is not None:
+            _check_labels(ys, f"IDX file '{file}':", k, num_classes is not None)
     xtr, ytr, xte, yte = _split(x, y, xt, yt, train_size=train_size, test_size=test_size, seed=seed, name=name)
     spec = DataSpec(name, tuple(int(s) for s in x.shape[1:]), k, bounds=(0.0, 1.0))  # type: ignore[arg-type]
     return Data(xtr, ytr, xte, yte, spec)
@@ -599,9 +667,17 @@ def load_npz(
         if xt.shape[1:] != x.shape[1:]:
             raise DataError(f"npz '{p}': x_test images are {tuple(xt.shape[1:])} but x images {tuple(x.shape[1:])}")
     k = _num_classes(num_classes, y, *(() if yt is None else (yt,)))
-    lo, hi = (0.0, 1.0) if bounds is None else (float(bounds[0]), float(bounds[1]))
-    if not lo < hi:
-        raise DataError(f"bounds must be [low, high] with low < high, got {list(bounds or ())}")
+    lo, hi = (0.0, 1.0) if bounds is None else _parse_bounds(bounds)
+    for key, xs in (("x", x), ("x_test", xt)):
+        if xs is not None:
+            fix = "rescale the images"
+            if len(xs) and bool(torch.isfinite(xs).all()):
+                lo_s = math.floor(float(xs.min()))
+                fix += f" or set bounds = [{lo_s}, {max(math.ceil(float(xs.max())), lo_s + 1)}] in [data]"
+            _check_pixels(xs, f"npz file '{p}': {key}", (lo, hi), fix)
+    for key, ys in (("y", y), ("y_test", yt)):
+        if ys is not None:
+            _check_labels(ys, f"npz file '{p}': {key}", k, num_classes is not None)
     xtr, ytr, xte, yte = _split(x, y, xt, yt, train_size=train_size, test_size=test_size, seed=seed, name=name)
     spec = DataSpec(name, tuple(int(s) for s in x.shape[1:]), k, bounds=(lo, hi))  # type: ignore[arg-type]
     return Data(xtr, ytr, xte, yte, spec)

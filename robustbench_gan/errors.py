@@ -6,7 +6,15 @@ from __future__ import annotations
 
 
 class RobustBenchError(Exception):
-    """Base class of errors caused by input the user can fix (config, data, model, file)."""
+    """Base class of errors caused by input the user can fix (config, data, model, file).
+
+    Messages are one line: line breaks that come from user input (a key, a name, a third-party message) are
+    shown escaped, so the CLI's ``error: ...`` line stays a single line.
+    """
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return text.replace("\r", "\\r").replace("\n", "\\n") if ("\n" in text or "\r" in text) else text
 
 
 class ConfigError(RobustBenchError, ValueError):

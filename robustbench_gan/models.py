@@ -5,6 +5,7 @@ import importlib
 import inspect
 import logging
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -12,7 +13,7 @@ import torch
 from torch import nn
 
 from .data import DataSpec
-from .errors import CheckpointError, ConfigError, ModelError
+from .errors import CheckpointError, ConfigError, ModelError, RobustBenchError
 from .registry import Registry
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,33 @@ def build_model(arch: str, spec: DataSpec, **params: Any) -> nn.Module:
             f"model architecture {arch!r} has no parameter {unknown[0]!r}; "
             f"it accepts: {', '.join(accepted) or 'no parameters'}"
         )
-    return builder(spec, **params)
+    try:
+        return builder(spec, **params)
+    except RobustBenchError:
+        raise
+    except (TypeError, ValueError, RuntimeError) as exc:  # e.g. hidden = "wide", channels = [-1]
+        raise ConfigError(
+            f"model architecture {arch!r} cannot be built with params {params!r} ({type(exc).__name__}: "
+            f"{first_line(exc)}); fix params (it accepts: {', '.join(accepted) or 'no parameters'})"
+        ) from exc
+
+
+def _unpickling_reason(exc: BaseException) -> str:
+    """What torch's weights-only unpickler refused, in a few words (its message spans many lines)."""
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:
+        return f"it references {found.group(1)}"
+    found = re.search(r"Unsupported operand \d+|Unsupported class [\w.]+", text)
+    return found.group(0) if found else "not a plain tensor checkpoint"
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (error messages stay one line)."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
 
 
 def import_factory(ref: str) -> Callable[..., nn.Module]:
@@ -113,10 +140,39 @@ def build_user_model(factory: str, spec: DataSpec, **params: Any) -> nn.Module:
     try:
         model = fn(**kwargs)
     except Exception as exc:  # a user's factory may raise anything; report it in one line
-        raise ModelError(f"factory {factory!r} raised {type(exc).__name__}: {exc}") from None
+        called = ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) or "no arguments"
+        raise ModelError(
+            f"factory {factory!r} raised {type(exc).__name__}: {first_line(exc)}; fix the factory or its params "
+            f"(it was called with {called})"
+        ) from exc
     if not isinstance(model, nn.Module):
         raise ModelError(f"factory {factory!r} returned {type(model).__name__}, expected a torch.nn.Module")
+    _check_output_shape(model, spec, factory)
     return model
+
+
+def _check_output_shape(model: nn.Module, spec: DataSpec, factory: str) -> None:
+    """Fail early, naming the factory, when its model does not map a batch of 2 inputs of ``spec.shape`` to
+    ``[2, num_classes]``. Models that fail to run here are left to the classifier's own check on the real device and
+    data; NaN outputs too, since weights may still be loaded into the fresh model."""
+    from .classifier import eval_mode
+
+    lo, hi = spec.bounds
+    x = lo + (hi - lo) * torch.rand(2, *spec.shape, generator=torch.Generator().manual_seed(0))
+    if spec.mean is not None and spec.std is not None:
+        x = (x - torch.tensor(spec.mean).view(1, -1, 1, 1)) / torch.tensor(spec.std).view(1, -1, 1, 1)
+    first = next(iter(model.parameters()), None)
+    try:
+        with torch.no_grad(), eval_mode(model):
+            out = model(x.to(first.device) if first is not None else x)
+    except Exception:  # noqa: BLE001  (reported by Classifier.check with the input shape)
+        return
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 2 or out.shape[1] != spec.num_classes:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ModelError(
+            f"factory {factory!r}: the model returns {shape} for a batch of 2, expected [batch, {spec.num_classes}] "
+            "logits; make its last layer output one logit per class"
+        )
 
 
 def load_weights(model: nn.Module, path: str | Path, *, trust_checkpoint: bool = False) -> nn.Module:
@@ -137,11 +193,13 @@ def load_weights(model: nn.Module, path: str | Path, *, trust_checkpoint: bool =
         state = load_file(str(path))
     else:
         try:
-            state = torch.load(path, map_location="cpu", weights_only=not trust_checkpoint)
+            with warnings.catch_warnings():  # torch warns about pickle protocols on stderr; the error says it all
+                warnings.simplefilter("ignore", UserWarning)
+                state = torch.load(path, map_location="cpu", weights_only=not trust_checkpoint)
         except pickle.UnpicklingError as exc:
             raise CheckpointError(
-                f"refusing to load {str(path)!r}: it needs pickled code to load ({str(exc).splitlines()[0][:120]}); "
-                "save a plain state_dict, or pass --trust-checkpoint if you trust its author"
+                f"refusing to load {str(path)!r}: it needs pickled code to load ({_unpickling_reason(exc)}); "
+                "save a plain state_dict (or .safetensors), or pass --trust-checkpoint if you trust its author"
             ) from None
         except (RuntimeError, EOFError, OSError) as exc:
             raise CheckpointError(f"cannot read weights file {str(path)!r}: {str(exc).splitlines()[0][:160]}") from None
@@ -154,8 +212,12 @@ def load_weights(model: nn.Module, path: str | Path, *, trust_checkpoint: bool =
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines()[1:] if ln.strip()] or [first_line(exc)]
+        detail = " ".join(lines)
+        detail = detail if len(detail) <= 300 else detail[:297] + "..."
         raise CheckpointError(
-            f"weights in {str(path)!r} do not fit the model: {str(exc).splitlines()[0][:200]}"
+            f"weights in {str(path)!r} do not fit the model ({detail}); give a state_dict saved from the same "
+            "architecture and params"
         ) from None
     log.info("loaded weights from %s", path)
     return model

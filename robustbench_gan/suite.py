@@ -1,9 +1,11 @@
 """Suite files (TOML or YAML) -> a validated :class:`SuiteConfig`. Errors name the file and the bad key."""
 from __future__ import annotations
 
+import datetime
 import difflib
 import inspect
 import math
+import re
 import sys
 from dataclasses import dataclass, field
 from importlib import resources
@@ -26,6 +28,7 @@ MODEL_KEYS = ("name", "arch", "factory", "weights", "params", "trust_checkpoint"
 EVAL_KEYS = ("n", "batch_size", "gallery")
 PATH_KEYS = ("images", "labels", "test_images", "test_labels", "path", "root")
 DEVICES = ("auto", "cpu", "cuda")
+MAX_SEED = 2**63 - 1  # torch generators take 64-bit seeds
 
 
 @dataclass(frozen=True)
@@ -109,9 +112,16 @@ def load_suite(ref: str | Path, *, overrides: dict[str, Any] | None = None) -> S
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read suite file {ref_s!r}: {exc}") from None
+            raise ConfigError(f"cannot read suite file {ref_s!r}: {exc}; save it as UTF-8 text") from None
         kind = "yaml" if path.suffix.lower() in (".yaml", ".yml") else "toml"
         doc, source, base = parse_text(text, ref_s, kind), ref_s, path.parent
+    elif path.is_dir():
+        raise ConfigError(f"suite {ref_s!r} is a folder; give a TOML or YAML suite file or a built-in suite name")
+    elif "/" in ref_s or "\\" in ref_s or path.suffix.lower() in (".toml", ".yaml", ".yml"):
+        raise ConfigError(
+            f"suite file {ref_s!r} not found; check the path (relative to {str(Path.cwd())!r}) "
+            f"or give a built-in suite: {', '.join(builtin_suites())}"
+        )
     else:
         close = difflib.get_close_matches(ref_s, builtin_suites(), n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
@@ -132,13 +142,22 @@ def parse_text(text: str, source: str, kind: str) -> dict[str, Any]:
             doc = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{source}:{where} YAML syntax error: {getattr(exc, 'problem', exc)}") from None
+            where = f" line {mark.line + 1}:" if mark is not None else ""
+            problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+            context, cmark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+            if context and cmark is not None:
+                problem += f" ({context} at line {cmark.line + 1})"
+            fix = "fix the file at that line" if mark is not None else "fix the file"
+            raise ConfigError(f"{source}:{where} YAML syntax error: {problem}; {fix}") from None
     else:
         try:
             doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{source}: TOML syntax error: {exc}") from None
+            msg = " ".join(str(exc).split())
+            line = re.search(r"at line (\d+)", msg)
+            where = f" line {line.group(1)}:" if line else ""
+            fix = "fix the file at that line" if line else "fix the file"
+            raise ConfigError(f"{source}:{where} TOML syntax error: {msg}; {fix}") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"{source}: a suite must be a table of keys (name, data, models, attacks, ...)")
     return doc
@@ -147,9 +166,38 @@ def parse_text(text: str, source: str, kind: str) -> dict[str, Any]:
 def apply_override(doc: dict[str, Any], dotted: str, value: Any) -> None:
     node = doc
     *parents, leaf = dotted.split(".")
-    for p in parents:
+    for i, p in enumerate(parents):
         node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            where = ".".join(parents[: i + 1])
+            raise ConfigError(f"cannot set {dotted!r}: {where} in the suite is a {type(node).__name__}, not a table")
     node[leaf] = value
+
+
+def label(text: str) -> str:
+    """A user's key or name as shown in messages: as is when plain, quoted (escapes visible) otherwise."""
+    return text if re.fullmatch(r"[\w.:+-]+", text) else repr(text)
+
+
+def check_values(source: str, where: str, value: Any) -> None:
+    """Suites hold JSON-like values only: tables with string keys, lists, strings, booleans, finite numbers and
+    (YAML) null. Dates, NaN, inf and other YAML types are refused here, before they can fail a run at its end."""
+    if isinstance(value, dict):
+        for key, v in value.items():
+            if not isinstance(key, str):
+                raise ConfigError(f"{source}: {where}: keys must be strings, got {key!r}; quote the key")
+            check_values(source, f"{where}.{label(key)}" if where != "top level" else label(key), v)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            check_values(source, f"{where}[{i}]", v)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{source}: {where}: {value!r} is not allowed; use a finite number "
+                          "(for the Linf norm write the string \"inf\")")
+    elif isinstance(value, (datetime.date, datetime.time)):
+        raise ConfigError(f"{source}: {where}: got a date/time {value!s}; quote it if you mean a string")
+    elif value is not None and not isinstance(value, (str, bool, int, float)):
+        raise ConfigError(f"{source}: {where}: unsupported value {value!r} of type {type(value).__name__}; "
+                          "use strings, numbers, booleans, lists and tables")
 
 
 def unknown_key_error(source: str, where: str, key: str, allowed: tuple[str, ...] | list[str]) -> ConfigError:
@@ -183,7 +231,8 @@ def parse_eps(source: str, where: str, value: Any) -> tuple[float, ...]:
     out = []
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-            raise ConfigError(f"{source}: {where}: eps values must be finite numbers >= 0, got {v!r}")
+            raise ConfigError(f"{source}: {where}: eps values must be finite numbers >= 0, got {v!r}; "
+                              "write numbers without quotes, e.g. eps = [0.1, 0.3]")
         out.append(float(v))
     return tuple(out)
 
@@ -198,26 +247,32 @@ def resolve_path(base: Path, value: Any) -> Any:
 def validate_suite(doc: dict[str, Any], *, source: str = "<dict>", base: Path | None = None) -> SuiteConfig:
     """Check every key and value of a parsed suite; raise ConfigError naming ``source`` and the key."""
     from .attacks import make_attack  # registers attacks
-    from .data import DATASETS
+    from .data import declared_bounds, required_options
     from .defenses import make_defense
     from .models import MODELS
 
     base = base or Path.cwd()
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{source}: a suite must be a table of keys (name, data, models, attacks, ...)")
+    check_values(source, "top level", doc)
     check_keys(source, "top level", doc, TOP_KEYS)
     name = need_str(source, "top level", doc, "name", default="suite")
     seed = doc.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"{source}: seed must be a non-negative integer, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{source}: seed must be a non-negative integer (at most 2**63 - 1), got {seed!r}")
     device = doc.get("device", "auto")
-    if device not in DEVICES and not (isinstance(device, str) and device.startswith("cuda:")):
+    if device not in DEVICES and not (isinstance(device, str) and re.fullmatch(r"cuda:\d+", device)):
         raise ConfigError(f"{source}: device must be one of {', '.join(DEVICES)} (or cuda:N), got {device!r}")
 
     data = dict(check_keys(source, "[data]", doc.get("data", {"dataset": "digits"}), _data_keys(doc, source)))
     dataset = need_str(source, "[data]", data, "dataset")
-    DATASETS.get(dataset)
+    for key in required_options(dataset):
+        if key not in data:
+            raise ConfigError(f"{source}: [data]: dataset {dataset!r} needs the key {key!r}; add {key} = ... to [data]")
     for key in PATH_KEYS:
         if key in data:
             data[key] = resolve_path(base, data[key])
+    bounds = declared_bounds(dataset, data)
 
     models = []
     raw_models = doc.get("models")
@@ -227,7 +282,7 @@ def validate_suite(doc: dict[str, Any], *, source: str = "<dict>", base: Path | 
         where = f"models[{i}]"
         check_keys(source, where, m, MODEL_KEYS)
         mname = need_str(source, where, m, "name")
-        where = f"models[{i}] ({mname})"
+        where = f"models[{i}] ({label(mname)})"
         arch, factory = m.get("arch"), m.get("factory")
         if factory is None:
             arch = need_str(source, where, m, "arch", default=mname if mname in MODELS else None)
@@ -247,8 +302,9 @@ def validate_suite(doc: dict[str, Any], *, source: str = "<dict>", base: Path | 
         weights = m.get("weights")
         if weights is not None:
             weights = resolve_path(base, weights)
-            if not Path(weights).is_file():
-                raise ConfigError(f"{source}: {where}: weights file {weights!r} not found")
+            if not isinstance(weights, str) or not Path(weights).is_file():
+                raise ConfigError(f"{source}: {where}: weights file {weights!r} not found; check the path "
+                                  "(relative paths are resolved from the suite file's folder)")
         trust = m.get("trust_checkpoint", False)
         if not isinstance(trust, bool):
             raise ConfigError(f"{source}: {where}: trust_checkpoint must be true or false")
@@ -261,7 +317,7 @@ def validate_suite(doc: dict[str, Any], *, source: str = "<dict>", base: Path | 
         if not isinstance(d, dict):
             raise ConfigError(f"{source}: {where} must be a table")
         dname = need_str(source, where, d, "name")
-        kind = need_str(source, f"{where} ({dname})", d, "kind")
+        kind = need_str(source, f"{where} ({label(dname)})", d, "kind")
         train_keys = tuple(TrainConfig.__dataclass_fields__)
         params = {k: v for k, v in d.items() if k not in ("name", "kind") + train_keys}
         train_over = {k: v for k, v in d.items() if k in train_keys}
@@ -269,7 +325,7 @@ def validate_suite(doc: dict[str, Any], *, source: str = "<dict>", base: Path | 
             make_defense(kind, name=dname, **params)
             TrainConfig(**train_over)
         except ConfigError as exc:
-            raise ConfigError(f"{source}: {where} ({dname}): {exc}") from None
+            raise ConfigError(f"{source}: {where} ({label(dname)}): {exc}") from None
         defenses.append(DefenseConfig(dname, kind, params, train_over))
     _unique(source, "defenses", ["none"] + [d.name for d in defenses])
 
@@ -282,16 +338,17 @@ def validate_suite(doc: dict[str, Any], *, source: str = "<dict>", base: Path | 
         if not isinstance(a, dict):
             raise ConfigError(f"{source}: {where} must be a table")
         aname = need_str(source, where, a, "name")
-        where = f"attacks[{i}] ({aname})"
+        where = f"attacks[{i}] ({label(aname)})"
         kind = need_str(source, where, a, "kind", default=aname)
         if "eps" not in a:
             raise ConfigError(f"{source}: {where}: missing required key 'eps' (a number or a list of numbers)")
         eps = parse_eps(source, where, a["eps"])
         params = {k: v for k, v in a.items() if k not in ("name", "kind", "eps", "transfer")}
         try:
-            make_attack(kind, **params)
+            attack = make_attack(kind, **params)
         except RobustBenchError as exc:
             raise ConfigError(f"{source}: {where}: {exc}") from None
+        check_eps_range(source, where, eps, attack.norm, bounds)
         transfer = a.get("transfer")
         if transfer is not None and not isinstance(transfer, bool):
             raise ConfigError(f"{source}: {where}: transfer must be true or false, got {transfer!r}")
@@ -318,6 +375,21 @@ def validate_suite(doc: dict[str, Any], *, source: str = "<dict>", base: Path | 
         evaluation=evaluation, transfer=transfer, seed=seed, device=device, description=str(doc.get("description", "")),
         source=source, raw=doc,
     )
+
+
+def check_eps_range(source: str, where: str, eps: tuple[float, ...], norm: str,
+                    bounds: tuple[float, float] | None) -> None:
+    """An Linf budget beyond the whole pixel range is almost always eps given in 0..255 units for [0, 1] images."""
+    if norm != "inf" or bounds is None:
+        return
+    lo, hi = bounds
+    width = hi - lo
+    for e in eps:
+        if e > width * (1 + 1e-9):
+            raise ConfigError(
+                f"{source}: {where}: eps {e:g} is larger than the data's whole pixel range [{lo:g}, {hi:g}]; "
+                f"eps is in pixel units, e.g. {8 / 255 * width:.3g} (8/255 of the range) for 8 grey levels"
+            )
 
 
 def _data_keys(doc: dict[str, Any], source: str) -> list[str]:

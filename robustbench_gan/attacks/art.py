@@ -116,7 +116,15 @@ class ArtAttack(Attack):
             if "eps_step" in self.accepted and "eps_step" not in kw and "max_iter" in self.accepted:
                 kw["eps_step"] = eps / 4  # iterative attacks: ART's default 0.1 would ignore the budget
         key = "estimator" if "estimator" in inspect.signature(self.cls).parameters else "classifier"
-        return self.cls(**{key: estimator}, **kw)
+        try:
+            return self.cls(**{key: estimator}, **kw)
+        except (TypeError, ValueError) as exc:  # ART checks its parameters when the attack is built
+            text = str(exc).strip()
+            first = text.splitlines()[0][:200] if text else type(exc).__name__
+            raise ConfigError(
+                f"ART {self.class_name} rejected its parameters {self.art_params!r} ({first}); "
+                "fix them (see the ART documentation of that class)"
+            ) from exc
 
     def _generate(self, attack: Any, x: Tensor, goal: Goal) -> Tensor:
         x_np = x.detach().cpu().numpy().astype(np.float32)

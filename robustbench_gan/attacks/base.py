@@ -122,6 +122,26 @@ def check_positive(name: str, value: Any, *, allow_zero: bool = False, integer: 
         raise ConfigError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} {kind}, got {value!r}")
 
 
+def check_seed(value: Any, name: str = "seed") -> None:
+    """Raise ConfigError unless ``value`` is an integer seed torch accepts (0 .. 2**63 - 1)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise ConfigError(f"{name} must be an integer in [0, 2**63), got {value!r}")
+
+
+def check_bool(name: str, value: Any) -> None:
+    """Raise ConfigError unless ``value`` is true or false (a string such as "no" would silently count as true)."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+LOSSES = ("ce", "margin")
+
+
+def check_loss(loss: Any) -> None:
+    if loss not in LOSSES:
+        raise ConfigError(f"loss must be 'ce' or 'margin', got {loss!r}")
+
+
 TARGET_MODES = ("fixed", "random", "least-likely")
 
 

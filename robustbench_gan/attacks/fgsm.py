@@ -6,7 +6,7 @@ from typing import Sequence
 from torch import Tensor
 
 from ..classifier import Classifier, frozen
-from .base import ATTACKS, Attack, Goal, check_target, clip, input_gradient, l2_normalize, parse_norm
+from .base import ATTACKS, Attack, Goal, check_loss, check_target, clip, input_gradient, l2_normalize, parse_norm
 
 
 @ATTACKS.register("fgsm")
@@ -25,6 +25,7 @@ class FGSM(Attack):
     ) -> None:
         super().__init__()
         check_target(targeted, target_mode, target)
+        check_loss(loss)
         self.norm = parse_norm(norm)
         self.targeted = targeted
         self.target_mode = target_mode if targeted else ""

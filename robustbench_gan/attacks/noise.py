@@ -9,7 +9,8 @@ import torch
 from torch import Tensor
 
 from ..classifier import Classifier, frozen
-from .base import ATTACKS, Attack, Goal, check_positive, clip, input_gradient
+from ..errors import ConfigError
+from .base import ATTACKS, Attack, Goal, check_bool, check_positive, check_seed, clip, input_gradient
 
 
 @ATTACKS.register("noise")
@@ -28,7 +29,10 @@ class NoiseAttack(Attack):
     def __init__(self, *, confidence: float = 0.5, samples: int = 100, seed: int = 0) -> None:
         super().__init__()
         check_positive("confidence", confidence)
+        if not confidence < 1:
+            raise ConfigError(f"confidence must be a probability in (0, 1), got {confidence!r}")
         check_positive("samples", samples, integer=True)
+        check_seed(seed)
         self.confidence = float(confidence)
         self.samples = int(samples)
         self.seed = seed
@@ -77,6 +81,8 @@ class UniformNoise(Attack):
 
     def __init__(self, *, sign: bool = True, seed: int = 0) -> None:
         super().__init__()
+        check_bool("sign", sign)
+        check_seed(seed)
         self.sign = bool(sign)
         self.seed = seed
 

@@ -9,8 +9,8 @@ from torch import Tensor
 
 from ..classifier import Classifier, frozen
 from .base import (
-    ATTACKS, Attack, Goal, attack_loss, check_positive, check_target, clip, is_success, l2_normalize, parse_norm,
-    project,
+    ATTACKS, Attack, Goal, attack_loss, check_bool, check_loss, check_positive, check_seed, check_target, clip,
+    is_success, l2_normalize, parse_norm, project,
 )
 
 
@@ -47,7 +47,9 @@ class PGD(Attack):
         if step_size is not None:
             check_positive("step_size", step_size)
         check_target(targeted, target_mode, target)
-        attack_loss(torch.zeros(1, 2), Goal(torch.zeros(1, dtype=torch.long)), loss)  # validates the loss name
+        check_loss(loss)
+        check_bool("random_start", random_start)
+        check_seed(seed)
         self.norm = parse_norm(norm)
         self.steps = int(steps)
         self.step_size = step_size
@@ -154,11 +156,13 @@ class BIM(PGD):
         target_mode: str = "least-likely",
         target: int = 0,
     ) -> None:
+        if steps is not None:
+            check_positive("steps", steps, integer=True)
         super().__init__(
             norm=norm, steps=steps or 10, step_size=step_size, random_start=False, loss=loss,
             targeted=targeted, target_mode=target_mode, target=target,
         )
-        self.steps = steps  # type: ignore[assignment]  # None: Kurakin's rule per eps
+        self.steps = None if steps is None else int(steps)  # type: ignore[assignment]  # None: Kurakin's rule per eps
 
     def schedule(self, clf: Classifier, eps: float) -> tuple[int, float]:
         scale = clf.bounds[1] - clf.bounds[0]
