@@ -20,7 +20,18 @@ class UsageError(Exception):
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
+        raise UsageError(f"{self.prog}: {message}; see `{self.prog} --help`")
+
+
+def seed_value(text: str) -> int:
+    """``--seed``: a non-negative integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, e.g. --seed 0 (got {text!r})") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, e.g. --seed 0 (got {value})")
+    return value
 
 
 def build_parser() -> Parser:
@@ -33,7 +44,7 @@ def build_parser() -> Parser:
     run.add_argument("suite", nargs="?", default="default", help="built-in suite name or path (default: default)")
     run.add_argument("--out", default=None, help="output folder (default: reports/SUITE)")
     run.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="override the suite's device")
-    run.add_argument("--seed", type=int, default=None, help="override the suite's seed")
+    run.add_argument("--seed", type=seed_value, default=None, help="override the suite's seed")
     run.add_argument("--data-root", default=None, help="set [data] root (for mnist, cifar10, imagefolder suites)")
     run.add_argument("--cache-dir", default=None, help="where trained weights and finished cells are cached (default: OUT/cache)")
     run.add_argument("--no-cache", action="store_true", help="retrain and recompute everything")
@@ -69,8 +80,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     overrides: dict[str, object] = {}
     if args.seed is not None:
-        if args.seed < 0:
-            raise UsageError("--seed must be >= 0")
         overrides["seed"] = args.seed
     if args.device is not None:
         overrides["device"] = args.device
@@ -83,8 +92,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.warning("--trust-checkpoint: checkpoints may run arbitrary code while loading")
         suite = replace(suite, models=tuple(replace(m, trust_checkpoint=True) for m in suite.models))
     out = Path(args.out) if args.out else Path("reports") / suite.name.replace("/", "_")
-    cache = None if args.no_cache else (args.cache_dir or out / "cache")
-    results = run_suite(suite, out=out, cache_dir=cache, progress=not args.quiet)
+    results = run_suite(suite, out=out, cache_dir=args.cache_dir, cache=not args.no_cache, progress=not args.quiet)
     n_flags = len(results.flags)
     log.info("%d rows, %d sanity flag(s); report: %s", len(results.records), n_flags, out / "index.html")
     sys.stdout.write(f"wrote {out / 'results.csv'}, {out / 'results.json'}, {out / 'index.html'}\n")

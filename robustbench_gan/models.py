@@ -178,7 +178,7 @@ def _check_output_shape(model: nn.Module, spec: DataSpec, factory: str) -> None:
 def load_weights(model: nn.Module, path: str | Path, *, trust_checkpoint: bool = False) -> nn.Module:
     """Load a state_dict into ``model`` without running pickled code.
 
-    ``.safetensors`` files are read with safetensors (if installed); anything else with
+    ``.safetensors`` files are read with safetensors; anything else with
     ``torch.load(weights_only=True)``. A checkpoint that needs arbitrary pickled objects is refused unless
     ``trust_checkpoint=True`` (dangerous: unpickling can run any code).
     """

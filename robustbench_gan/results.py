@@ -147,15 +147,23 @@ class Results:
     def write(self, out: str | Path, *, html: bool = True) -> Path:
         """Write ``results.csv``, ``results.json`` and (unless ``html=False``) ``index.html`` into ``out``."""
         out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "results.csv", self.table.to_csv(index=False))
-        atomic_write_text(out / "results.json", json.dumps(self.to_json_dict(), indent=1, allow_nan=False))
-        if self.samples is not None and not self.samples.empty:
-            atomic_write_bytes(out / SAMPLES_FILE, self.samples.to_csv(index=False).encode(), compress=True)
+        # Everything is serialised before anything is written: a failure leaves no partial set of files.
+        csv_text = self.table.to_csv(index=False)
+        json_text = json.dumps(self.to_json_dict(), indent=1, allow_nan=False)
+        samples = (self.samples.to_csv(index=False).encode()
+                   if self.samples is not None and not self.samples.empty else None)
+        page = None
         if html:
             from .reports.html import render_report
 
-            atomic_write_text(out / "index.html", render_report(self))
+            page = render_report(self)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "results.csv", csv_text)
+        atomic_write_text(out / "results.json", json_text)
+        if samples is not None:
+            atomic_write_bytes(out / SAMPLES_FILE, samples, compress=True)
+        if page is not None:
+            atomic_write_text(out / "index.html", page)
         log.info("wrote results to %s", out)
         return out
 

@@ -25,7 +25,7 @@ from .classifier import Classifier
 from .data import DATASETS, Data, load_dataset, subset
 from .defenses import Defense, make_defense
 from .defenses.gan_augmentation import GanAugmentation
-from .errors import ConfigError
+from .errors import ConfigError, RobustBenchError
 from .evaluation import Outcome, evaluate_attack
 from .gan.cache import GeneratorCache
 from .models import build_model, build_user_model, load_weights
@@ -177,7 +177,17 @@ class Runner:
 
     # ------------------------------------------------------------------ classifiers
     def classifier(self, model: ModelConfig, defense: DefenseConfig, *, check: bool = True) -> tuple[Classifier, str]:
-        """The trained classifier of (model, defense) and its cache key; trained once, cached on disk."""
+        """The trained classifier of (model, defense) and its cache key; trained once, cached on disk.
+
+        A user-fixable error (bad params, wrong output shape, unreadable weights) names the model and defense."""
+        try:
+            return self._classifier(model, defense, check=check)
+        except RobustBenchError as exc:
+            if str(exc).startswith("model '"):
+                raise
+            raise type(exc)(f"model {model.name!r} (defense {defense.name!r}): {exc}") from exc
+
+    def _classifier(self, model: ModelConfig, defense: DefenseConfig, *, check: bool) -> tuple[Classifier, str]:
         ident = (model.name, defense.name)
         if ident in self._classifiers:
             return self._classifiers[ident]
@@ -454,12 +464,13 @@ def run_suite(
     device: str | None = None,
     seed: int | None = None,
     cache_dir: str | Path | None = None,
+    cache: bool = True,
     progress: bool = True,
 ) -> Results:
     """Run a suite (a :class:`SuiteConfig`, a built-in name or a file) and return its :class:`Results`.
 
-    ``out`` writes results.csv, results.json and index.html there; trained weights and finished cells are
-    cached in ``cache_dir`` (default ``out/cache``; no cache when both are None).
+    ``out`` writes results.csv, results.json, samples.csv.gz and index.html there; trained weights and finished
+    cells are cached in ``cache_dir`` (default ``out/cache``; no cache when both are None or ``cache=False``).
     """
     overrides: dict[str, Any] = {}
     if seed is not None:
@@ -473,7 +484,9 @@ def run_suite(
 
         raw = {**suite.raw, **overrides}
         suite = validate_suite(raw, source=suite.source)
-    if cache_dir is None and out is not None:
+    if not cache:
+        cache_dir = None
+    elif cache_dir is None and out is not None:
         cache_dir = Path(out) / "cache"
     results = Runner(suite, device=suite.device, cache_dir=cache_dir, progress=progress).run()
     if out is not None:

@@ -220,10 +220,11 @@ CASES = [
     Case("cli-unknown-device", lambda t, m: ["run", "default", "--device", "tpu"],
          ("--device", "'tpu'"), ("choose from",)),
     Case("cli-seed-not-a-number", lambda t, m: ["run", "default", "--seed", "abc"],
-         ("--seed", "'abc'"), ("int",)),
-    Case("cli-negative-seed", lambda t, m: ["run", "default", "--seed", "-1"], ("--seed",), (">= 0",)),
+         ("--seed", "'abc'"), ("non-negative integer", "--seed 0")),
+    Case("cli-negative-seed", lambda t, m: ["run", "default", "--seed", "-1"], ("--seed", "-1"),
+         ("non-negative integer",)),
     Case("cli-unknown-subcommand", lambda t, m: ["frobnicate"], ("'frobnicate'",), ("choose from",)),
-    Case("cli-unknown-option", lambda t, m: ["run", "default", "--frobnicate"], ("--frobnicate",), ("unrecognized",)),
+    Case("cli-unknown-option", lambda t, m: ["run", "default", "--frobnicate"], ("--frobnicate",), ("unrecognized", "--help")),
     Case("cli-report-missing-folder", lambda t, m: ["report", str(t / "no-run")], ("no-run",), ("run",)),
 ]
 

@@ -227,8 +227,6 @@ def test_corrupted_cell_cache_is_detected_and_recomputed(tmp_path, monkeypatch, 
     assert repaired["robust_accuracy"] == original
 
 
-@pytest.mark.xfail(strict=True, reason="--no-cache still caches under OUT/cache and reuses it: run_suite() turns "
-                   "cache_dir=None into OUT/cache (runner.py run_suite / cli.py cmd_run)")
 def test_no_cache_flag_neither_reads_nor_writes_the_cache(tmp_path, capsys):
     suite = tmp_path / "tiny.toml"
     suite.write_text(TINY_SUITE)

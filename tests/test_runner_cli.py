@@ -154,7 +154,7 @@ def test_report_command_rerenders(small_suite, tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["run", "no-such-suite"], "neither a file nor a built-in suite"),
-    (["run", "default", "--seed", "-3"], "--seed must be >= 0"),
+    (["run", "default", "--seed", "-3"], "non-negative integer"),
     (["run", "default", "--device", "tpu"], "invalid choice"),
     (["frobnicate"], "invalid choice"),
     ([], "choose a command"),
