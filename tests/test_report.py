@@ -166,7 +166,8 @@ def test_gan_section_and_other_threats() -> None:
     summary = section(out, "summary")
     assert "transfer from small-cnn" in summary and "targeted (random)" in summary
     assert "1,234" in section(out, "attacks") and "yes (random)" in section(out, "attacks")
-    assert len(IMG_RE.findall(out)) == 3  # 2 curves (white-box rows only) + 1 transfer matrix
+    assert len(IMG_RE.findall(out)) == 4  # 2 curves (white-box rows only), 1 transfer matrix, 1 black-box plot
+    assert IMG_RE.search(section(out, "blackbox"))
     assert 'id="transfer"' in out and 'id="blackbox"' in out
     assert "No examples were stored" in section(out, "gallery")
 
@@ -183,6 +184,10 @@ def test_plots_helpers() -> None:
     assert base64.b64decode(uri.split(",", 1)[1])[:4] == b"\x89PNG"
     with pytest.raises(ValueError):
         plots.gallery_image({"items": []})
+    assert plots.blackbox_queries(df) is None  # white-box rows only
+    blackbox = df.assign(threat="black-box", queries=500.0)
+    assert plots.blackbox_queries(blackbox).startswith("data:image/png;base64,")
+    assert plots.blackbox_queries(blackbox.assign(queries=0)) is None  # no queries counted: nothing to place
 
 
 def test_formatting() -> None:

@@ -451,6 +451,11 @@ def build_context(results: "Results") -> dict[str, Any]:
     except Exception:
         log.exception("substitute plot failed; the report goes on without it")
         substitute_plot = None
+    try:
+        blackbox_plot = plots.blackbox_queries(table)
+    except Exception:
+        log.exception("black-box plot failed; the report goes on without it")
+        blackbox_plot = None
     blackbox = [{"model": fmt_text(r.get("model")), "defense": fmt_text(r.get("defense")),
                  "attack": fmt_text(r.get("attack")), "eps": fmt_eps(r.get("eps")),
                  "robust": fmt_acc_ci(r.get("robust_accuracy"), r.get("robust_accuracy_low"),
@@ -462,6 +467,7 @@ def build_context(results: "Results") -> dict[str, Any]:
         "transfer": transfer,
         "blackbox": blackbox,
         "substitute_plot": substitute_plot,
+        "blackbox_plot": blackbox_plot,
         "suite": suite,
         "datasets": datasets,
         "n_records": len(rows),

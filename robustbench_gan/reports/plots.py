@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 log = logging.getLogger(__name__)
 
@@ -298,6 +299,51 @@ def substitute_progress(histories: list[dict[str, Any]]) -> str | None:
         ax.set_title(title, fontsize=10)
     fig.legend(loc="outside lower center", ncols=3, fontsize=8, frameon=False)
     fig.suptitle("Substitute training (Papernot et al. 2017), per round", fontsize=11)
+    return fig_to_data_uri(fig)
+
+
+def blackbox_queries(table: pd.DataFrame) -> str | None:
+    """Robust accuracy of each black-box row against the oracle queries it took (log scale): one panel per eps,
+    one color per attack, one marker per classifier. ``None`` without black-box rows that counted queries."""
+    if table is None or table.empty or "threat" not in table.columns:
+        return None
+    df = table[table["threat"] == "black-box"].copy()
+    for col in ("queries", "robust_accuracy", "eps"):
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    df = df[(df["queries"] > 0) & df["robust_accuracy"].notna() & df["eps"].notna()]
+    if df.empty:
+        return None
+    df["_clf"] = [_classifier_label(m, d) for m, d in zip(df["model"], df["defense"])]
+    attacks = list(dict.fromkeys(df["attack"].astype(str)))
+    classifiers = list(dict.fromkeys(df["_clf"]))
+    eps_values = sorted(set(df["eps"]))
+    ncols = min(3, len(eps_values))
+    nrows = (len(eps_values) + ncols - 1) // ncols
+    fig = Figure(figsize=(3.6 * ncols + 0.4, 3.0 * nrows + 0.8), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
+    for ax in axes.flat[len(eps_values):]:
+        ax.set_visible(False)
+    for ax, eps in zip(axes.flat, eps_values):
+        at = df[np.isclose(df["eps"], eps)]
+        for r in at.to_dict("records"):
+            ax.scatter(r["queries"], r["robust_accuracy"], s=36, alpha=0.85,
+                       color=PALETTE[attacks.index(str(r["attack"])) % len(PALETTE)],
+                       marker=MARKERS[classifiers.index(r["_clf"]) % len(MARKERS)])
+        ax.set_xscale("log")
+        ax.set_ylim(-0.02, 1.02)
+        ax.yaxis.set_major_formatter(lambda v, _pos: f"{100 * v:.0f}%")
+        ax.set_xlabel("queries to the model (total)", fontsize=9)
+        ax.set_title(f"ε = {eps:g}", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.spines[["top", "right"]].set_visible(False)
+    for row in axes:
+        row[0].set_ylabel("robust accuracy", fontsize=9)
+    handles = [Line2D([], [], color=PALETTE[i % len(PALETTE)], marker="o", linestyle="", label=_text(a))
+               for i, a in enumerate(attacks)]
+    handles += [Line2D([], [], color="#59636e", marker=MARKERS[i % len(MARKERS)], linestyle="", label=_text(c))
+                for i, c in enumerate(classifiers)]
+    fig.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=8, frameon=False)
+    fig.suptitle("Black-box attacks: robust accuracy vs queries (lower-left = stronger and cheaper)", fontsize=11)
     return fig_to_data_uri(fig)
 
 
