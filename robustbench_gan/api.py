@@ -16,6 +16,7 @@ from .data import Data, from_tensors, load_dataset, subset
 from .errors import ConfigError, DataError, ModelError
 from .evaluation import evaluate_attack
 from .results import Results, new_manifest
+from .samples import sample_block, samples_table, worst_case
 from .runner import resolve_device
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ def benchmark(
     n: int | None = None,
     batch_size: int = 256,
     name: str | None = None,
+    checks: bool = True,
     progress: bool = True,
 ) -> Results:
     """Attack ``model`` (any ``nn.Module`` returning logits) on ``data`` and return :class:`Results`.
@@ -62,7 +64,9 @@ def benchmark(
     ``data`` is an ``(x, y)`` pair of pixel-space tensors within ``bounds``, a ``Dataset`` yielding such pairs,
     or a registered dataset name (its test split). ``attacks`` are registry names or Attack objects; ``eps``
     is in pixel units. Normalization (``mean``/``std``) is applied inside the wrapper, so attacks perturb
-    pixels. ``n`` evaluates a seeded subset; ``out`` also writes results.csv, results.json and index.html.
+    pixels. ``n`` evaluates a seeded subset; ``out`` also writes results.csv, results.json, samples.csv.gz and
+    index.html. The results carry per-sample data and the worst-case leaderboard, and (``checks=True``) the sanity
+    flags of :mod:`robustbench_gan.checks` (gradient masking and friends; a fixed cost per model).
     """
     dev = resolve_device(device)
     if not isinstance(model, nn.Module):
@@ -89,11 +93,17 @@ def benchmark(
     results = Results(manifest=new_manifest(suite="benchmark", seed=seed, device=dev, config={
         "model": model_name, "attacks": [a if isinstance(a, str) else repr(a) for a in attacks], "eps": eps_list,
         "n": len(y), "bounds": list(d.spec.bounds)}))
+    blocks: list[dict[str, Any]] = []
     for spec_or_attack in attacks:
         attack = make_attack(spec_or_attack) if isinstance(spec_or_attack, str) else spec_or_attack
         label = spec_or_attack if isinstance(spec_or_attack, str) else attack.name
+        meta = {"model": model_name, "defense": "none", "attack": label, "threat": attack.threat, "source": "",
+                "norm": attack.norm, "attack_kind": attack.name}
         for o in evaluate_attack(clf, x, y, attack, eps_list, batch_size=batch_size, seed=seed,
                                  desc=f"{model_name}/{label}", progress=progress):
+            block = sample_block(meta, o)
+            if block is not None:
+                blocks.append(block)
             results.records.append({
                 "suite": "benchmark", "dataset": d.spec.name, "model": model_name, "defense": "none",
                 "attack": label, "threat": attack.threat, "source": "", "targeted": bool(attack.targeted),
@@ -102,6 +112,14 @@ def benchmark(
             if o.gallery and o.eps == max(eps_list):
                 results.gallery.append({"model": model_name, "defense": "none", "attack": label, "eps": o.eps,
                                         "class_names": list(d.spec.class_names), "items": o.gallery})
+    results.samples = samples_table(blocks, [int(v) for v in y.cpu().tolist()])
+    results.extra["leaderboard"] = worst_case(results.samples, len(y))
+    if checks:
+        from .checks import classifier_flags, table_flags
+
+        results.flags = classifier_flags(clf, x, y, model=model_name, defense="none") + table_flags(results.records)
+        for f in results.flags:
+            log.warning("sanity check %s: %s: %s", f["check"], model_name, f["message"])
     results.manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     if out is not None:
         results.write(out)

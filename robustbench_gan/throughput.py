@@ -85,7 +85,8 @@ def measure(*, device: str = "auto", batch: int = 256, steps: int = 10, repeats:
 
     add(f"bare loop ({steps} fwd+bwd)", lambda: bare_pgd_loop(clf, x, y, eps=eps, steps=steps))
     add(f"PGD-{steps} (attack only)", lambda: pgd.perturb(clf, x, Goal(y), eps=eps))
-    add(f"benchmark() PGD-{steps}", lambda: benchmark(clf, (x, y), attacks=[pgd], eps=[eps], device=dev, progress=False))
+    add(f"benchmark() PGD-{steps}", lambda: benchmark(clf, (x, y), attacks=[pgd], eps=[eps], device=dev, checks=False,
+                                                     progress=False))
     try:
         import numpy as np
         from art.attacks.evasion import ProjectedGradientDescent

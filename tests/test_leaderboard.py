@@ -180,3 +180,20 @@ def test_suite_name_is_escaped_in_report_and_comparison(tmp_path):
     assert main(["-q", "compare", str(out), str(out), "--out", str(tmp_path / "cmp")]) == 0
     page = (tmp_path / "cmp" / "index.html").read_text()
     assert evil not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_benchmark_api_has_leaderboard_samples_and_flags(cnn, digits, tmp_path):
+    from robustbench_gan import benchmark
+
+    x, y = digits.x_test[:120], digits.y_test[:120]
+    res = benchmark(cnn, (x, y), attacks=("fgsm", "pgd"), eps=(0.1, 0.2), out=tmp_path, progress=False)
+    board = {b["eps"]: b for b in res.extra["leaderboard"]}
+    assert set(board) == {0.1, 0.2}
+    for rec in res.records:
+        assert board[rec["eps"]]["worst_case_accuracy"] <= rec["robust_accuracy"] + 1e-12
+    assert len(res.samples) == 2 * 2 * 120 and (tmp_path / "samples.csv.gz").is_file()
+    assert res.flags == []  # a plain CNN raises no sanity flag
+    assert 'id="leaderboard"' in (tmp_path / "index.html").read_text()
+    masked = benchmark(torch.nn.Sequential(cnn, torch.nn.Softmax(dim=1)), (x, y), attacks=("fgsm",), eps=(0.1,),
+                       progress=False)
+    assert "outputs-are-probabilities" in {f["check"] for f in masked.flags}
