@@ -65,23 +65,15 @@ def _umask_mode() -> int:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and rename, so a crash never leaves a half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, _umask_mode())  # mkstemp creates 0600; the result should be as readable as any new file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 SAMPLES_FILE = "samples.csv.gz"
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, compress: bool = False) -> None:
-    """Like :func:`atomic_write_text` for bytes; ``compress`` gzips them (deterministically: no name or mtime)."""
+    """Write ``data`` to ``path`` via a temporary file and rename (a crash never leaves a half file), readable as
+    any new file under the umask; ``compress`` gzips it first (deterministically: no name or mtime)."""
     if compress:
         import gzip
 

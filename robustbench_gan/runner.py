@@ -5,6 +5,7 @@ runs one, so a later executor can farm them out. Finished cells and trained weig
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import inspect
 import json
@@ -173,7 +174,8 @@ class Runner:
         self._crafted: dict[tuple[str, str], Crafted] = {}
         self.flags: list[dict[str, Any]] = []
         self.gan: list[dict[str, Any]] = []
-        self._gan_reports: dict[str, dict[str, Any]] = {}
+        self._gan_reports: dict[str, dict[str, Any]] = {}  # per generator key
+        self._gan_corner_cases: dict[tuple[str, str], dict[str, Any]] = {}  # per (generator key, model)
 
     # ------------------------------------------------------------------ classifiers
     def classifier(self, model: ModelConfig, defense: DefenseConfig, *, check: bool = True) -> tuple[Classifier, str]:
@@ -242,10 +244,12 @@ class Runner:
         gkey = gan_defense.generator_key
         if gkey not in self._gan_reports:
             self._gan_reports[gkey] = self._generator_report(gan_defense)
-        details = json.loads(json.dumps(self._gan_reports[gkey]))
-        details.update(model=model.name, defense=defense.name)
+        if (gkey, model.name) not in self._gan_corner_cases:  # the same for every defense of this model using gkey
+            self._gan_corner_cases[(gkey, model.name)] = self._corner_cases(model, gan_defense)
+        details = copy.deepcopy(self._gan_reports[gkey])
+        details.update(model=model.name, defense=defense.name,
+                       corner_cases=copy.deepcopy(self._gan_corner_cases[(gkey, model.name)]))
         details["metrics"].update(model=model.name, defense=defense.name)
-        details["corner_cases"] = self._corner_cases(model, gan_defense)
         return details
 
     def _generator_sample(self, gan_defense: GanAugmentation) -> tuple[torch.Tensor, torch.Tensor]:

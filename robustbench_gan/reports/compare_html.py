@@ -10,7 +10,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from . import plots
-from .html import MISSING, as_float, environment, fmt_acc_ci, fmt_eps, fmt_text, norm_label_text, sort_key
+from .html import MISSING, as_float, environment, fmt_acc_ci, fmt_eps, fmt_text, sort_key
 
 if TYPE_CHECKING:
     from ..results import Results
@@ -38,7 +38,7 @@ def _rows(df: pd.DataFrame, value: str, low: str, high: str, extra: list[str]) -
             where=fmt_text(r.get("in")),
         )
         if "norm" in row:
-            row["norm"] = norm_label_text(row["norm"])
+            row["norm"] = plots.norm_label(row["norm"])
         out.append(row)
     return out
 
@@ -70,13 +70,13 @@ def compare_curves(board: pd.DataFrame) -> list[dict[str, str]]:
                 if ok.sum() > 1:
                     ax.fill_between(eps[ok], lo, hi, color=colors[defense], alpha=0.12, linewidth=0)
         ax.set_ylim(-0.02, 1.02)
-        ax.set_xlabel(f"ε ({norm_label_text(str(norm))})")
+        ax.set_xlabel(f"ε ({plots.norm_label(str(norm))})")
         ax.set_ylabel("worst-case robust accuracy")
         ax.yaxis.set_major_formatter(lambda v, _pos: f"{100 * v:.0f}%")
         ax.grid(True, alpha=0.3)
         ax.spines[["top", "right"]].set_visible(False)
         ax.legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
-        title = f"{model} — {norm_label_text(str(norm))}"
+        title = f"{model} — {plots.norm_label(str(norm))}"
         ax.set_title(plots._text(title), fontsize=10)
         out.append({"title": title, "uri": plots.fig_to_data_uri(fig)})
     return out

@@ -193,7 +193,7 @@ def build_leaderboard(board: list[dict[str, Any]], flags: list[dict[str, Any]]) 
     for row in rows.values():
         row["strongest"] = _strongest(row.pop("_entries"))
         out.append(row)
-    heads = [{"norm": norm_label_text(norm), "eps": fmt_eps(eps)} for norm, eps in columns]
+    heads = [{"norm": plots.norm_label(norm), "eps": fmt_eps(eps)} for norm, eps in columns]
     return {"columns": heads, "rows": out}
 
 
@@ -206,10 +206,6 @@ def _strongest(entries: list[dict[str, Any]]) -> str:
     b = max(alive, key=lambda e: as_float(e.get("eps"))) if alive else min(with_eps, key=lambda e: as_float(e.get("eps")))
     return (f"{fmt_text(b.get('strongest_attack'))} at ε = {fmt_eps(b.get('eps'))}: "
             f"{fmt_pct(b.get('strongest_attack_accuracy'))}")
-
-
-def norm_label_text(norm: str) -> str:
-    return {"inf": "L∞", "2": "L2", "1": "L1"}.get(norm, norm)
 
 
 def build_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -414,6 +410,15 @@ def environment() -> Environment:
 WORST_CASE = "worst case (all attacks)"
 
 
+def _guarded(what: str, make: Any, default: Any) -> Any:
+    """``make()``, or ``default`` after logging: a plotting failure must not cost the user the whole report."""
+    try:
+        return make()
+    except Exception:
+        log.exception("%s failed; the report goes on without them", what)
+        return default
+
+
 def _with_worst_case(table: pd.DataFrame, board: list[dict[str, Any]]) -> pd.DataFrame:
     """The table with the leaderboard's worst case prepended as one more white-box "attack" (the first panel)."""
     if not board or table.empty:
@@ -435,27 +440,13 @@ def build_context(results: "Results") -> dict[str, Any]:
     suite = fmt_text(manifest.get("suite")) if not is_missing(manifest.get("suite")) else (
         ", ".join(suites) if suites else "robustbench-gan")
     datasets = _unique(r.get("dataset") for r in rows)
-    try:
-        curves = [{"title": t, "uri": u} for t, u in
-                  plots.accuracy_vs_eps(_with_worst_case(table, list(results.extra.get("leaderboard", []))))]
-    except Exception:  # a plotting failure must not cost the user the whole report
-        log.exception("accuracy-vs-eps plots failed; the report goes on without them")
-        curves = []
-    try:
-        transfer = [{"title": t, "uri": u} for t, u in plots.transfer_matrices(table)]
-    except Exception:
-        log.exception("transfer heatmaps failed; the report goes on without them")
-        transfer = []
-    try:
-        substitute_plot = plots.substitute_progress(list(results.extra.get("substitute", [])))
-    except Exception:
-        log.exception("substitute plot failed; the report goes on without it")
-        substitute_plot = None
-    try:
-        blackbox_plot = plots.blackbox_queries(table)
-    except Exception:
-        log.exception("black-box plot failed; the report goes on without it")
-        blackbox_plot = None
+    board = list(results.extra.get("leaderboard", []))
+    curves = [{"title": t, "uri": u} for t, u in
+              _guarded("accuracy-vs-eps plots", lambda: plots.accuracy_vs_eps(_with_worst_case(table, board)), [])]
+    transfer = [{"title": t, "uri": u} for t, u in _guarded("transfer heatmaps", lambda: plots.transfer_matrices(table), [])]
+    substitute_plot = _guarded("substitute plot",
+                               lambda: plots.substitute_progress(list(results.extra.get("substitute", []))), None)
+    blackbox_plot = _guarded("black-box plot", lambda: plots.blackbox_queries(table), None)
     blackbox = [{"model": fmt_text(r.get("model")), "defense": fmt_text(r.get("defense")),
                  "attack": fmt_text(r.get("attack")), "eps": fmt_eps(r.get("eps")),
                  "robust": fmt_acc_ci(r.get("robust_accuracy"), r.get("robust_accuracy_low"),
@@ -477,7 +468,7 @@ def build_context(results: "Results") -> dict[str, Any]:
         "summary": build_summary(rows),
         "curves": curves,
         "attack_table": build_attack_rows(rows, with_dataset=len(datasets) > 1),
-        "leaderboard": build_leaderboard(list(results.extra.get("leaderboard", [])), list(results.flags or [])),
+        "leaderboard": build_leaderboard(board, list(results.flags or [])),
         "flags": [{k: fmt_text(f.get(k)) for k in ("check", "model", "defense", "attack", "message")}
                   for f in (results.flags or [])],
         "flag_notes": _flag_notes(results.flags or []),
