@@ -1,8 +1,11 @@
-"""``benchmark()``: evaluate a user's own classifier with the toolkit's attacks in one call."""
+"""``benchmark()``: evaluate a user's own classifier with the toolkit's attacks in one call.
+
+It is a one-classifier run of the same pipeline as suites (:mod:`robustbench_gan.run`): the same records,
+per-sample data, leaderboard, gallery, sanity checks and files.
+"""
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -12,12 +15,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from .attacks import Attack, make_attack
 from .classifier import Classifier
-from .data import Data, from_tensors, load_dataset, subset
+from .core.device import resolve_device
+from .data import Data, from_tensors, load_dataset
 from .errors import ConfigError, DataError, ModelError
-from .evaluation import evaluate_attack
-from .results import Results, new_manifest
-from .samples import sample_block, samples_table, worst_case
-from .runner import resolve_device
+from .results import Results
+from .run import run_pipeline
+from .suite import AttackConfig, EvalConfig, ModelConfig, SuiteConfig, TransferConfig
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,16 @@ def _as_data(data: Any, *, num_classes: int | None, bounds: Sequence[float], mea
     raise DataError(
         f"data must be an (x, y) tensor pair, a torch Dataset or a registered dataset name, got {type(data).__name__}"
     )
+
+
+def _attack_config(spec: str | Attack, eps: tuple[float, ...]) -> AttackConfig:
+    if isinstance(spec, str):
+        attack = make_attack(spec)  # fails early on an unknown name
+        return AttackConfig(spec, spec, eps, transfer=False)
+    if not isinstance(spec, Attack):
+        raise ConfigError(f"attacks must be registry names or Attack objects, got {type(spec).__name__}")
+    attack = spec
+    return AttackConfig(attack.name, attack.name, eps, params=dict(attack.params()), transfer=False, instance=attack)
 
 
 def benchmark(
@@ -72,55 +85,32 @@ def benchmark(
     if not isinstance(model, nn.Module):
         raise ModelError(f"model must be a torch.nn.Module returning logits, got {type(model).__name__}")
     d = _as_data(data, num_classes=num_classes, bounds=bounds, mean=mean, std=std)
-    x, y = subset(d.x_test, d.y_test, n, seed)
-    x, y = x.to(dev), y.to(dev)
+    eps_list = tuple(float(e) for e in eps)
+    if any(e < 0 for e in eps_list):
+        raise ConfigError(f"eps values must be >= 0, got {list(eps_list)}")
     if isinstance(model, Classifier):
-        clf = model.to(dev)
+        clf = model
     else:
         model = model.to(dev)
         k = num_classes
         if k is None:
             with torch.no_grad():
-                out_shape = model.eval()(x[:2]).shape
+                out_shape = model.eval()(d.x_test[:2].to(dev)).shape
             k = int(out_shape[-1]) if len(out_shape) == 2 else d.spec.num_classes
         clf = Classifier(model, num_classes=k, bounds=d.spec.bounds, mean=d.spec.mean or mean, std=d.spec.std or std)
-    clf.eval()
-    clf.check(x)
-    eps_list = [float(e) for e in eps]
-    if any(e < 0 for e in eps_list):
-        raise ConfigError(f"eps values must be >= 0, got {eps_list}")
     model_name = name or type(getattr(clf, "model", clf)).__name__
-    results = Results(manifest=new_manifest(suite="benchmark", seed=seed, device=dev, config={
-        "model": model_name, "attacks": [a if isinstance(a, str) else repr(a) for a in attacks], "eps": eps_list,
-        "n": len(y), "bounds": list(d.spec.bounds)}))
-    blocks: list[dict[str, Any]] = []
-    for spec_or_attack in attacks:
-        attack = make_attack(spec_or_attack) if isinstance(spec_or_attack, str) else spec_or_attack
-        label = spec_or_attack if isinstance(spec_or_attack, str) else attack.name
-        meta = {"model": model_name, "defense": "none", "attack": label, "threat": attack.threat, "source": "",
-                "norm": attack.norm, "attack_kind": attack.name}
-        for o in evaluate_attack(clf, x, y, attack, eps_list, batch_size=batch_size, seed=seed,
-                                 desc=f"{model_name}/{label}", progress=progress):
-            block = sample_block(meta, o)
-            if block is not None:
-                blocks.append(block)
-            results.records.append({
-                "suite": "benchmark", "dataset": d.spec.name, "model": model_name, "defense": "none",
-                "attack": label, "threat": attack.threat, "source": "", "targeted": bool(attack.targeted),
-                "target_mode": attack.target_mode, "norm": attack.norm, "eps": o.eps, **o.metrics,
-            })
-            if o.gallery and o.eps == max(eps_list):
-                results.gallery.append({"model": model_name, "defense": "none", "attack": label, "eps": o.eps,
-                                        "class_names": list(d.spec.class_names), "items": o.gallery})
-    results.samples = samples_table(blocks, [int(v) for v in y.cpu().tolist()])
-    results.extra["leaderboard"] = worst_case(results.samples, len(y))
-    if checks:
-        from .checks import classifier_flags, table_flags
-
-        results.flags = classifier_flags(clf, x, y, model=model_name, defense="none") + table_flags(results.records)
-        for f in results.flags:
-            log.warning("sanity check %s: %s: %s", f["check"], model_name, f["message"])
-    results.manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    configs = tuple(_attack_config(a, eps_list) for a in attacks)
+    suite = SuiteConfig(
+        name="benchmark", data={"dataset": d.spec.name}, models=(ModelConfig(model_name),), attacks=configs,
+        evaluation=EvalConfig(n=n, batch_size=batch_size), transfer=TransferConfig(sources="none"), seed=seed,
+        device=dev,
+    )
+    config = {"model": model_name, "attacks": [a if isinstance(a, str) else repr(a) for a in attacks],
+              "eps": list(eps_list), "n": n, "bounds": list(d.spec.bounds)}
+    results = run_pipeline(suite, d, device=dev, progress=progress, checks=checks,
+                           prebuilt={(model_name, "none"): clf}, manifest_config=config)
     if out is not None:
-        results.write(out)
+        from .reports import write_run
+
+        write_run(results, out)
     return results

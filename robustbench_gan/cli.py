@@ -75,7 +75,7 @@ def build_parser() -> Parser:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .runner import run_suite
+    from .run import run_suite
     from .suite import load_suite
 
     overrides: dict[str, object] = {}
@@ -120,7 +120,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .reports.html import render_report
-    from .results import Results, atomic_write_text
+    from .core.io import atomic_write_text
+    from .results import Results
 
     results = Results.load(args.run_dir)
     path = Path(args.run_dir) / "index.html"

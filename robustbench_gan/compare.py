@@ -9,7 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-from .results import Results, atomic_write_text
+from .core.io import atomic_write_text
+from .results import Results
 
 log = logging.getLogger(__name__)
 

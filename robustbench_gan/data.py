@@ -84,6 +84,7 @@ def required_options(name: str) -> list[str]:
 def load_dataset(name: str, /, **options: Any) -> Data:
     """Load the registered data set ``name``; ``options`` are passed to its loader."""
     loader = DATASETS.get(name)
+    DATASETS.check(name, options, noun="option", error=DataError)
     missing = [k for k in required_options(name) if k not in options]
     if missing:
         raise DataError(f"dataset {name!r} needs the option {missing[0]!r}; set it in [data]")
@@ -91,15 +92,7 @@ def load_dataset(name: str, /, **options: Any) -> Data:
         data = loader(**options)
     except RobustBenchError:
         raise
-    except TypeError as exc:  # unknown option, or an option of the wrong type
-        import inspect
-
-        accepted = [p for p in inspect.signature(loader).parameters]
-        bad = [k for k in options if k not in accepted]
-        if bad:
-            raise DataError(
-                f"dataset {name!r} does not take option {bad[0]!r}; it accepts: {', '.join(accepted)}"
-            ) from None
+    except TypeError as exc:  # an option of the wrong type
         raise DataError(
             f"dataset {name!r}: an option has the wrong type ({exc}); check the values of {', '.join(options)}"
         ) from exc

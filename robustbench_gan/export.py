@@ -17,7 +17,8 @@ from typing import Any
 
 from .errors import ConfigError
 from .reports.html import fmt_eps
-from .results import Results, atomic_write_text
+from .core.io import atomic_write_text
+from .results import Results
 
 log = logging.getLogger(__name__)
 

@@ -72,13 +72,8 @@ def resnet18(spec: DataSpec) -> nn.Module:
 def build_model(arch: str, spec: DataSpec, **params: Any) -> nn.Module:
     """Build zoo architecture ``arch`` for ``spec``; unknown parameters raise ConfigError naming them."""
     builder = MODELS.get(arch)
-    accepted = [p for p in inspect.signature(builder).parameters if p != "spec"]
-    unknown = [k for k in params if k not in accepted]
-    if unknown:
-        raise ConfigError(
-            f"model architecture {arch!r} has no parameter {unknown[0]!r}; "
-            f"it accepts: {', '.join(accepted) or 'no parameters'}"
-        )
+    MODELS.check(arch, params, skip=("spec",))
+    accepted = MODELS.accepted(arch, skip=("spec",))
     try:
         return builder(spec, **params)
     except RobustBenchError:

@@ -1,9 +1,16 @@
-"""A small named registry used for data sets, models, attacks, defenses and suites."""
+"""A small named registry used for data sets, models, attacks and defenses.
+
+``build(name, **params)`` checks the parameters against the registered callable's signature (one "did you
+mean" check for every registry) before calling it. A prefix factory (``register_prefix("art:")``) builds
+names of an open family, such as any ART attack class.
+"""
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Generic, Iterator, TypeVar
+import inspect
+from typing import Any, Callable, Generic, Iterable, Iterator, TypeVar
 
+from .core.validation import check_params
 from .errors import ConfigError
 
 T = TypeVar("T")
@@ -20,6 +27,7 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._prefixes: dict[str, Callable[..., Any]] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator registering ``obj`` under ``name``; a name can be registered once."""
@@ -32,17 +40,46 @@ class Registry(Generic[T]):
 
         return decorator
 
+    def register_prefix(self, prefix: str, factory: Callable[..., Any]) -> None:
+        """Names starting with ``prefix`` are built by ``factory(rest_of_name, **params)`` (which checks them)."""
+        self._prefixes[prefix] = factory
+
     def get(self, name: str) -> T:
         """Return the object registered as ``name``; unknown names raise ConfigError listing close matches."""
         try:
             return self._items[name]
-        except KeyError:
+        except (KeyError, TypeError):
             raise ConfigError(self.unknown_message(name)) from None
 
-    def unknown_message(self, name: str) -> str:
+    def accepted(self, name: str, *, skip: Iterable[str] = ()) -> list[str]:
+        """The keyword parameters the object registered as ``name`` takes (``skip`` left out)."""
+        skip = set(skip)
+        params = inspect.signature(self.get(name)).parameters.values()
+        return [p.name for p in params if p.name not in skip
+                and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+    def check(self, name: str, params: Iterable[str], *, skip: Iterable[str] = (), noun: str = "parameter",
+              error: type[Exception] = ConfigError) -> None:
+        """Raise ``error`` when a parameter is not accepted by ``name`` (with "did you mean")."""
+        check_params(f"{self.kind} {name!r}", params, self.accepted(name, skip=skip), noun=noun, error=error)
+
+    def build(self, key: str, /, *args: Any, skip: Iterable[str] = (), **params: Any) -> Any:
+        """Check ``params`` against the signature registered as ``key``, then call it with ``args`` and ``params``.
+
+        ``skip`` names parameters the caller supplies itself (not a user's choice): they are neither listed in
+        an error nor checked."""
+        for prefix, factory in self._prefixes.items():
+            if isinstance(key, str) and key.startswith(prefix):
+                return factory(key[len(prefix):], *args, **params)
+        skip = tuple(skip)
+        self.check(key, [k for k in params if k not in skip], skip=skip)
+        return self.get(key)(*args, **params)
+
+    def unknown_message(self, name: object) -> str:
         close = difflib.get_close_matches(str(name), list(self._items), n=3, cutoff=0.5)
         hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
-        return f"unknown {self.kind} {name!r}: {hint}known: {', '.join(self.names())}"
+        prefixes = "".join(f", {p}<name>" for p in self._prefixes)
+        return f"unknown {self.kind} {name!r}: {hint}known: {', '.join(self.names())}{prefixes}"
 
     def names(self) -> list[str]:
         return sorted(self._items)

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import platform
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -21,6 +19,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from .core.io import atomic_write_bytes, atomic_write_text
 from .errors import RobustBenchError
 
 log = logging.getLogger(__name__)
@@ -57,37 +56,7 @@ def new_manifest(*, suite: str, seed: int, device: str, config: dict[str, Any] |
     }
 
 
-def _umask_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and rename, so a crash never leaves a half file."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
 SAMPLES_FILE = "samples.csv.gz"
-
-
-def atomic_write_bytes(path: Path, data: bytes, *, compress: bool = False) -> None:
-    """Write ``data`` to ``path`` via a temporary file and rename (a crash never leaves a half file), readable as
-    any new file under the umask; ``compress`` gzips it first (deterministically: no name or mtime)."""
-    if compress:
-        import gzip
-
-        data = gzip.compress(data, compresslevel=6, mtime=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _clean(value: Any) -> Any:
@@ -136,19 +105,16 @@ class Results:
         out.update(self.extra)
         return out
 
-    def write(self, out: str | Path, *, html: bool = True) -> Path:
-        """Write ``results.csv``, ``results.json`` and (unless ``html=False``) ``index.html`` into ``out``."""
+    def write(self, out: str | Path, *, page: str | None = None) -> Path:
+        """Write ``results.csv``, ``results.json``, ``samples.csv.gz`` and (given its text) ``index.html`` into ``out``.
+
+        :func:`robustbench_gan.reports.write_run` renders the page and calls this. Everything is serialised before
+        anything is written: a failure leaves no partial set of files."""
         out = Path(out)
-        # Everything is serialised before anything is written: a failure leaves no partial set of files.
         csv_text = self.table.to_csv(index=False)
         json_text = json.dumps(self.to_json_dict(), indent=1, allow_nan=False)
         samples = (self.samples.to_csv(index=False).encode()
                    if self.samples is not None and not self.samples.empty else None)
-        page = None
-        if html:
-            from .reports.html import render_report
-
-            page = render_report(self)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "results.csv", csv_text)
         atomic_write_text(out / "results.json", json_text)

@@ -4,8 +4,8 @@
 label, the clean and the adversarial prediction, whether the sample stayed correct, and the size of the
 perturbation in the attack's norm. A sample counts as robust at an eps in the *worst case* only if it is
 classified correctly and survives every attack of the suite at that eps — white-box, black-box and transfer
-alike — as in AutoAttack's cascade (Croce & Hein 2020). Probes whose accuracy means something else (the
-``noise`` fooling-images probe) are left out.
+alike — as in AutoAttack's cascade (Croce & Hein 2020). Probes (attacks whose role is ``probe``, such as the
+``noise`` fooling-images probe) measure something else and are left out.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from .evaluation import wilson_interval
+from .core.stats import wilson_interval
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +22,8 @@ SAMPLE_COLUMNS: tuple[str, ...] = (
     "sample_id", "true_label", "model", "defense", "attack", "threat", "source", "eps", "norm",
     "clean_pred", "adv_pred", "robust", "perturbation",
 )
-EXCLUDED_KINDS = frozenset({"noise"})
-"""Attack kinds left out of the worst case: the noise probe's accuracy is "noise not fooled", not robustness."""
+EXCLUDED_ROLES = frozenset({"probe"})
+"""Attack roles left out of the worst case: a probe (fooling images from noise) attacks no evaluated input."""
 
 
 def sample_block(meta: dict[str, Any], outcome: Any) -> dict[str, Any] | None:
@@ -50,7 +50,7 @@ def samples_table(blocks: Iterable[dict[str, Any]], labels: list[int]) -> pd.Dat
             "sample_id": ids, "true_label": true, "clean_pred": b["clean_pred"], "adv_pred": b["adv_pred"],
             "perturbation": b["perturbation"] if b.get("perturbation") is not None else [float("nan")] * n,
         })
-        for key in ("model", "defense", "attack", "threat", "source", "eps", "norm", "attack_kind"):
+        for key in ("model", "defense", "attack", "threat", "source", "eps", "norm", "attack_kind", "attack_role"):
             frame[key] = b.get(key, "")
         frames.append(frame)
     if not frames:
@@ -71,8 +71,8 @@ def worst_case(samples: pd.DataFrame, n_eval: int) -> list[dict[str, Any]]:
     if samples.empty:
         return []
     df = samples
-    if "attack_kind" in df.columns:
-        df = df[~df["attack_kind"].isin(EXCLUDED_KINDS)]
+    if "attack_role" in df.columns:
+        df = df[~df["attack_role"].isin(EXCLUDED_ROLES)]
     rows: list[dict[str, Any]] = []
     for (model, defense), per_clf in df.groupby(["model", "defense"], sort=False):
         clean = per_clf.drop_duplicates("sample_id")

@@ -53,6 +53,17 @@ class AttackConfig:
     eps: tuple[float, ...]
     params: dict[str, Any] = field(default_factory=dict)
     transfer: bool | None = None  # None: transfer untargeted white-box attacks to the other classifiers
+    instance: Any = field(default=None, compare=False)  # an Attack object given directly (benchmark())
+
+    def build(self) -> Any:
+        """A fresh attack of this config (a copy of ``instance`` when one was given)."""
+        if self.instance is not None:
+            import copy
+
+            return copy.deepcopy(self.instance)
+        from .attacks import make_attack
+
+        return make_attack(self.kind, **self.params)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from torch import Tensor
 from .classifier import Classifier
 from .data import DataSpec
 from .models import build_model
-from .runner import resolve_device
+from .core.device import resolve_device
 from .training import TrainConfig, seed_everything, train_model
 
 log = logging.getLogger(__name__)

@@ -4,8 +4,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -15,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from .core.io import atomic_save, config_hash  # noqa: F401  (config_hash re-exported: cache keys)
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -99,12 +98,6 @@ def train_model(
     return model
 
 
-def config_hash(parts: dict[str, Any]) -> str:
-    """A short stable hash of a JSON-able description (keys of caches)."""
-    blob = json.dumps(parts, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:20]
-
-
 class WeightCache:
     """Trained state_dicts on disk, one file per config hash, written atomically, read with weights_only=True."""
 
@@ -134,16 +127,9 @@ class WeightCache:
         path = self.path(key)
         if path is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         blob = {"state_dict": state, "sha256": _state_digest(state), "meta": json.dumps(meta, default=str)}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save(blob, tmp)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        atomic_save(path, lambda buf: torch.save(blob, buf))
 
 
 def _state_digest(state: dict[str, Tensor]) -> str:

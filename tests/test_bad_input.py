@@ -21,7 +21,7 @@ import torch
 
 from robustbench_gan.cli import main
 from robustbench_gan.errors import CheckpointError, ConfigError, DataError, ModelError, RobustBenchError
-from robustbench_gan.runner import run_suite
+from robustbench_gan.run import run_suite
 from robustbench_gan.suite import load_suite
 
 BASE = """\

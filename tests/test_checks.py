@@ -5,15 +5,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robustbench_gan.checks import (
-    EXPLANATIONS, check_accuracy_rises_with_eps, check_outputs, check_single_step_vs_iterative,
-    check_white_box_above_transfer, classifier_flags, table_flags, zero_gradient_fraction, accuracy_at_huge_eps,
+from robustbench_gan.checks import EXPLANATIONS, table_flags
+from robustbench_gan.checks.probes import accuracy_at_huge_eps, check_outputs, classifier_flags, zero_gradient_fraction
+from robustbench_gan.checks.table import (
+    check_accuracy_rises_with_eps, check_single_step_vs_iterative, check_white_box_above_transfer,
 )
 from robustbench_gan.classifier import Classifier
 
 
+ROLES = {"fgsm": "single-step", "pgd": "iterative", "bim": "iterative", "noise": "probe"}
+
+
 def rec(attack, eps, acc, *, kind=None, threat="white-box", source="", model="m", defense="none", n=400, half=0.03):
-    return {"model": model, "defense": defense, "attack": attack, "attack_kind": kind or attack, "threat": threat,
+    kind = kind or attack
+    return {"model": model, "defense": defense, "attack": attack, "attack_kind": kind,
+            "attack_role": ROLES.get(kind, "iterative"), "threat": threat,
             "source": source, "targeted": False, "norm": "inf", "eps": eps, "n": n, "robust_accuracy": acc,
             "robust_accuracy_low": max(0.0, acc - half), "robust_accuracy_high": min(1.0, acc + half)}
 

@@ -402,9 +402,9 @@ def test_unknown_dataset_suggests() -> None:
 
 
 def test_unknown_loader_option(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="does not take option 'colour'"):
+    with pytest.raises(DataError, match="has no option 'colour'"):
         load_dataset("digits", colour=True)
-    with pytest.raises(DataError, match="does not take option 'bogus'"):
+    with pytest.raises(DataError, match="has no option 'bogus'"):
         load_dataset("npz", path=str(tmp_path / "x.npz"), bogus=1)
 
 

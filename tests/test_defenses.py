@@ -4,13 +4,13 @@ from __future__ import annotations
 import pytest
 
 from robustbench_gan.attacks import make_attack
-from robustbench_gan.checks import classifier_flags
+from robustbench_gan.checks.probes import classifier_flags
 from robustbench_gan.cli import main
 from robustbench_gan.defenses import make_defense
 from robustbench_gan.errors import ConfigError
-from robustbench_gan.evaluation import evaluate_attack
+from robustbench_gan.attacks import evaluate_attack
 from robustbench_gan.models import build_model
-from robustbench_gan.runner import run_suite
+from robustbench_gan.run import run_suite
 from robustbench_gan.training import TrainConfig
 
 

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from robustbench_gan.attacks import make_attack
+from robustbench_gan.attacks import ATTACKS, make_attack
 from robustbench_gan.attacks.base import flat_norm
 from robustbench_gan.classifier import Classifier
 from robustbench_gan.cli import main
@@ -235,7 +235,8 @@ def test_arbitrary_text_as_toml_and_yaml(text, workdir):
 
 # ------------------------------------------------------------------------------------------ (b) attack contract
 
-ATTACK_KINDS = ["fgsm", "pgd", "bim", "uniform-noise", "noise", "art:FastGradientMethod"]
+ATTACK_KINDS = ATTACKS.names() + ["art:FastGradientMethod"]  # every registered attack, plus one through ART
+CHEAP_PARAMS: dict[str, dict[str, Any]] = {"noise": {"samples": 4}, "substitute": {"rounds": 2, "epochs": 2}}
 
 
 @st.composite
@@ -254,8 +255,7 @@ def attack_problems(draw: st.DrawFn, kind: str) -> dict[str, Any]:
     if kind == "pgd":
         params.update(steps=draw(st.integers(1, 8)), restarts=draw(st.integers(1, 2)),
                       random_start=draw(st.booleans()), loss=draw(st.sampled_from(["ce", "margin"])))
-    if kind == "noise":
-        params["samples"] = 4
+    params.update(CHEAP_PARAMS.get(kind, {}))
     dtype = torch.float32 if kind.startswith("art:") else draw(st.sampled_from([torch.float32, torch.float64]))
     return {"shape": (draw(st.integers(1, 6)), c, h, w), "bounds": (lo, hi), "eps": frac * (hi - lo),
             "classes": draw(st.integers(2, 5)), "params": params, "dtype": dtype, "seed": draw(st.integers(0, 2**16))}

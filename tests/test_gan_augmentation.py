@@ -8,7 +8,7 @@ import torch
 
 import robustbench_gan.gan.cache as gan_cache
 from robustbench_gan.cli import main
-from robustbench_gan.defenses import make_defense
+from robustbench_gan.defenses import FitContext, make_defense
 from robustbench_gan.defenses import gan_augmentation as gan_aug
 from robustbench_gan.errors import ConfigError
 from robustbench_gan.gan.cache import GeneratorCache
@@ -31,7 +31,7 @@ class Spy:
             spy.teachers.append(self._nodefense_fit(defense, *args, **kwargs))
             return spy.teachers[-1]
 
-        def fake_fit(defense, make_model, data, *, train, seed, device, progress=True):
+        def fake_fit(defense, make_model, data, *, train, seed, device, progress=True, context=None):
             spy.calls.append((type(defense).__name__, data))
             return defense.classifier(make_model, data, seed=seed)
 
@@ -42,9 +42,9 @@ class Spy:
 
 
 def fit(defense, digits, generators=None, epochs=2):
-    if generators is not None:
-        defense.generators = generators
+    context = FitContext(shared={"generators": generators}) if generators is not None else None
     return defense.fit(lambda: build_model("cnn", digits.spec), digits, train=TrainConfig(epochs=epochs), seed=0,
+                       context=context,
                        device="cpu", progress=False)
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from robustbench_gan.cli import main
-from robustbench_gan.evaluation import Outcome
+from robustbench_gan.attacks import Outcome
 from robustbench_gan.export import robustbench_entries
 from robustbench_gan.results import Results
 from robustbench_gan.samples import SAMPLE_COLUMNS, sample_block, samples_table, worst_case
@@ -19,7 +19,7 @@ def block(attack, adv, *, clean=(0, 1, 2, 3, 4), ids=None, eps=0.1, source="", k
     outcome = Outcome(eps, {}, torch.tensor(clean), torch.tensor(adv), torch.full((len(adv),), eps),
                       ids=None if ids is None else torch.tensor(ids))
     meta = {"model": model, "defense": defense, "attack": attack, "threat": threat, "source": source,
-            "norm": norm, "attack_kind": kind}
+            "norm": norm, "attack_kind": kind, "attack_role": "probe" if kind == "noise" else "iterative"}
     return sample_block(meta, outcome)
 
 

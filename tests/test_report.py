@@ -9,7 +9,7 @@ import re
 import pandas as pd
 import pytest
 
-from robustbench_gan.reports import plots
+from robustbench_gan.reports import plots, write_run
 from robustbench_gan.reports.html import fmt_acc_ci, fmt_eps, render_report
 from robustbench_gan.results import COLUMNS, Results
 
@@ -199,7 +199,7 @@ def test_formatting() -> None:
 def test_write_produces_files(tmp_path) -> None:
     res = make_results()
     res.records[0]["mean_l2"] = float("nan")
-    out = res.write(tmp_path / "run")
+    out = write_run(res, tmp_path / "run")
     for name in ("index.html", "results.csv", "results.json"):
         assert (out / name).is_file()
     page = (out / "index.html").read_text(encoding="utf-8")

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from robustbench_gan.cli import main
-from robustbench_gan.runner import plan_cells, run_suite
+from robustbench_gan.run import plan_cells, run_suite
 from robustbench_gan.suite import load_suite
 
 # 12 cells (2 models x 3 attacks white-box, plus transfer both ways) spread over a few seconds (the CNN's PGD and
@@ -200,6 +200,7 @@ def test_corrupted_cell_cache_is_detected_and_recomputed(tmp_path, monkeypatch, 
     first = run_suite(suite, out=out, device="cpu", progress=False)
     cells = sorted((out / "cache" / "cells").glob("*.json"))
     white_box = [p for p in cells if _payload(json.loads(p.read_text()))["records"][0]["source"] == ""]
+    assert white_box and len(cells) > len(white_box)
     target = white_box[0]
     doc = json.loads(target.read_text())
     record = _payload(doc)["records"][0]
@@ -209,12 +210,13 @@ def test_corrupted_cell_cache_is_detected_and_recomputed(tmp_path, monkeypatch, 
     garbage = next(p for p in cells if p != target)
     garbage.write_text('{"sha256": "0", "payload": {"records": [')  # a truncated entry, too
 
-    import robustbench_gan.runner as runner
+    import robustbench_gan.run.cells as cells_module
 
     calls: list[str] = []
-    real_evaluate, real_transfer = runner.evaluate_attack, runner.evaluate_transfer
-    monkeypatch.setattr(runner, "evaluate_attack", lambda *a, **k: calls.append("white-box") or real_evaluate(*a, **k))
-    monkeypatch.setattr(runner, "evaluate_transfer", lambda *a, **k: calls.append("transfer") or real_transfer(*a, **k))
+    real_run = cells_module.run_cell
+    import robustbench_gan.run.executors as executors
+
+    monkeypatch.setattr(executors, "run_cell", lambda *a, **k: calls.append("cell") or real_run(*a, **k))
     with caplog.at_level(logging.WARNING, logger="robustbench_gan"):
         second = run_suite(suite, out=out, device="cpu", progress=False)
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]

@@ -6,7 +6,7 @@ import torch
 
 from robustbench_gan.attacks import make_attack
 from robustbench_gan.attacks.substitute import Oracle, SubstituteAttack
-from robustbench_gan.evaluation import evaluate_attack
+from robustbench_gan.attacks import evaluate_attack
 
 
 class Spy(torch.nn.Module):

@@ -1,5 +1,22 @@
-"""Attacks: importing this package registers every built-in attack."""
-from .base import ATTACKS, Attack, Goal, make_attack
-from . import fgsm, noise, pgd, substitute  # noqa: F401  (registration)
+"""Attacks: importing this package registers every built-in attack (and the ``art:`` prefix for ART's).
 
-__all__ = ["ATTACKS", "Attack", "Goal", "make_attack"]
+``from robustbench_gan.attacks import FGSM, PGD`` gives the classes; ``make_attack("pgd", steps=40)`` builds one
+by registry name. Every attack takes the classifier per call: ``PGD(steps=40)(clf, x, Goal(y), eps=0.3)``.
+"""
+from .base import ATTACKS, ROLES, Attack, Goal, make_attack
+from .evaluate import evaluate_attack
+from .fgsm import FGSM
+from .noise import NoiseAttack, NoiseProbe, UniformNoise
+from .outcome import Outcome
+from .pgd import BIM, PGD
+from .substitute import Oracle, SubstituteAttack
+from .art import ArtAttack
+from .transfer import Crafted, craft, evaluate_transfer
+
+Substitute = SubstituteAttack
+
+__all__ = [
+    "ATTACKS", "ROLES", "ArtAttack", "Attack", "BIM", "Crafted", "FGSM", "Goal", "NoiseAttack", "NoiseProbe",
+    "Oracle", "Outcome", "PGD", "Substitute", "SubstituteAttack", "UniformNoise", "craft", "evaluate_attack",
+    "evaluate_transfer", "make_attack",
+]

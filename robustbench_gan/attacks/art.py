@@ -16,14 +16,16 @@ import torch
 from torch import Tensor, nn
 
 from ..classifier import Classifier, eval_mode
+from ..core.validation import check_params
 from ..errors import ConfigError
-from .base import Attack, Goal, check_target, flat_norm, parse_norm
+from .base import ATTACKS, Attack, Goal, check_target, flat_norm, parse_norm
 
 log = logging.getLogger(__name__)
 
 BLACK_BOX = {"HopSkipJump", "SquareAttack", "BoundaryAttack", "SimBA", "ZooAttack", "GeoDA", "SignOPTAttack",
              "PixelAttack", "ThresholdAttack"}
 L2_BY_DEFAULT = {"CarliniL2Method", "DeepFool", "ElasticNet", "BoundaryAttack", "SimBA", "HopSkipJump", "NewtonFool"}
+SINGLE_STEP = {"FastGradientMethod"}
 
 
 def art_attack_class(class_name: str) -> type:
@@ -81,11 +83,7 @@ class ArtAttack(Attack):
         self.name = f"art:{class_name}"  # type: ignore[misc]
         self.threat = "black-box" if class_name in BLACK_BOX else "white-box"  # type: ignore[misc]
         accepted = set(inspect.signature(self.cls).parameters) - {"estimator", "classifier"}
-        unknown = [k for k in params if k not in accepted]
-        if unknown:
-            raise ConfigError(
-                f"ART {class_name} has no parameter {unknown[0]!r}; it accepts: {', '.join(sorted(accepted))}"
-            )
+        check_params(f"ART {class_name}", params, sorted(accepted | {"norm", "targeted", "target_mode", "target"}))
         if "eps" in params:
             raise ConfigError("give eps as the attack's eps list, not as an ART parameter")
         check_target(targeted, target_mode, target)
@@ -93,6 +91,9 @@ class ArtAttack(Attack):
             raise ConfigError(f"ART {class_name} cannot run targeted")
         self.accepted = accepted
         self.has_budget = "eps" in accepted
+        self.role = (  # type: ignore[misc]
+            "black-box" if class_name in BLACK_BOX else "single-step" if class_name in SINGLE_STEP
+            else "iterative" if self.has_budget else "minimum-norm")
         self.norm = parse_norm(norm) if norm is not None else ("2" if class_name in L2_BY_DEFAULT else "inf")
         self.targeted = targeted
         self.target_mode = target_mode if targeted else ""
@@ -157,3 +158,11 @@ class ArtAttack(Attack):
         if not self.has_budget:  # one run serves every eps
             self.queries_per_eps = [self.queries] * len(eps_list)
         return [o.clamp(lo, hi) for o in out]
+
+
+def make_art_attack(class_name: str, **params: Any) -> ArtAttack:
+    """The ``art:`` prefix of the attack registry: ``make_attack("art:DeepFool", ...)``."""
+    return ArtAttack(class_name, **params)
+
+
+ATTACKS.register_prefix("art:", make_art_attack)

@@ -1,4 +1,4 @@
-"""Attack protocol, goals, the attack registry and shared tensor helpers.
+"""Attack protocol, goals, roles, the attack registry and the losses attacks ascend.
 
 An attack holds hyperparameters only; the classifier comes per call. All attacks take and return pixel-space
 tensors on the input's device and dtype.
@@ -6,17 +6,22 @@ tensors on the input's device and dtype.
 from __future__ import annotations
 
 import inspect
-import math
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..classifier import Classifier
+from ..core.validation import check_bool, check_positive, check_seed  # noqa: F401  (re-exported for attacks)
 from ..errors import ConfigError
 from ..registry import Registry
+from .loop import clip, gradient
+from .norms import flat_norm, l2_normalize, parse_norm, project  # noqa: F401  (re-exported)
+
+if TYPE_CHECKING:
+    from .outcome import Outcome
 
 
 @dataclass(frozen=True)
@@ -27,17 +32,17 @@ class Goal:
     targeted: bool = False
 
 
-NORMS = ("inf", "2")
+ROLES = ("single-step", "iterative", "minimum-norm", "black-box", "baseline", "probe")
+"""What an attack is, for the sanity checks and the leaderboard:
 
-
-def parse_norm(norm: Any) -> str:
-    """Normalise a norm spelling (``inf``, ``linf``, ``np.inf``, ``2``, ``l2``) to ``"inf"`` or ``"2"``."""
-    text = str(norm).lower().lstrip("l")
-    if text in ("inf", "infinity"):
-        return "inf"
-    if text in ("2", "2.0"):
-        return "2"
-    raise ConfigError(f"norm must be 'inf' or '2', got {norm!r}")
+- ``single-step``: one gradient step (FGSM); compared with ``iterative`` attacks by the checks.
+- ``iterative``: many gradient steps within the budget (PGD, BIM).
+- ``minimum-norm``: finds the smallest perturbation, thresholded at each eps (DeepFool, Carlini-Wagner).
+- ``black-box``: queries labels or scores only (the substitute attack, HopSkipJump, Square).
+- ``baseline``: uses no model information (uniform noise): any real attack must beat it.
+- ``probe``: measures something other than robust accuracy (fooling images from noise): its rows leave
+  ``robust_accuracy`` empty and it never enters the worst case.
+"""
 
 
 class Attack:
@@ -45,19 +50,20 @@ class Attack:
 
     Subclasses implement :meth:`perturb` (one eps) and may override :meth:`perturb_many` to share work across
     a list of eps (FGSM computes its gradient once). ``threat`` is ``"white-box"`` unless the attack only
-    queries labels or scores (``"black-box"``); ``queries`` is the number of model queries of the last call.
+    queries labels or scores (``"black-box"``); ``role`` is one of :data:`ROLES`; ``queries`` is the number of
+    model queries of the last call.
     """
 
     name: ClassVar[str] = "attack"
     threat: ClassVar[str] = "white-box"
+    role: ClassVar[str] = "iterative"
+    starts_from_input: ClassVar[bool] = True  # False for probes that start from noise (see noise.py)
     targeted: bool = False
     target_mode: str = ""
     norm: str = "inf"
 
     def __init__(self) -> None:
         self.queries = 0
-
-    starts_from_input: ClassVar[bool] = True  # False for probes that start from noise (see noise.py)
 
     def make_goal(self, clf: Classifier, x: Tensor, y: Tensor, *, seed: int = 0) -> Goal:
         """The goal for true labels ``y``: untargeted, or targets chosen by ``target_mode``."""
@@ -77,6 +83,19 @@ class Attack:
         to return full-strength examples, since barely-adversarial ones rarely transfer."""
         return self.perturb_many(clf, x, goal, eps_list)
 
+    def evaluate(
+        self, clf: Classifier, x: Tensor, y: Tensor, eps_list: Sequence[float], *, batch_size: int = 256,
+        seed: int = 0, gallery_size: int = 4, desc: str | None = None, progress: bool = True,
+    ) -> list["Outcome"]:
+        """Attack ``(x, y)`` in batches at every eps; one :class:`~.outcome.Outcome` per eps, in order.
+
+        Attacks with their own protocol (the substitute attack holds out its seed set; the noise probe starts
+        from noise) override this."""
+        from .evaluate import evaluate_batched
+
+        return evaluate_batched(self, clf, x, y, eps_list, batch_size=batch_size, seed=seed,
+                                gallery_size=gallery_size, desc=desc, progress=progress)
+
     def __call__(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
         return self.perturb(clf, x, goal, eps=eps)
 
@@ -95,43 +114,7 @@ ATTACKS: Registry[Callable[..., Attack]] = Registry("attack")
 
 def make_attack(kind: str, **params: Any) -> Attack:
     """Instantiate attack ``kind`` (a registry name or ``art:ClassName``) with keyword hyperparameters."""
-    if kind.startswith("art:"):
-        from .art import ArtAttack
-
-        return ArtAttack(kind[4:], **params)
-    cls = ATTACKS.get(kind)
-    accepted = [p for p in inspect.signature(cls).parameters]
-    unknown = [k for k in params if k not in accepted]
-    if unknown:
-        import difflib
-
-        close = difflib.get_close_matches(unknown[0], accepted, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ConfigError(
-            f"attack kind {kind!r} has no parameter {unknown[0]!r}; {hint}it accepts: {', '.join(accepted)}"
-        )
-    return cls(**params)
-
-
-def check_positive(name: str, value: Any, *, allow_zero: bool = False, integer: bool = False) -> None:
-    """Raise ConfigError unless ``value`` is a (non-negative when allow_zero) finite number."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value >= 0 if allow_zero else value > 0) and (not integer or int(value) == value)
-    if not ok:
-        kind = "integer" if integer else "number"
-        raise ConfigError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} {kind}, got {value!r}")
-
-
-def check_seed(value: Any, name: str = "seed") -> None:
-    """Raise ConfigError unless ``value`` is an integer seed torch accepts (0 .. 2**63 - 1)."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
-        raise ConfigError(f"{name} must be an integer in [0, 2**63), got {value!r}")
-
-
-def check_bool(name: str, value: Any) -> None:
-    """Raise ConfigError unless ``value`` is true or false (a string such as "no" would silently count as true)."""
-    if not isinstance(value, bool):
-        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    return ATTACKS.build(kind, **params)
 
 
 LOSSES = ("ce", "margin")
@@ -175,9 +158,6 @@ def check_target(targeted: bool, target_mode: str, target: int) -> None:
         raise ConfigError(f"target must be a class index >= 0, got {target!r}")
 
 
-# ---------------------------------------------------------------- tensor helpers
-
-
 def attack_loss(logits: Tensor, goal: Goal, loss: str = "ce") -> Tensor:
     """Per-sample loss the attacker *ascends*.
 
@@ -195,42 +175,24 @@ def attack_loss(logits: Tensor, goal: Goal, loss: str = "ce") -> Tensor:
     raise ConfigError(f"loss must be 'ce' or 'margin', got {loss!r}")
 
 
+def goal_loss(goal: Goal, loss: str = "ce") -> Callable[[Tensor], Tensor]:
+    """``attack_loss`` bound to a goal: the per-sample loss function the attack loop ascends."""
+    return lambda logits: attack_loss(logits, goal, loss)
+
+
 def input_gradient(clf: Classifier, x: Tensor, goal: Goal, loss: str = "ce") -> tuple[Tensor, Tensor]:
     """Gradient of the summed attack loss w.r.t. ``x`` and the logits at ``x`` (one forward + backward)."""
-    x = x.detach().requires_grad_(True)
-    with torch.enable_grad():
-        logits = clf(x)
-        (grad,) = torch.autograd.grad(attack_loss(logits, goal, loss).sum(), x)
-    return grad, logits.detach()
-
-
-def flat_norm(t: Tensor, norm: str) -> Tensor:
-    """Per-sample norm of ``t`` flattened (``"inf"`` or ``"2"``)."""
-    flat = t.flatten(1)
-    return flat.abs().amax(1) if norm == "inf" else flat.norm(p=2, dim=1)
-
-
-def l2_normalize(g: Tensor) -> Tensor:
-    """Per-sample unit-L2 direction (zero stays zero)."""
-    n = g.flatten(1).norm(p=2, dim=1).clamp_min(1e-12)
-    return g / n.view(-1, *([1] * (g.ndim - 1)))
-
-
-def project(delta: Tensor, eps: float, norm: str) -> Tensor:
-    """Project ``delta`` onto the eps-ball of the norm."""
-    if norm == "inf":
-        return delta.clamp(-eps, eps)
-    n = delta.flatten(1).norm(p=2, dim=1).clamp_min(1e-12)
-    factor = (eps / n).clamp(max=1.0)
-    return delta * factor.view(-1, *([1] * (delta.ndim - 1)))
-
-
-def clip(x: Tensor, clf: Classifier) -> Tensor:
-    lo, hi = clf.bounds
-    return x.clamp(lo, hi)
+    return gradient(clf, x, goal_loss(goal, loss))
 
 
 def is_success(logits: Tensor, goal: Goal) -> Tensor:
     """Boolean per sample: prediction equals the target (targeted) or differs from the label (untargeted)."""
     pred = logits.argmax(1)
     return pred == goal.labels if goal.targeted else pred != goal.labels
+
+
+__all__ = [
+    "ATTACKS", "Attack", "Goal", "ROLES", "attack_loss", "check_bool", "check_loss", "check_positive", "check_seed",
+    "check_target", "choose_targets", "clip", "flat_norm", "goal_loss", "input_gradient", "is_success",
+    "l2_normalize", "make_attack", "parse_norm", "project",
+]

@@ -19,6 +19,7 @@ class FGSM(Attack):
     """
 
     name = "fgsm"
+    role = "single-step"
 
     def __init__(
         self, *, norm: str = "inf", targeted: bool = False, target_mode: str = "random", target: int = 0, loss: str = "ce"

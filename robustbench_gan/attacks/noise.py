@@ -5,25 +5,34 @@ assigns that class with more than 50% confidence. A robust model should not be c
 """
 from __future__ import annotations
 
+import time
+from typing import Sequence
+
 import torch
 from torch import Tensor
 
 from ..classifier import Classifier, frozen
 from ..errors import ConfigError
 from .base import ATTACKS, Attack, Goal, check_bool, check_positive, check_seed, clip, input_gradient
+from .norms import flat_norm
+from .outcome import Outcome
 
 
 @ATTACKS.register("noise")
-class NoiseAttack(Attack):
+class NoiseProbe(Attack):
     """Targeted one-step FGSM from uniform noise toward every class.
 
     ``perturb`` ignores the pixel values of ``x`` (it uses its shape) and returns noise moved toward
     ``goal.labels``; the evaluation reports the fraction of (noise image, class) pairs classified as that class
     with confidence above ``confidence`` (0.5, as in the paper's experiment). ``samples`` caps the number of
     noise images.
+
+    A probe, not a robustness measurement: its rows report the fooling rate in ``attack_success_rate`` and leave
+    ``robust_accuracy`` and its interval empty (NaN); it never enters the worst case.
     """
 
     name = "noise"
+    role = "probe"
     starts_from_input = False
 
     def __init__(self, *, confidence: float = 0.5, samples: int = 100, seed: int = 0) -> None:
@@ -70,6 +79,30 @@ class NoiseAttack(Attack):
             deltas.append(xa - x0)
         return torch.cat(hits), torch.cat(deltas)
 
+    def evaluate(
+        self, clf: Classifier, x: Tensor, y: Tensor, eps_list: Sequence[float], *, batch_size: int = 256,
+        seed: int = 0, gallery_size: int = 4, desc: str | None = None, progress: bool = True,
+    ) -> list[Outcome]:
+        """Rows of the probe: ``attack_success_rate`` is the fraction of (noise image, class) pairs confidently
+        assigned that class; ``robust_accuracy`` and its interval are NaN (no input of the data set is attacked)."""
+        clean_acc = float((clf.predict(x).argmax(1) == y).float().mean())
+        nan = float("nan")
+        outcomes = []
+        for eps in eps_list:
+            t0 = time.perf_counter()
+            fooled, delta = self.fooled(clf, x, float(eps))
+            n = len(fooled)
+            outcomes.append(Outcome(float(eps), {
+                "n": n, "clean_accuracy": clean_acc, "robust_accuracy": nan, "robust_accuracy_low": nan,
+                "robust_accuracy_high": nan, "attack_success_rate": int(fooled.sum()) / n,
+                "mean_linf": float(flat_norm(delta, "inf").mean()), "mean_l2": float(flat_norm(delta, "2").mean()),
+                "queries": 0, "seconds": time.perf_counter() - t0,
+            }))
+        return outcomes
+
+
+NoiseAttack = NoiseProbe  # the earlier name
+
 
 @ATTACKS.register("uniform-noise")
 class UniformNoise(Attack):
@@ -78,6 +111,7 @@ class UniformNoise(Attack):
 
     name = "uniform-noise"
     threat = "black-box"
+    role = "baseline"
 
     def __init__(self, *, sign: bool = True, seed: int = 0) -> None:
         super().__init__()

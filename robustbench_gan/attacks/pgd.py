@@ -7,11 +7,13 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from ..classifier import Classifier, frozen
+from ..classifier import Classifier
 from .base import (
-    ATTACKS, Attack, Goal, attack_loss, check_bool, check_loss, check_positive, check_seed, check_target, clip,
-    is_success, l2_normalize, parse_norm, project,
+    ATTACKS, Attack, Goal, check_bool, check_loss, check_positive, check_seed, check_target, goal_loss, is_success,
+    parse_norm,
 )
+from .loop import descend
+from .norms import random_delta
 
 
 @ATTACKS.register("pgd")
@@ -26,6 +28,7 @@ class PGD(Attack):
     """
 
     name = "pgd"
+    role = "iterative"
 
     def __init__(
         self,
@@ -65,14 +68,6 @@ class PGD(Attack):
         """Number of steps and step size for this eps."""
         return self.steps, float(self.step_size) if self.step_size is not None else 2.5 * eps / self.steps
 
-    def random_delta(self, x: Tensor, eps: float, gen: torch.Generator) -> Tensor:
-        if self.norm == "inf":
-            u = torch.rand(x.shape, generator=gen, device="cpu", dtype=x.dtype)
-            return ((2 * u - 1) * eps).to(x.device)
-        g = torch.randn(x.shape, generator=gen, device="cpu", dtype=x.dtype)
-        r = torch.rand(len(x), generator=gen, dtype=x.dtype) ** (1.0 / x[0].numel())
-        return (l2_normalize(g) * (eps * r).view(-1, *([1] * (x.ndim - 1)))).to(x.device)
-
     def perturb(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
         if eps == 0:
             return x.clone()
@@ -80,42 +75,20 @@ class PGD(Attack):
         steps, step = self.schedule(clf, eps)
         best = x.clone()
         done = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-        with frozen(clf):
-            for restart in range(self.restarts):
-                active = (~done).nonzero().squeeze(1)
-                if len(active) == 0:
-                    break
-                xa = x[active]
-                ga = Goal(goal.labels[active], goal.targeted)
-                start = self.random_start or restart > 0
-                delta = self.random_delta(xa, eps, gen) if start else torch.zeros_like(xa)
-                xk = clip(xa + delta, clf)
-                found = torch.zeros(len(xa), dtype=torch.bool, device=x.device)
-                for _ in range(steps):
-                    xk.requires_grad_(True)
-                    with torch.enable_grad():
-                        logits = clf(xk)
-                        (grad,) = torch.autograd.grad(attack_loss(logits, ga, self.loss).sum(), xk)
-                    xk = xk.detach()
-                    new = is_success(logits.detach(), ga) & ~found
-                    if new.any():
-                        best[active[new]] = xk[new]
-                        found |= new
-                        if found.all():
-                            break
-                    d = grad.sign() if self.norm == "inf" else l2_normalize(grad)
-                    xk = clip(xa + project(xk + step * d - xa, eps, self.norm), clf)
-                else:
-                    with torch.no_grad():
-                        new = is_success(clf(xk), ga) & ~found
-                    best[active[new]] = xk[new]
-                    found |= new
-                done[active[found]] = True
-                # samples never fooled keep the last iterate of the last restart (a valid in-ball example)
-                if restart == self.restarts - 1:
-                    best[active[~found]] = xk[~found]
+        for restart in range(self.restarts):
+            active = (~done).nonzero().squeeze(1)
+            if len(active) == 0:
+                break
+            xa = x[active]
+            ga = Goal(goal.labels[active], goal.targeted)
+            start = xa + random_delta(xa, eps, self.norm, gen) if self.random_start or restart > 0 else xa
+            xk, found = descend(clf, xa, eps=eps, norm=self.norm, steps=steps, step_size=step,
+                                loss=goal_loss(ga, self.loss), start=start, success=lambda z: is_success(z, ga))
+            done[active[found]] = True
+            # samples never fooled keep the last iterate of the last restart (a valid in-ball example)
+            keep = found if restart < self.restarts - 1 else torch.ones_like(found)
+            best[active[keep]] = xk[keep]
         return best.detach()
-
 
     def transfer_many(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float]) -> list[Tensor]:
         return [x.clone() if e == 0 else self.final_iterate(clf, x, goal, eps=float(e)) for e in eps_list]
@@ -124,15 +97,10 @@ class PGD(Attack):
         """The last iterate of one run of all steps, without early stopping (what adversarial training uses)."""
         steps, step = self.schedule(clf, eps)
         gen = torch.Generator().manual_seed(self.seed)
-        with frozen(clf):
-            xk = clip(x + self.random_delta(x, eps, gen), clf) if self.random_start else x.clone()
-            for _ in range(steps):
-                xk.requires_grad_(True)
-                with torch.enable_grad():
-                    (grad,) = torch.autograd.grad(attack_loss(clf(xk), goal, self.loss).sum(), xk)
-                d = grad.sign() if self.norm == "inf" else l2_normalize(grad)
-                xk = clip(x + project(xk.detach() + step * d - x, eps, self.norm), clf)
-        return xk.detach()
+        start = x + random_delta(x, eps, self.norm, gen) if self.random_start else x
+        xk, _ = descend(clf, x, eps=eps, norm=self.norm, steps=steps, step_size=step,
+                        loss=goal_loss(goal, self.loss), start=start)
+        return xk
 
 
 @ATTACKS.register("bim")
@@ -144,6 +112,7 @@ class BIM(PGD):
     """
 
     name = "bim"
+    role = "iterative"
 
     def __init__(
         self,

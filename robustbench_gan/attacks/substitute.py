@@ -19,8 +19,8 @@ from tqdm.auto import tqdm
 from ..classifier import Classifier, frozen
 from ..data import DataSpec
 from ..errors import ConfigError
-from ..evaluation import Outcome, accuracy_metrics
 from .base import ATTACKS, Attack, Goal, check_positive, clip, flat_norm
+from .outcome import Outcome, accuracy_metrics
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,7 @@ class SubstituteAttack(Attack):
 
     name = "substitute"
     threat = "black-box"
+    role = "black-box"
 
     def __init__(
         self,
@@ -124,12 +125,13 @@ class SubstituteAttack(Attack):
         """lambda_rho = lambda * (-1)^floor(rho / tau) (periodic step size, Papernot et al. 2017 sec. 6.1)."""
         return self.lmbda * (-1) ** (rho // self.tau)
 
-    def new_substitute(self, spec: DataSpec, device: torch.device, seed: int) -> Classifier:
+    def new_substitute(self, spec: DataSpec, device: torch.device, seed: int,
+                       dtype: torch.dtype = torch.float32) -> Classifier:
         from ..models import build_model
 
         torch.manual_seed(seed)
         model = build_model(self.substitute, spec, **self.substitute_params)
-        return Classifier(model, num_classes=spec.num_classes, bounds=spec.bounds).to(device)
+        return Classifier(model, num_classes=spec.num_classes, bounds=spec.bounds).to(device=device, dtype=dtype)
 
     def fit_substitute(self, sub: Classifier, x: Tensor, labels: Tensor, seed: int) -> Classifier:
         from ..training import TrainConfig, train_model
@@ -158,10 +160,10 @@ class SubstituteAttack(Attack):
         self.history = []
         x_set = x0
         labels = oracle(x_set)
-        sub = self.new_substitute(spec, x0.device, self.seed)
+        sub = self.new_substitute(spec, x0.device, self.seed, x0.dtype)
         for rho in tqdm(range(self.rounds), desc="substitute rounds", disable=not progress, leave=False):
             if not self.warm_start:
-                sub = self.new_substitute(spec, x0.device, self.seed + rho)
+                sub = self.new_substitute(spec, x0.device, self.seed + rho, x0.dtype)
             self.fit_substitute(sub, x_set, labels, seed=self.seed + rho)
             with torch.no_grad():
                 pred = sub.predict(x_check).argmax(1)
@@ -200,7 +202,8 @@ class SubstituteAttack(Attack):
         return self.examples(sub, x, eps_list)
 
     def evaluate(
-        self, clf: Classifier, x: Tensor, y: Tensor, eps_list: Sequence[float], *, seed: int = 0, progress: bool = True,
+        self, clf: Classifier, x: Tensor, y: Tensor, eps_list: Sequence[float], *, batch_size: int = 256,
+        seed: int = 0, gallery_size: int = 4, desc: str | None = None, progress: bool = True,
     ) -> list[Outcome]:
         """Hold out ``holdout`` samples as the attacker's initial set, attack the rest through the oracle."""
         n = len(x)

@@ -10,8 +10,8 @@ import torch
 from torch import Tensor
 
 from ..classifier import Classifier
-from ..evaluation import Outcome, accuracy_metrics
 from .base import Attack, flat_norm
+from .outcome import Outcome, accuracy_metrics
 
 
 @dataclass

@@ -1,5 +1,14 @@
-"""Defenses: importing this package registers every built-in defense."""
-from .base import DEFENSES, Defense, NoDefense, make_defense
-from . import adversarial_training, distillation, gan_augmentation  # noqa: F401  (registration)
+"""Defenses: importing this package registers every built-in defense.
 
-__all__ = ["DEFENSES", "Defense", "NoDefense", "make_defense"]
+``from robustbench_gan.defenses import AdversarialTraining`` gives the classes; ``make_defense("distillation",
+temperature=100)`` builds one by registry name.
+"""
+from .base import DEFENSES, Defense, FitContext, NoDefense, ReportContext, make_defense
+from .adversarial_training import AdversarialTraining
+from .distillation import DefensiveDistillation
+from .gan_augmentation import GanAugmentation
+
+Distillation = DefensiveDistillation
+
+__all__ = ["DEFENSES", "AdversarialTraining", "Defense", "DefensiveDistillation", "Distillation", "FitContext",
+           "GanAugmentation", "NoDefense", "ReportContext", "make_defense"]

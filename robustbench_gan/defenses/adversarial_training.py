@@ -12,14 +12,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..attacks.base import Goal, check_positive, clip, input_gradient, parse_norm, project
+from ..attacks.base import Goal, goal_loss
 from ..attacks.fgsm import FGSM
+from ..attacks.loop import descend
+from ..attacks.norms import parse_norm, random_delta
 from ..attacks.pgd import PGD
 from ..classifier import Classifier, frozen
+from ..core.validation import check_positive
 from ..data import Data
 from ..errors import ConfigError
 from ..training import TrainConfig, train_model
-from .base import DEFENSES, Defense, MakeModel
+from .base import DEFENSES, Defense, FitContext, MakeModel
 
 METHODS = ("fgsm", "pgd", "fast", "trades")
 
@@ -85,7 +88,8 @@ class AdversarialTraining(Defense):
         return self.eps if r == 0 else self.eps * min(1.0, (epoch + 1) / r)
 
     def fit(
-        self, make_model: MakeModel, data: Data, *, train: TrainConfig, seed: int, device: str, progress: bool = True
+        self, make_model: MakeModel, data: Data, *, train: TrainConfig, seed: int, device: str, progress: bool = True,
+        context: FitContext | None = None,
     ) -> Classifier:
         clf = self.classifier(make_model, data, seed=seed).to(device)
         gen = torch.Generator().manual_seed(seed + 1)
@@ -107,7 +111,9 @@ class AdversarialTraining(Defense):
         return clf
 
     def craft(self, clf: Classifier, x: Tensor, y: Tensor, eps: float, seed: int) -> Tensor:
-        """Training examples of this method at ``eps`` (model in eval mode, parameters frozen)."""
+        """Training examples of this method at ``eps`` (model in eval mode, parameters frozen), all through the
+        attacks' one loop: FGSM's single step, PGD's final iterate, one random-start step (fast) or PGD on the
+        TRADES KL term."""
         goal = Goal(y)
         if self.method == "fgsm":
             return FGSM(norm=self.norm).perturb(clf, x, goal, eps=eps)
@@ -115,32 +121,25 @@ class AdversarialTraining(Defense):
             pgd = PGD(norm=self.norm, steps=self.steps, step_size=self._step(eps), seed=seed)
             return pgd.final_iterate(clf, x, goal, eps=eps)
         g = torch.Generator().manual_seed(seed)
-        if self.method == "fast":
-            delta = ((2 * torch.rand(x.shape, generator=g) - 1) * eps).to(x.device, x.dtype)
-            x0 = clip(x + delta, clf)
-            with frozen(clf):
-                grad, _ = input_gradient(clf, x0, goal)
-            d = grad.sign() if self.norm == "inf" else grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-            return clip(x + project(x0 + 1.25 * eps * d - x, eps, self.norm), clf).detach()
-        return self._trades_examples(clf, x, eps, g)
+        if self.method == "fast":  # Wong et al. 2020: uniform start, one step of 1.25 eps, projected
+            start = x + random_delta(x, eps, self.norm, g)
+            xk, _ = descend(clf, x, eps=eps, norm=self.norm, steps=1, step_size=1.25 * eps, loss=goal_loss(goal),
+                            start=start)
+            return xk
+        # TRADES inner maximisation: PGD on KL(p(x) || p(x')) from x + 0.001 * N(0, 1) (Zhang et al. 2019)
+        with frozen(clf), torch.no_grad():
+            p_clean = F.softmax(clf(x), 1)
+        start = x + 0.001 * torch.randn(x.shape, generator=g).to(x.device, x.dtype)
+
+        def kl(logits: Tensor) -> Tensor:
+            return F.kl_div(F.log_softmax(logits, 1), p_clean, reduction="none").flatten(1).sum(1)
+
+        xk, _ = descend(clf, x, eps=eps, norm=self.norm, steps=self.steps, step_size=self._step(eps), loss=kl,
+                        start=start)
+        return xk
 
     def _step(self, eps: float) -> float:
         return float(self.step_size) if self.step_size is not None else 2.5 * eps / self.steps
-
-    def _trades_examples(self, clf: Classifier, x: Tensor, eps: float, g: torch.Generator) -> Tensor:
-        """Inner maximisation of TRADES: PGD on KL(p(x) || p(x')) from x + 0.001 * N(0, 1)."""
-        with frozen(clf):
-            with torch.no_grad():
-                p_clean = F.softmax(clf(x), 1)
-            xk = clip(x + 0.001 * torch.randn(x.shape, generator=g).to(x.device, x.dtype), clf)
-            for _ in range(self.steps):
-                xk.requires_grad_(True)
-                with torch.enable_grad():
-                    kl = F.kl_div(F.log_softmax(clf(xk), 1), p_clean, reduction="sum")
-                    (grad,) = torch.autograd.grad(kl, xk)
-                d = grad.sign() if self.norm == "inf" else grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-                xk = clip(x + project(xk.detach() + self._step(eps) * d - x, eps, self.norm), clf)
-        return xk.detach()
 
     def params(self) -> dict[str, Any]:
         return {"method": self.method, "eps": self.eps, "norm": self.norm, "alpha": self.alpha, "steps": self.steps,

@@ -1,21 +1,51 @@
-"""Defense protocol and registry. A defense turns a model recipe and training data into a defended classifier."""
+"""Defense protocol and registry. A defense turns a model recipe and training data into a defended classifier.
+
+``fit`` trains and returns the classifier. A defense that makes something worth reporting besides the
+classifier (the GAN of :class:`~.gan_augmentation.GanAugmentation`) hands it back through :meth:`Defense.report`,
+so the run pipeline never needs to know which defense it holds.
+"""
 from __future__ import annotations
 
 import inspect
 import logging
+from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
 from torch import nn
 
 from ..classifier import Classifier
 from ..data import Data
-from ..errors import ConfigError
 from ..registry import Registry
-from ..training import TrainConfig, seed_everything, train_model
+from ..training import TrainConfig, WeightCache, seed_everything, train_model
 
 log = logging.getLogger(__name__)
 
 MakeModel = Callable[[], nn.Module]
+
+
+@dataclass
+class FitContext:
+    """What a defense may share while fitting: the run's weight cache (a trained GAN is kept there) and a memo
+    shared by every defense of one run (one GAN trained for several defenses)."""
+
+    weights: WeightCache = field(default_factory=lambda: WeightCache(None))
+    shared: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ReportContext:
+    """What :meth:`Defense.report` may use: the run's data, seed and device, the model and defense names,
+    ``classifier(model, defense)`` for any trained classifier of the run (``defense="none"``: the undefended one),
+    ``reference()`` for a CNN trained on the real data (a yardstick), and the fit context."""
+
+    data: Data
+    seed: int
+    device: str
+    model: str
+    defense: str
+    classifier: Callable[[str, str], Classifier]
+    reference: Callable[[], Classifier]
+    fit: FitContext = field(default_factory=FitContext)
 
 
 class Defense:
@@ -33,9 +63,16 @@ class Defense:
         return Classifier(make_model(), num_classes=s.num_classes, bounds=s.bounds, mean=s.mean, std=s.std)
 
     def fit(
-        self, make_model: MakeModel, data: Data, *, train: TrainConfig, seed: int, device: str, progress: bool = True
+        self, make_model: MakeModel, data: Data, *, train: TrainConfig, seed: int, device: str, progress: bool = True,
+        context: FitContext | None = None,
     ) -> Classifier:
+        """Train a defended classifier on ``data`` (returned in eval mode)."""
         raise NotImplementedError
+
+    def report(self, ctx: ReportContext) -> dict[str, Any] | None:
+        """Report sections this defense adds for the classifier it fitted (JSON-able), e.g. ``{"gan": {...}}``.
+        Called after ``fit`` or on a classifier loaded from the cache; ``None`` (the default): nothing."""
+        return None
 
     def params(self) -> dict[str, Any]:
         names = [p for p in inspect.signature(type(self).__init__).parameters if p not in ("self", "name")]
@@ -52,7 +89,8 @@ class NoDefense(Defense):
     kind = "none"
 
     def fit(
-        self, make_model: MakeModel, data: Data, *, train: TrainConfig, seed: int, device: str, progress: bool = True
+        self, make_model: MakeModel, data: Data, *, train: TrainConfig, seed: int, device: str, progress: bool = True,
+        context: FitContext | None = None,
     ) -> Classifier:
         clf = self.classifier(make_model, data, seed=seed).to(device)
         train_model(clf, data.x_train, data.y_train, config=train, seed=seed, desc=f"train {self.name}", progress=progress)
@@ -60,12 +98,5 @@ class NoDefense(Defense):
 
 
 def make_defense(kind: str, *, name: str | None = None, **params: Any) -> Defense:
-    """Instantiate defense ``kind``; unknown parameters raise ConfigError naming them."""
-    cls = DEFENSES.get(kind)
-    accepted = [p for p in inspect.signature(cls).parameters if p != "name"]
-    unknown = [k for k in params if k not in accepted]
-    if unknown:
-        raise ConfigError(
-            f"defense kind {kind!r} has no parameter {unknown[0]!r}; it accepts: {', '.join(accepted) or 'none'}"
-        )
-    return cls(name=name, **params)
+    """Instantiate defense ``kind``; unknown parameters raise ConfigError naming them (with "did you mean")."""
+    return DEFENSES.build(kind, skip=("name",), name=name, **params)

@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..attacks.base import check_positive
 from ..classifier import Classifier
+from ..core.validation import check_positive
 from ..data import Data
 from ..training import TrainConfig, train_model
-from .base import DEFENSES, Defense, MakeModel
+from .base import DEFENSES, Defense, FitContext, MakeModel
 
 
 @DEFENSES.register("distillation")
@@ -32,7 +32,8 @@ class DefensiveDistillation(Defense):
         self.temperature = float(temperature)
 
     def fit(
-        self, make_model: MakeModel, data: Data, *, train: TrainConfig, seed: int, device: str, progress: bool = True
+        self, make_model: MakeModel, data: Data, *, train: TrainConfig, seed: int, device: str, progress: bool = True,
+        context: FitContext | None = None,
     ) -> Classifier:
         T = self.temperature
         teacher = self.classifier(make_model, data, seed=seed).to(device)

@@ -3,18 +3,19 @@ samples for the classifier's training, optionally combined with adversarial trai
 (Gowal et al. 2021, "Improving Robustness using Generated Data", do the latter with generated data)."""
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any
 
 import torch
 
-from ..attacks.base import check_positive
 from ..classifier import Classifier
+from ..core.validation import check_positive
 from ..data import Data
 from ..errors import ConfigError
 from ..training import TrainConfig
 from .adversarial_training import METHODS, AdversarialTraining
-from .base import DEFENSES, Defense, MakeModel, NoDefense
+from .base import DEFENSES, Defense, FitContext, MakeModel, NoDefense, ReportContext
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +32,9 @@ class GanAugmentation(Defense):
     adversarially on the mix at ``eps``. ``gan_epochs``, ``d_steps``, ``z_dim`` and ``width`` configure the GAN
     (defaults: :class:`~robustbench_gan.gan.training.GanConfig`).
 
-    After ``fit``, ``generator``, ``history`` and ``generator_key`` hold the trained GAN for quality metrics and the
-    report. Set ``generators`` to a :class:`~robustbench_gan.gan.cache.GeneratorCache` to share one trained GAN
-    between defenses with the same GAN settings (and to cache it on disk).
+    The GAN is trained once per (data, GAN settings, seed) and shared by every defense of a run that asks for
+    the same one (through the fit context's memo; on disk in its weight cache). :meth:`report` hands back the
+    generator's quality metrics, sample grid, losses and corner cases for the report.
     """
 
     kind = "gan-augmentation"
@@ -69,28 +70,33 @@ class GanAugmentation(Defense):
         from ..gan.training import GanConfig
 
         self.gan_config = GanConfig(**self.gan_params)  # validates
-        self.generator: torch.nn.Module | None = None
+        self.generator: torch.nn.Module | None = None  # the GAN of the last fit (for a caller's own use)
         self.history: Any = None
         self.generator_key: str | None = None
-        self.generators: Any = None  # a GeneratorCache shared across defenses (the runner sets one)
 
     def params(self) -> dict[str, Any]:
         return {"samples": self.samples, "labels": self.labels, "min_confidence": self.min_confidence,
                 "adversarial": self.adversarial, "eps": self.eps, "gan": self.gan_config.as_dict()}
 
-    def fit(
-        self, make_model: MakeModel, data: Data, *, train: TrainConfig, seed: int, device: str, progress: bool = True
-    ) -> Classifier:
+    @staticmethod
+    def generators(context: FitContext) -> Any:
+        """The run's one :class:`~robustbench_gan.gan.cache.GeneratorCache` (kept in the fit context's memo)."""
         from ..gan.cache import GeneratorCache
+
+        return context.shared.setdefault("generators", GeneratorCache(context.weights))
+
+    def fit(
+        self, make_model: MakeModel, data: Data, *, train: TrainConfig, seed: int, device: str, progress: bool = True,
+        context: FitContext | None = None,
+    ) -> Classifier:
         from ..gan.training import sample_balanced
 
-        if self.generators is None:
-            self.generators = GeneratorCache()
-        self.generator, self.history, self.generator_key = self.generators.get(
+        generator, self.history, self.generator_key = self.generators(context or FitContext()).get(
             data, self.gan_config, seed=seed, device=device, progress=progress)
+        self.generator = generator
         k = data.spec.num_classes
         n = self.samples if self.samples is not None else len(data.y_train)
-        x_gen, y_gen = sample_balanced(self.generator, max(1, n // k), seed=seed + 7)
+        x_gen, y_gen = sample_balanced(generator, max(1, n // k), seed=seed + 7)
         x_gen, y_gen = x_gen.cpu(), y_gen.cpu()
         if self.labels == "teacher" or self.min_confidence > 0:
             teacher = NoDefense(name=f"{self.name}-teacher").fit(make_model, data, train=train, seed=seed,
@@ -112,3 +118,23 @@ class GanAugmentation(Defense):
         else:
             inner = NoDefense(name=self.name)
         return inner.fit(make_model, mixed, train=train, seed=seed, device=device, progress=progress)
+
+    def report(self, ctx: ReportContext) -> dict[str, Any]:
+        """``{"gan": ...}``: the generator's metrics, grid and losses (computed once per generator and run) and the
+        corner cases of this model's undefended classifier (once per generator and model)."""
+        from ..gan.report import corner_case_report, generator_report
+
+        generator, history, key = self.generators(ctx.fit).get(ctx.data, self.gan_config, seed=ctx.seed,
+                                                                device=ctx.device, progress=False)
+        memo = ctx.fit.shared.setdefault("gan-reports", {})
+        if key not in memo:
+            memo[key] = generator_report(generator, history, key, self.gan_config, reference=ctx.reference(),
+                                         real_x=ctx.data.x_test, real_y=ctx.data.y_test, spec=ctx.data.spec,
+                                         seed=ctx.seed, device=ctx.device)
+        if (key, ctx.model) not in memo:  # the same for every defense of this model using this generator
+            memo[(key, ctx.model)] = corner_case_report(generator, ctx.classifier(ctx.model, "none"), model=ctx.model,
+                                                        spec=ctx.data.spec, seed=ctx.seed, device=ctx.device)
+        details = copy.deepcopy(memo[key])
+        details.update(model=ctx.model, defense=ctx.defense, corner_cases=copy.deepcopy(memo[(key, ctx.model)]))
+        details["metrics"].update(model=ctx.model, defense=ctx.defense)
+        return {"gan": details}

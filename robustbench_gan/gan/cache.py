@@ -6,9 +6,9 @@ import json
 import logging
 from pathlib import Path
 
+from ..core.io import atomic_write_text, config_hash
 from ..data import Data
-from ..results import atomic_write_text
-from ..training import WeightCache, config_hash
+from ..training import WeightCache
 from .dcgan import ConditionalGenerator
 from .training import GanConfig, GanHistory, train_gan
 

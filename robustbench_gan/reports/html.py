@@ -145,6 +145,11 @@ def _unique(values: Iterable[Any]) -> list[str]:
     return out
 
 
+PROBE_NOTE = ("a probe, not an attack on the evaluated inputs: the fraction of (noise image, class) pairs that one "
+              "gradient step makes the model assign to that class with high confidence (Goodfellow et al. 2014); "
+              "left out of the worst case")
+
+
 def _column_key(row: dict[str, Any]) -> tuple[str, str, str, bool, str, str]:
     """Which summary column group a record belongs to: (threat, attack, source, targeted, target_mode, norm)."""
     threat = fmt_text(row.get("threat"))
@@ -157,6 +162,8 @@ def _column_key(row: dict[str, Any]) -> tuple[str, str, str, bool, str, str]:
 def _group_detail(key: tuple[str, str, str, bool, str, str]) -> str:
     threat, _attack, source, targeted, mode, norm = key
     parts = [f"{threat} from {source}" if source else threat, norm]
+    if mode == "each-class":  # the noise probe
+        return " · ".join([*parts, "probe: fooling rate"])
     if targeted:
         parts.append(f"targeted ({mode})" if mode else "targeted")
     return " · ".join(parts)
@@ -255,6 +262,10 @@ def build_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             r = hit.iloc[0]
             n = as_float(r.get("n"))
             title = f"n = {int(n)}" if n is not None else ""
+            if r.get("attack_role") == "probe":  # a probe has no robust accuracy: show what it measures
+                cells.append(cell(f"fooling rate {fmt_pct(r.get('attack_success_rate'))}",
+                                  r.get("attack_success_rate"), num=True, title=f"{title}; {PROBE_NOTE}"))
+                continue
             cells.append(cell(fmt_acc_ci(r["robust_accuracy"], r["robust_accuracy_low"], r["robust_accuracy_high"]),
                               r["robust_accuracy"], num=True, title=title))
         out_rows.append({"model": model, "defense": defense, "clean": cell(fmt_pct(clean), clean, num=True),

@@ -1,0 +1,90 @@
+"""The batched evaluation loop every perturbation attack shares: goals per batch, examples for every eps,
+predictions, metrics, per-sample data and a few gallery examples."""
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Sequence
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from ..classifier import Classifier
+from .norms import flat_norm
+from .outcome import Outcome, accuracy_metrics
+
+if TYPE_CHECKING:
+    from .base import Attack
+
+
+def evaluate_attack(
+    clf: Classifier, x: Tensor, y: Tensor, attack: "Attack", eps_list: Sequence[float], *, batch_size: int = 256,
+    seed: int = 0, gallery_size: int = 4, desc: str | None = None, progress: bool = True,
+) -> list[Outcome]:
+    """Run ``attack`` on ``(x, y)`` for every eps; one :class:`Outcome` per eps, in the order given."""
+    return attack.evaluate(clf, x, y, [float(e) for e in eps_list], batch_size=batch_size, seed=seed,
+                           gallery_size=gallery_size, desc=desc, progress=progress)
+
+
+def evaluate_batched(
+    attack: "Attack", clf: Classifier, x: Tensor, y: Tensor, eps_list: Sequence[float], *, batch_size: int = 256,
+    seed: int = 0, gallery_size: int = 4, desc: str | None = None, progress: bool = True,
+) -> list[Outcome]:
+    """The default :meth:`Attack.evaluate`: batches of ``batch_size``, goal per batch seeded ``seed + batch``."""
+    eps_list = [float(e) for e in eps_list]
+    clean_pred = clf.predict(x, batch_size=batch_size).argmax(1)
+    adv_preds: list[list[Tensor]] = [[] for _ in eps_list]
+    success: list[list[Tensor]] = [[] for _ in eps_list]
+    deltas: list[list[Tensor]] = [[] for _ in eps_list]
+    gallery_x: list[Tensor | None] = [None for _ in eps_list]
+    seconds = 0.0
+    queries = [0 for _ in eps_list]
+    batches = range(0, len(x), batch_size)
+    for bi, start in enumerate(tqdm(batches, desc=desc or attack.name, disable=not progress, leave=False)):
+        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+        goal = attack.make_goal(clf, xb, yb, seed=seed + bi)
+        attack.queries = 0
+        t0 = time.perf_counter()
+        advs = attack.perturb_many(clf, xb, goal, eps_list)
+        if xb.is_cuda:
+            torch.cuda.synchronize()
+        seconds += time.perf_counter() - t0
+        per_eps = getattr(attack, "queries_per_eps", None)
+        for i in range(len(eps_list)):
+            queries[i] += per_eps[i] if per_eps and len(per_eps) == len(eps_list) else attack.queries // len(eps_list)
+        for i, xa in enumerate(advs):
+            pred = torch.softmax(clf.predict(xa, batch_size=batch_size), 1).argmax(1)
+            adv_preds[i].append(pred)
+            success[i].append(pred == goal.labels if goal.targeted else pred != goal.labels)
+            deltas[i].append((xa - xb).cpu())
+            if bi == 0:
+                gallery_x[i] = xa[:gallery_size].detach().cpu()
+    outcomes = []
+    for i, eps in enumerate(eps_list):
+        adv_pred = torch.cat(adv_preds[i])
+        delta = torch.cat(deltas[i])
+        m = accuracy_metrics(y.cpu(), clean_pred.cpu(), adv_pred.cpu(), delta, success=torch.cat(success[i]).cpu())
+        m["queries"] = queries[i] if attack.threat != "white-box" else 0
+        m["seconds"] = seconds / len(eps_list)
+        shown = gallery_x[i]
+        gallery = gallery_items(clf, x[:gallery_size], y[:gallery_size], shown) if shown is not None else []
+        outcomes.append(Outcome(eps, m, clean_pred.cpu(), adv_pred.cpu(), flat_norm(delta, attack.norm), gallery))
+    return outcomes
+
+
+def gallery_items(clf: Classifier, x: Tensor, y: Tensor, x_adv: Tensor) -> list[dict[str, Any]]:
+    """A few (original, adversarial) pairs with predicted labels and confidences, as nested lists."""
+    p_clean = torch.softmax(clf.predict(x), 1).cpu()
+    p_adv = torch.softmax(clf.predict(x_adv.to(x.device)), 1).cpu()
+    items = []
+    for i in range(len(x)):
+        items.append({
+            "label": int(y[i]),
+            "clean_pred": int(p_clean[i].argmax()),
+            "clean_conf": round(float(p_clean[i].max()), 4),
+            "adv_pred": int(p_adv[i].argmax()),
+            "adv_conf": round(float(p_adv[i].max()), 4),
+            "x": x[i].cpu().numpy().round(4).tolist(),
+            "x_adv": x_adv[i].numpy().round(4).tolist(),
+        })
+    return items

@@ -1,0 +1,62 @@
+"""Norm-specific pieces of gradient attacks: the steepest-ascent direction, the projection onto the eps-ball and a
+uniform random start, for Linf and L2 (the hooks of the one attack loop in :mod:`~robustbench_gan.attacks.loop`)."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError
+
+NORMS = ("inf", "2")
+
+
+def parse_norm(norm: Any) -> str:
+    """Normalise a norm spelling (``inf``, ``linf``, ``np.inf``, ``2``, ``l2``) to ``"inf"`` or ``"2"``."""
+    text = str(norm).lower().lstrip("l")
+    if text in ("inf", "infinity"):
+        return "inf"
+    if text in ("2", "2.0"):
+        return "2"
+    raise ConfigError(f"norm must be 'inf' or '2', got {norm!r}")
+
+
+def _per_sample(v: Tensor, like: Tensor) -> Tensor:
+    return v.view(-1, *([1] * (like.ndim - 1)))
+
+
+def flat_norm(t: Tensor, norm: str) -> Tensor:
+    """Per-sample norm of ``t`` flattened (``"inf"`` or ``"2"``)."""
+    flat = t.flatten(1)
+    return flat.abs().amax(1) if norm == "inf" else flat.norm(p=2, dim=1)
+
+
+def l2_normalize(g: Tensor) -> Tensor:
+    """Per-sample unit-L2 direction (zero stays zero), for tensors of any rank."""
+    n = g.flatten(1).norm(p=2, dim=1).clamp_min(1e-12)
+    return g / _per_sample(n, g)
+
+
+def project(delta: Tensor, eps: float, norm: str) -> Tensor:
+    """Project ``delta`` onto the eps-ball of the norm."""
+    if norm == "inf":
+        return delta.clamp(-eps, eps)
+    n = delta.flatten(1).norm(p=2, dim=1).clamp_min(1e-12)
+    factor = (eps / n).clamp(max=1.0)
+    return delta * _per_sample(factor, delta)
+
+
+def ascent_direction(grad: Tensor, norm: str) -> Tensor:
+    """The steepest-ascent step of unit size in the norm: ``sign(grad)`` (Linf) or ``grad / ||grad||_2`` (L2)."""
+    return grad.sign() if norm == "inf" else l2_normalize(grad)
+
+
+def random_delta(x: Tensor, eps: float, norm: str, gen: torch.Generator) -> Tensor:
+    """A point drawn uniformly from the eps-ball of the norm (drawn on the CPU from ``gen``: same on any device)."""
+    if norm == "inf":
+        u = torch.rand(x.shape, generator=gen, device="cpu", dtype=x.dtype)
+        return ((2 * u - 1) * eps).to(x.device)
+    g = torch.randn(x.shape, generator=gen, device="cpu", dtype=x.dtype)
+    r = torch.rand(len(x), generator=gen, dtype=x.dtype) ** (1.0 / x[0].numel())
+    return (l2_normalize(g) * _per_sample(eps * r, x)).to(x.device)

@@ -1,0 +1,11 @@
+"""Sanity checks that catch evaluations overstating robustness (gradient masking and broken attacks).
+
+Two kinds: *table checks* (:mod:`.table`) read the result records of a run; *classifier checks*
+(:mod:`.probes`, which imports the attacks and torch) probe a trained classifier. Each returns flags
+``{"check", "model", "defense", "attack", "message", "explanation", "reference"}``; :mod:`.explanations` says
+what each check means. This package imports neither torch nor the attacks: the report reads it.
+"""
+from .explanations import EXPLANATIONS, Flag, make_flag
+from .table import TABLE_CHECKS, table_flags
+
+__all__ = ["EXPLANATIONS", "Flag", "TABLE_CHECKS", "make_flag", "table_flags"]

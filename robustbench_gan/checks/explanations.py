@@ -1,0 +1,56 @@
+"""What each sanity flag means and where it comes from (no torch: the report imports this)."""
+from __future__ import annotations
+
+from typing import Any
+
+Flag = dict[str, Any]
+
+EXPLANATIONS: dict[str, tuple[str, str]] = {
+    "accuracy-rises-with-eps": (
+        "A larger perturbation budget can only help the attacker, so accuracy must not rise with eps. If it does, "
+        "the attack is failing to optimise (often gradient masking) and the numbers at small eps are suspect too.",
+        "Carlini et al. 2019, On Evaluating Adversarial Robustness, sec. 5",
+    ),
+    "single-step-beats-iterative": (
+        "An iterative attack includes the single-step attack as its first step, so it should be at least as strong. "
+        "A weaker iterative attack points to obfuscated gradients or a mis-configured attack.",
+        "Athalye, Carlini & Wagner 2018, Obfuscated Gradients Give a False Sense of Security, sec. 3",
+    ),
+    "single-step-far-above-iterative": (
+        "The model resists the single-step attack far better than an iterative one: its loss surface is locally "
+        "curved so one gradient step is misleading (typical of FGSM adversarial training). Robustness measured "
+        "with the single-step attack is overstated; trust the iterative number.",
+        "Tramer et al. 2018, Ensemble Adversarial Training, sec. 3; Wong et al. 2020 (catastrophic overfitting)",
+    ),
+    "robust-at-huge-eps": (
+        "With a budget as large as the whole pixel range any input can be turned into any other, so an attack that "
+        "follows real gradients reaches (near) 0% accuracy. High accuracy there means the gradient does not "
+        "lead the attack anywhere.",
+        "Carlini et al. 2019, sec. 5; ART's security-curve check (Nicolae et al. 2018)",
+    ),
+    "white-box-above-transfer": (
+        "Examples crafted on another model (transfer, a weaker black-box threat) fool this model more than "
+        "examples crafted on the model itself with full gradient access: the white-box gradients are masked.",
+        "Carlini & Wagner 2017; Tramer et al. 2018; Athalye et al. 2018",
+    ),
+    "zero-gradients": (
+        "Many inputs have an all-zero or non-finite loss gradient, so gradient attacks cannot move them. Typical of "
+        "a saturated softmax (defensive distillation): use a margin (logit) loss or transfer attacks.",
+        "Carlini & Wagner 2016, Defensive Distillation is Not Robust to Adversarial Examples",
+    ),
+    "outputs-are-probabilities": (
+        "The model returns probabilities (rows in [0, 1] summing to 1), not logits. Cross-entropy on probabilities "
+        "has tiny gradients, weakening every gradient attack; return logits instead.",
+        "Carlini & Wagner 2017, Towards Evaluating the Robustness of Neural Networks, sec. 4",
+    ),
+    "nondeterministic-outputs": (
+        "Two forward passes in eval mode on the same input disagree: the model is randomized (or dropout was left "
+        "on). Attacks must then average gradients over the randomness (Expectation over Transformation).",
+        "Athalye, Carlini & Wagner 2018, sec. 4.2 (EOT)",
+    ),
+}
+
+def make_flag(check: str, model: str, defense: str, attack: str, message: str) -> Flag:
+    explanation, reference = EXPLANATIONS[check]
+    return {"check": check, "model": model, "defense": defense, "attack": attack, "message": message,
+            "explanation": explanation, "reference": reference}

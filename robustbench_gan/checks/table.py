@@ -1,0 +1,103 @@
+"""Sanity checks over the result records of a run (no torch): gradient masking and broken attacks show up as
+numbers that contradict each other. Attacks are compared by the ``attack_role`` their classes declare."""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any, Callable, Iterable
+
+from .explanations import Flag, make_flag
+
+
+def _missing(value: Any) -> bool:
+    """None or NaN: a probe's robust accuracy, or a record read back from JSON."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _white_box_untargeted(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in records if r.get("threat") == "white-box" and not r.get("targeted")
+            and not _missing(r.get("robust_accuracy")) and r.get("attack_role") != "probe"]
+
+
+def check_accuracy_rises_with_eps(records: list[dict[str, Any]], *, samples: int = 2) -> list[Flag]:
+    """Robust accuracy at a larger eps exceeds that at a smaller eps by more than ``samples`` samples."""
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        if not _missing(r.get("robust_accuracy")) and r.get("attack_role") != "probe":
+            key = (r["model"], r["defense"], r["attack"], r.get("threat"), r.get("source"), r.get("norm"))
+            groups[key].append(r)
+    flags = []
+    for (model, defense, attack, threat, source, _), rows in groups.items():
+        rows = sorted(rows, key=lambda r: r["eps"])
+        for lo, hi in zip(rows, rows[1:]):
+            n = max(1, int(lo.get("n") or 1))
+            if hi["robust_accuracy"] - lo["robust_accuracy"] > samples / n:
+                where = f" ({threat} from {source})" if source else ""
+                flags.append(make_flag("accuracy-rises-with-eps", model, defense, attack,
+                                       f"{attack}{where}: accuracy {lo['robust_accuracy']:.1%} at eps {lo['eps']:g} "
+                                       f"rises to {hi['robust_accuracy']:.1%} at eps {hi['eps']:g}"))
+                break
+    return flags
+
+
+def check_single_step_vs_iterative(records: list[dict[str, Any]], *, far: float = 0.3) -> list[Flag]:
+    """Compare single-step (FGSM) with iterative (PGD/BIM) attacks at the same model, defense, norm and eps.
+
+    Flags a single-step attack that is stronger beyond the intervals (broken iterative attack), and one whose
+    accuracy is above the iterative one by at least ``far`` and beyond the intervals (gradient masking).
+    """
+    rows = _white_box_untargeted(records)
+    by_cell: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_cell[(r["model"], r["defense"], r.get("norm"), r["eps"])].append(r)
+    flags: list[Flag] = []
+    seen: set[tuple] = set()
+    for (model, defense, _, eps), cell in by_cell.items():
+        singles = [r for r in cell if r.get("attack_role") == "single-step"]
+        iters = [r for r in cell if r.get("attack_role") == "iterative"]
+        for s in singles:
+            for it in iters:
+                if s["robust_accuracy_high"] < it["robust_accuracy_low"] and (model, defense, "beats", it["attack"]) not in seen:
+                    seen.add((model, defense, "beats", it["attack"]))
+                    flags.append(make_flag(
+                        "single-step-beats-iterative", model, defense, it["attack"],
+                        f"at eps {eps:g}, {s['attack']} leaves {s['robust_accuracy']:.1%} accuracy but the iterative "
+                        f"{it['attack']} leaves {it['robust_accuracy']:.1%}"))
+                gap = s["robust_accuracy"] - it["robust_accuracy"]
+                if gap >= far and s["robust_accuracy_low"] > it["robust_accuracy_high"] and \
+                        (model, defense, "far", s["attack"]) not in seen:
+                    seen.add((model, defense, "far", s["attack"]))
+                    flags.append(make_flag(
+                        "single-step-far-above-iterative", model, defense, s["attack"],
+                        f"at eps {eps:g}, {s['attack']} leaves {s['robust_accuracy']:.1%} accuracy but "
+                        f"{it['attack']} only {it['robust_accuracy']:.1%}"))
+    return flags
+
+
+def check_white_box_above_transfer(records: list[dict[str, Any]]) -> list[Flag]:
+    """White-box accuracy above the accuracy under transferred examples of the same attack and eps."""
+    wb = {(r["model"], r["defense"], r["attack"], r["eps"]): r for r in records
+          if r.get("threat") == "white-box" and not _missing(r.get("robust_accuracy"))}
+    flags, seen = [], set()
+    for t in records:
+        if t.get("threat") != "transfer" or _missing(t.get("robust_accuracy")):
+            continue
+        w = wb.get((t["model"], t["defense"], t["attack"], t["eps"]))
+        key = (t["model"], t["defense"], t["attack"])
+        if w is not None and w["robust_accuracy_low"] > t["robust_accuracy_high"] and key not in seen:
+            seen.add(key)
+            flags.append(make_flag(
+                "white-box-above-transfer", t["model"], t["defense"], t["attack"],
+                f"at eps {t['eps']:g}, white-box {t['attack']} leaves {w['robust_accuracy']:.1%} accuracy but "
+                f"examples transferred from {t['source']} leave only {t['robust_accuracy']:.1%}"))
+    return flags
+
+
+TABLE_CHECKS: list[Callable[[list[dict[str, Any]]], list[Flag]]] = [
+    check_accuracy_rises_with_eps, check_single_step_vs_iterative, check_white_box_above_transfer,
+]
+
+
+def table_flags(records: list[dict[str, Any]]) -> list[Flag]:
+    """Every table check over the records of a run."""
+    return [f for check in TABLE_CHECKS for f in check(records)]

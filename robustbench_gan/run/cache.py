@@ -1,0 +1,50 @@
+"""Finished cells on disk: one checksummed JSON file per cell key, written by the driver only."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..core.io import config_hash, read_checked_json, write_checked_json
+from .plan import Cell
+from .records import CellOutput
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 2
+"""Bumped when a cell's output changes shape or meaning (2: transfer cells hold every target; probe rows NaN)."""
+
+
+def cell_key(cell: Cell, target_keys: list[str], source_keys: list[str] | None) -> str:
+    """Everything a cell's output depends on: its classifiers' keys, the attack and the run settings."""
+    s = cell.settings
+    attack: dict[str, Any] = {"kind": cell.attack.kind, "params": cell.attack.params, "eps": cell.attack.eps}
+    if cell.attack.instance is not None:
+        attack["instance"] = repr(cell.attack.instance)
+    return config_hash({"version": CACHE_VERSION, "targets": target_keys, "source": source_keys, "attack": attack,
+                        "eval_n": s.eval_n, "seed": s.seed, "gallery": s.gallery, "batch_size": s.batch_size})
+
+
+class CellCache:
+    """``load(key)`` gives a finished cell's output or None (missing, unreadable, or failing its checksum)."""
+
+    def __init__(self, root: str | Path | None) -> None:
+        self.root = Path(root) if root is not None else None
+
+    def path(self, key: str) -> Path | None:
+        return self.root / "cells" / f"{key}.json" if self.root is not None else None
+
+    def load(self, key: str) -> CellOutput | None:
+        doc = read_checked_json(self.path(key))
+        if doc is None:
+            return None
+        try:
+            return CellOutput.from_dict(doc)
+        except (KeyError, TypeError) as exc:
+            log.warning("ignoring malformed cell cache %s (%s); recomputing", key, exc)
+            return None
+
+    def save(self, key: str, out: CellOutput) -> None:
+        path = self.path(key)
+        if path is not None:
+            write_checked_json(path, out.as_dict())

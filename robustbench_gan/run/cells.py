@@ -1,0 +1,73 @@
+"""Run one cell: a pure function of the cell, its classifiers and the evaluation data (no runner object), so
+that an executor can run it in another process or on another machine."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from ..attacks import craft, evaluate_attack, evaluate_transfer
+from ..classifier import Classifier
+from .plan import Cell, ClassifierId
+from .records import CellOutput, gallery_entry, make_record, sample_blocks
+
+
+@dataclass
+class EvalData:
+    """The evaluated samples (pixel space, on the run's device) and their class names."""
+
+    x: Tensor
+    y: Tensor
+    class_names: tuple[str, ...]
+
+    def to(self, device: str | torch.device) -> "EvalData":
+        return EvalData(self.x.to(device), self.y.to(device), self.class_names)
+
+
+class MeanLogits(nn.Module):
+    """Average of the logits of several classifiers (each applies its own normalization)."""
+
+    def __init__(self, members: list[Classifier]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.stack([m(x) for m in self.members]).mean(0)
+
+
+def ensemble(members: list[Classifier]) -> Classifier:
+    """A classifier averaging the logits of ``members`` (an ensemble transfer source, Tramer et al. 2018)."""
+    first = members[0]
+    return Classifier(MeanLogits(members), num_classes=first.num_classes, bounds=first.bounds).eval()
+
+
+def run_cell(cell: Cell, classifiers: Mapping[ClassifierId, Classifier], data: EvalData, *,
+             progress: bool = False) -> CellOutput:
+    """Records (one per target and eps), gallery entries, substitute histories and per-sample blocks of a cell."""
+    s = cell.settings
+    attack = cell.attack.build()
+    if cell.source is not None:
+        members = [classifiers[(m.name, d.name)] for m, d in cell.source]
+        source = members[0] if len(members) == 1 else ensemble(members)
+        crafted = craft(source, data.x, data.y, attack, cell.attack.eps, batch_size=s.batch_size, seed=s.seed)
+        out = CellOutput([])
+        for m, d in cell.targets:
+            outcomes = evaluate_transfer(classifiers[(m.name, d.name)], data.x, data.y, crafted,
+                                         batch_size=s.batch_size)
+            out.records += [make_record(s, m.name, d, cell.attack, attack, o, source=cell.source_name)
+                            for o in outcomes]
+            out.samples += sample_blocks(m.name, d.name, cell.attack, attack, outcomes, source=cell.source_name)
+        return out
+    ((m, d),) = cell.targets
+    outcomes = evaluate_attack(
+        classifiers[(m.name, d.name)], data.x, data.y, attack, cell.attack.eps, batch_size=s.batch_size,
+        seed=s.seed, gallery_size=s.gallery, desc=f"{m.name}/{d.name}/{cell.attack.name}", progress=progress,
+    )
+    history = getattr(attack, "history", None)
+    rounds = [{"model": m.name, "defense": d.name, "attack": cell.attack.name,
+               "rounds": [h.as_dict() for h in history]}] if history else []
+    return CellOutput([make_record(s, m.name, d, cell.attack, attack, o) for o in outcomes],
+                      gallery_entry(m.name, d.name, cell.attack.name, outcomes, data.class_names), rounds,
+                      sample_blocks(m.name, d.name, cell.attack, attack, outcomes))

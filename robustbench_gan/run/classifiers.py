@@ -1,0 +1,143 @@
+"""The classifiers of a run: built, trained (or loaded from the weight cache) once each, checked, and asked for
+their defense's report sections."""
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+from torch import Tensor, nn
+
+from ..checks.probes import classifier_flags
+from ..classifier import Classifier
+from ..core.io import config_hash, read_checked_json, write_checked_json
+from ..data import Data
+from ..defenses import FitContext, ReportContext, make_defense
+from ..errors import RobustBenchError
+from ..models import build_model, build_user_model, load_weights
+from ..suite import DefenseConfig, ModelConfig
+from ..training import TrainConfig, WeightCache
+from .plan import NO_DEFENSE, ClassifierId
+
+log = logging.getLogger(__name__)
+
+REFERENCE = ModelConfig("gan-reference", arch="cnn", train=TrainConfig(epochs=10))
+"""A CNN trained on the real training data: the yardstick of GAN quality metrics (no downloads)."""
+
+
+def model_factory(cfg: ModelConfig, data: Data) -> Callable[[], nn.Module]:
+    if cfg.factory is not None:
+        return lambda: build_user_model(cfg.factory, data.spec, **cfg.params)  # type: ignore[arg-type]
+    return lambda: build_model(cfg.arch, data.spec, **cfg.params)  # type: ignore[arg-type]
+
+
+def classifier_key(model: ModelConfig, defense: DefenseConfig, data: Data, seed: int) -> str:
+    """The cache key of a classifier: its weights file, or everything its training depends on."""
+    if model.weights is not None and defense.kind == "none":
+        return config_hash({"weights": str(model.weights), "model": model.describe()})
+    train = replace(model.train, **defense.train)
+    return config_hash({
+        "data": data.fingerprint(), "model": {**model.describe(), "train": train.as_dict()},
+        "defense": defense.kind, "defense_params": defense.params, "seed": seed,
+    })
+
+
+class Classifiers:
+    """Obtains each classifier of a run once: prebuilt, loaded from the weight cache, or trained by its defense.
+
+    Keeps the sanity flags of every classifier (``flags``) and the report sections its defense hands back
+    (``sections``, cached on disk next to the weights), in the order the classifiers were first asked for.
+    """
+
+    def __init__(
+        self, data: Data, *, seed: int, device: str, x_check: Tensor, y_check: Tensor,
+        cache_dir: str | Path | None = None, progress: bool = True, checks: bool = True,
+        models: tuple[ModelConfig, ...] = (), defenses: tuple[DefenseConfig, ...] = (),
+    ) -> None:
+        self.data, self.seed, self.device, self.progress, self.checks = data, seed, device, progress, checks
+        self.x_check, self.y_check = x_check, y_check
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.fit_context = FitContext(WeightCache(self.cache_dir))
+        self.models = {m.name: m for m in models}
+        self.defenses = {d.name: d for d in (NO_DEFENSE, *defenses)}
+        self._items: dict[ClassifierId, tuple[Classifier, str]] = {}
+        self.flags: list[dict[str, Any]] = []
+        self.sections: list[dict[str, Any]] = []
+
+    @property
+    def weights(self) -> WeightCache:
+        return self.fit_context.weights
+
+    def add(self, ident: ClassifierId, clf: Classifier, key: str) -> None:
+        """Use a classifier built elsewhere (``benchmark()``'s model); its sanity checks run as for any other."""
+        clf = clf.to(self.device).eval()
+        clf.check(self.x_check[:4])
+        self._items[ident] = (clf, key)
+        self._check(clf, *ident)
+
+    def __getitem__(self, ident: ClassifierId) -> Classifier:
+        return self._items[ident][0]
+
+    def key(self, ident: ClassifierId) -> str:
+        return self._items[ident][1]
+
+    def mapping(self, idents: list[ClassifierId]) -> dict[ClassifierId, Classifier]:
+        return {i: self._items[i][0] for i in idents}
+
+    def obtain(self, model: ModelConfig, defense: DefenseConfig, *, check: bool = True) -> tuple[Classifier, str]:
+        """The trained classifier of (model, defense) and its cache key. A user-fixable error names both."""
+        ident = (model.name, defense.name)
+        if ident in self._items:
+            return self._items[ident]
+        try:
+            clf, key = self._obtain(model, defense)
+        except RobustBenchError as exc:
+            if str(exc).startswith("model '"):
+                raise
+            raise type(exc)(f"model {model.name!r} (defense {defense.name!r}): {exc}") from exc
+        self._items[ident] = (clf, key)
+        if check:
+            self._check(clf, model.name, defense.name)
+        return clf, key
+
+    def _check(self, clf: Classifier, model: str, defense: str) -> None:
+        if self.checks:
+            self.flags += classifier_flags(clf, self.x_check, self.y_check, model=model, defense=defense)
+
+    def _obtain(self, model: ModelConfig, defense: DefenseConfig) -> tuple[Classifier, str]:
+        make = model_factory(model, self.data)
+        defense_obj = make_defense(defense.kind, name=defense.name, **defense.params)
+        skeleton = defense_obj.classifier(make, self.data, seed=self.seed).to(self.device)
+        skeleton.check(self.x_check[:4])  # fail fast, before any training, on a model of the wrong shape
+        key = classifier_key(model, defense, self.data, self.seed)
+        if model.weights is not None and defense.kind == "none":
+            load_weights(skeleton.model, model.weights, trust_checkpoint=model.trust_checkpoint)
+            skeleton.check(self.x_check[:4])
+            return skeleton.eval(), key
+        if not self.weights.load(key, skeleton):
+            log.info("training %s / %s", model.name, defense.name)
+            train = replace(model.train, **defense.train)
+            skeleton = defense_obj.fit(make, self.data, train=train, seed=self.seed, device=self.device,
+                                       progress=self.progress, context=self.fit_context)
+            self.weights.save(key, skeleton, {"model": model.name, "defense": defense.name,
+                                              "spec": self.data.spec.as_dict()})
+        clf = skeleton.to(self.device).eval()
+        self._items[(model.name, defense.name)] = (clf, key)  # the report may ask for this classifier
+        section = self._report_section(defense_obj, model, defense, key)
+        if section:
+            self.sections.append(section)
+        return clf, key
+
+    def _report_section(self, defense_obj: Any, model: ModelConfig, defense: DefenseConfig, key: str) -> Any:
+        path = self.cache_dir / "reports" / f"{key}.json" if self.cache_dir is not None else None
+        cached = read_checked_json(path)
+        if cached is not None:
+            return cached
+        section = defense_obj.report(ReportContext(
+            self.data, self.seed, self.device, model.name, defense.name,
+            classifier=lambda m, d: self.obtain(self.models[m], self.defenses[d])[0],
+            reference=lambda: self.obtain(REFERENCE, NO_DEFENSE, check=False)[0], fit=self.fit_context))
+        if section is not None and path is not None:
+            write_checked_json(path, section)
+        return section

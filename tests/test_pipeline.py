@@ -1,0 +1,204 @@
+"""One run pipeline: benchmark() and suites share it, cells are plain tasks, probe rows are honest, and the
+default suite gives the numbers it gave before the pipeline was redesigned (tests/golden)."""
+from __future__ import annotations
+
+import math
+import pickle
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from robustbench_gan import benchmark
+from robustbench_gan.data import load_dataset
+from robustbench_gan.results import COLUMNS, Results
+from robustbench_gan.run import EvalData, plan_cells, run_cell, run_pipeline, run_suite
+from robustbench_gan.run.classifiers import Classifiers
+from robustbench_gan.suite import validate_suite
+
+GOLDEN = Path(__file__).parent / "golden" / "default_results.csv"
+"""results.csv of `robustbench-gan run default --no-cache` made with the code before the pipeline redesign."""
+
+
+class Scaled(nn.Module):
+    """A classifier whose logits are multiplied by ``scale``: a saturated softmax masks CE gradients."""
+
+    def __init__(self, inner: nn.Module, scale: float) -> None:
+        super().__init__()
+        self.inner, self.scale = inner, scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x) * self.scale
+
+
+def test_default_suite_matches_the_golden_copy(default_run):
+    """Same seed, same numbers as before the redesign: every column of every row but `seconds`; probe rows now
+    leave robust accuracy empty and keep the fooling rate."""
+    new = pd.read_csv(default_run / "results.csv", keep_default_na=False, na_values=[""])
+    old = pd.read_csv(GOLDEN, keep_default_na=False, na_values=[""])
+    assert len(new) == len(old)
+    probe = old["attack_kind"] == "noise"
+    assert probe.sum() > 0 and (new.loc[probe, "attack_role"] == "probe").all()
+    cols = [c for c in old.columns if c != "seconds"]
+    pd.testing.assert_frame_equal(new.loc[~probe, cols].reset_index(drop=True),
+                                  old.loc[~probe, cols].reset_index(drop=True))
+    fixed = [c for c in cols if c not in ("robust_accuracy", "robust_accuracy_low", "robust_accuracy_high",
+                                          "attack_success_rate")]
+    pd.testing.assert_frame_equal(new.loc[probe, fixed].reset_index(drop=True),
+                                  old.loc[probe, fixed].reset_index(drop=True))
+    assert new.loc[probe, ["robust_accuracy", "robust_accuracy_low", "robust_accuracy_high"]].isna().all().all()
+    np.testing.assert_allclose(new.loc[probe, "attack_success_rate"], old.loc[probe, "attack_success_rate"],
+                               rtol=0, atol=1e-12)
+
+
+def test_robust_accuracy_never_exceeds_clean_accuracy(default_run):
+    table = Results.load(default_run).table
+    rows = table[table["robust_accuracy"].notna()]
+    assert len(rows) > 0.9 * len(table)
+    assert (rows["robust_accuracy"] <= rows["clean_accuracy"] + 1e-12).all()
+    probes = table[table["attack_role"] == "probe"]
+    assert len(probes) > 0 and probes["robust_accuracy"].isna().all()
+    assert probes["attack_success_rate"].between(0, 1).all()
+    page = (default_run / "index.html").read_text()
+    assert "fooling rate" in page
+
+
+def test_benchmark_flags_a_saturated_softmax_like_a_suite_run(cnn, digits):
+    """Logits x 1000: CE gradients vanish, FGSM looks strong and margin-loss PGD does not; the single-step check
+    fires through benchmark() just as through a suite."""
+    from robustbench_gan.attacks import FGSM, PGD
+
+    x, y = digits.x_test[:200], digits.y_test[:200]
+    res = benchmark(Scaled(cnn, 1000.0), (x, y), attacks=(FGSM(), PGD(steps=20, loss="margin")), eps=(0.2,),
+                    progress=False)
+    acc = {r["attack"]: r["robust_accuracy"] for r in res.records}
+    assert acc["fgsm"] > 0.8 and acc["pgd"] < 0.2, acc
+    assert {r["attack_role"] for r in res.records} == {"single-step", "iterative"}
+    assert "single-step-far-above-iterative" in {f["check"] for f in res.flags}
+
+
+FACTORY = textwrap.dedent('''
+    from torch import nn
+
+
+    def make(num_classes=10):
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, num_classes))
+''')
+
+
+def test_benchmark_and_a_one_model_suite_give_the_same_records(digits, tmp_path, monkeypatch):
+    (tmp_path / "userpkg_bench.py").write_text(FACTORY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import userpkg_bench
+
+    torch.manual_seed(3)
+    net = userpkg_bench.make()
+    torch.save(net.state_dict(), tmp_path / "net.pt")
+    x, y = digits.x_test[:90], digits.y_test[:90]
+    np.savez(tmp_path / "d.npz", x=digits.x_train[:50].numpy(), y=digits.y_train[:50].numpy(), x_test=x.numpy(),
+             y_test=y.numpy())
+    suite = validate_suite({
+        "name": "one", "seed": 5, "data": {"dataset": "npz", "path": str(tmp_path / "d.npz")},
+        "models": [{"name": "mine", "factory": "userpkg_bench:make", "weights": str(tmp_path / "net.pt")}],
+        "attacks": [{"name": "fgsm", "kind": "fgsm", "eps": [0.1, 0.2]},
+                    {"name": "pgd", "kind": "pgd", "eps": [0.1, 0.2]}],
+        "transfer": {"sources": "none"},
+    })
+    from_suite = run_suite(suite, progress=False, cache=False)
+    from_api = benchmark(net, (x, y), attacks=("fgsm", "pgd"), eps=(0.1, 0.2), seed=5, name="mine", progress=False)
+    drop = ["seconds", "suite", "dataset"]
+    pd.testing.assert_frame_equal(from_suite.table.drop(columns=drop), from_api.table.drop(columns=drop))
+    assert [f["check"] for f in from_suite.flags] == [f["check"] for f in from_api.flags]
+    assert from_suite.extra["leaderboard"] == from_api.extra["leaderboard"]
+    pd.testing.assert_frame_equal(from_suite.samples, from_api.samples)
+
+
+CHILD = textwrap.dedent('''
+    import pickle, sys
+    import torch
+    torch.set_num_threads(1)
+    from robustbench_gan.run import run_cell
+    cell, classifiers, data = pickle.load(open(sys.argv[1], "rb"))
+    out = run_cell(cell, classifiers, data)
+    pickle.dump(out, open(sys.argv[2], "wb"))
+''')
+
+
+def _strip_seconds(out):
+    doc = out.as_dict()
+    for r in doc["records"]:
+        r.pop("seconds")
+    return doc
+
+
+@pytest.mark.parametrize("which", ["white-box", "transfer"])
+def test_a_pickled_cell_runs_in_a_fresh_process_with_the_same_output(which, tmp_path):
+    suite = validate_suite({
+        "name": "pickled", "data": {"dataset": "digits"},
+        "models": [{"name": "logistic", "arch": "logistic", "epochs": 2}, {"name": "mlp", "arch": "mlp", "epochs": 2}],
+        "attacks": [{"name": "pgd", "kind": "pgd", "steps": 3, "eps": [0.1, 0.2]}],
+        "evaluation": {"n": 60},
+    })
+    data = load_dataset("digits", seed=0)
+    cells = plan_cells(suite, data.spec.name)
+    cell = next(c for c in cells if (c.source is None) == (which == "white-box"))
+    x, y = data.x_test[:60], data.y_test[:60]
+    store = Classifiers(data, seed=0, device="cpu", x_check=x, y_check=y, progress=False, checks=False,
+                        models=suite.models)
+    for m, d in (*(cell.source or ()), *cell.targets):
+        store.obtain(m, d)
+    task = (cell, store.mapping(cell.classifier_ids()), EvalData(x, y, data.spec.class_names))
+    torch.set_num_threads(1)
+    here = run_cell(*task)
+    (tmp_path / "task.pkl").write_bytes(pickle.dumps(task))
+    subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "task.pkl"), str(tmp_path / "out.pkl")], check=True,
+                   timeout=300)
+    there = pickle.loads((tmp_path / "out.pkl").read_bytes())
+    assert len(here.records) == (2 if which == "white-box" else 2 * len(cell.targets))
+    assert _strip_seconds(there) == _strip_seconds(here)
+
+
+def test_public_names_import_the_way_torchattacks_users_type_them():
+    from robustbench_gan import attacks, defenses
+    from robustbench_gan.attacks import BIM, FGSM, PGD, NoiseProbe, Substitute, UniformNoise  # noqa: F401
+    from robustbench_gan.defenses import AdversarialTraining, Distillation, GanAugmentation  # noqa: F401
+
+    for module in (attacks, defenses):
+        assert all(hasattr(module, n) for n in module.__all__)
+    assert {"FGSM", "PGD", "BIM", "NoiseProbe", "Substitute"} <= set(attacks.__all__)
+    assert {"AdversarialTraining", "Distillation", "GanAugmentation"} <= set(defenses.__all__)
+    import robustbench_gan
+
+    assert {"benchmark", "run_suite", "Results", "Classifier"} <= set(robustbench_gan.__all__)
+    assert robustbench_gan.benchmark is benchmark
+
+
+def test_every_attack_declares_a_role():
+    from robustbench_gan.attacks import ATTACKS, ROLES, make_attack
+
+    for name in ATTACKS.names():
+        assert make_attack(name).role in ROLES, name
+    assert make_attack("art:DeepFool").role == "minimum-norm"
+    assert make_attack("art:FastGradientMethod").role == "single-step"
+    assert make_attack("art:HopSkipJump").role == "black-box"
+
+
+def test_run_pipeline_accepts_a_prebuilt_classifier_and_no_checks(cnn, digits):
+    suite = validate_suite({"name": "p", "data": {"dataset": "digits"}, "models": [{"name": "cnn", "arch": "cnn"}],
+                            "attacks": [{"name": "fgsm", "kind": "fgsm", "eps": [0.1]}], "evaluation": {"n": 40}})
+    res = run_pipeline(suite, digits, device="cpu", progress=False, checks=False, prebuilt={("cnn", "none"): cnn})
+    assert res.flags == [] and len(res.records) == 1 and not math.isnan(res.records[0]["robust_accuracy"])
+    assert list(res.table.columns[: len(COLUMNS)]) == list(COLUMNS)
+
+
+def test_results_and_report_layer_load_without_torch():
+    code = ("import sys; import robustbench_gan, robustbench_gan.reports.html, robustbench_gan.results, "
+            "robustbench_gan.checks, robustbench_gan.compare, robustbench_gan.export, robustbench_gan.cli; "
+            "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('robustbench_gan'))")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
