@@ -338,7 +338,10 @@ def test_cli_malformed_suite_leaves_no_report(doc, as_yaml, workdir):
     assert "Traceback" not in text
     if code == 0:  # the edits happened to leave a valid suite: the report must then be complete
         assert all((out / f).is_file() for f in REPORT_FILES[:3])
-        assert json.loads((out / "results.json").read_text())["manifest"]["finished"]
+        doc = json.loads((out / "results.json").read_text())
+        assert doc["manifest"]["finished"]
+        for r in doc["records"]:  # robust accuracy is bounded by clean accuracy on every non-empty row
+            assert r["robust_accuracy"] is None or r["robust_accuracy"] <= r["clean_accuracy"] + 1e-12, r
     else:
         assert code == 2 and text.startswith("error: ") and text.count("\n") == 1, text
         assert not any((out / f).exists() for f in REPORT_FILES), sorted(p.name for p in out.iterdir())
