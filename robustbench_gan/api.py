@@ -6,15 +6,17 @@ per-sample data, leaderboard, gallery, sanity checks and files.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from .attacks import Attack, make_attack
-from .classifier import Classifier
+from .attacks import ATTACKS, Attack, make_attack
+from .classifier import Classifier, eval_mode
 from .core.device import resolve_device
 from .data import Data, from_tensors, load_dataset
 from .errors import ConfigError, DataError, ModelError
@@ -25,40 +27,97 @@ from .suite import AttackConfig, EvalConfig, ModelConfig, SuiteConfig, TransferC
 log = logging.getLogger(__name__)
 
 
+def _tensor(value: Any, what: str) -> Tensor:
+    if isinstance(value, Tensor):
+        return value
+    try:
+        return torch.as_tensor(np.asarray(value))
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{what} must be a tensor or an array, got {type(value).__name__} ({exc})") from None
+
+
+def _batches(batches: Iterable[Any]) -> tuple[Tensor, Tensor]:
+    """Concatenate an iterable of ``(x, y)`` batches (a DataLoader, a generator, a list of pairs)."""
+    xs, ys = [], []
+    for i, batch in enumerate(batches):
+        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+            raise DataError(f"batch {i} of the data is a {type(batch).__name__}, expected an (x, y) pair")
+        xs.append(_tensor(batch[0], "images"))
+        ys.append(_tensor(batch[1], "labels"))
+    if not xs:
+        raise DataError("the data yielded no batches; it is empty")
+    return torch.cat(xs), torch.cat(ys)
+
+
 def _as_data(data: Any, *, num_classes: int | None, bounds: Sequence[float], mean: Any, std: Any) -> Data:
+    """What users pass as evaluation data: a dataset name, a :class:`Data` (its test split), an ``(x, y)`` pair
+    of tensors or NumPy arrays, a ``Dataset``, or any iterable of ``(x, y)`` batches such as a DataLoader."""
     if isinstance(data, str):
         return load_dataset(data)
-    if isinstance(data, Dataset):
-        xs, ys = [], []
-        for xb, yb in DataLoader(data, batch_size=512, shuffle=False):
-            xs.append(torch.as_tensor(xb))
-            ys.append(torch.as_tensor(yb))
-        if not xs:
-            raise DataError("the Dataset is empty")
-        data = (torch.cat(xs), torch.cat(ys))
-    if isinstance(data, (tuple, list)) and len(data) == 2:
-        return from_tensors(data[0], data[1], num_classes=num_classes, bounds=bounds, mean=mean, std=std)
-    raise DataError(
-        f"data must be an (x, y) tensor pair, a torch Dataset or a registered dataset name, got {type(data).__name__}"
-    )
+    if isinstance(data, Data):
+        return from_tensors(data.x_test, data.y_test, num_classes=num_classes or data.spec.num_classes,
+                            bounds=data.spec.bounds, mean=data.spec.mean or mean, std=data.spec.std or std,
+                            name=data.spec.name)
+    if isinstance(data, (tuple, list)) and len(data) == 2 and not isinstance(data[0], (tuple, list)):
+        x, y = _tensor(data[0], "images"), _tensor(data[1], "labels")
+    elif isinstance(data, Dataset) and not isinstance(data, IterableDataset):
+        x, y = _batches(DataLoader(data, batch_size=512, shuffle=False))
+    elif isinstance(data, Iterable):
+        x, y = _batches(data)
+    else:
+        raise DataError(f"data must be an (x, y) pair, a Dataset, a DataLoader or other iterable of (x, y) batches, "
+                        f"a Data object or a registered dataset name; got {type(data).__name__}")
+    return from_tensors(x, y, num_classes=num_classes, bounds=bounds, mean=mean, std=std)
+
+
+def _as_tuple(value: Any, what: str) -> tuple[Any, ...]:
+    """One value or several: ``"pgd"`` and ``0.1`` mean ``("pgd",)`` and ``(0.1,)``."""
+    if isinstance(value, (str, int, float, Attack)) or not isinstance(value, Iterable):
+        return (value,)
+    values = tuple(value)
+    if not values:
+        raise ConfigError(f"{what} must name at least one value")
+    return values
+
+
+def _eps_values(eps: Any) -> tuple[float, ...]:
+    out = []
+    for e in _as_tuple(eps, "eps"):
+        if isinstance(e, bool) or not isinstance(e, (int, float)) or not math.isfinite(e) or e < 0:
+            raise ConfigError(f"eps values must be finite numbers >= 0 (pixel units, e.g. eps=8/255), got {e!r}")
+        out.append(float(e))
+    return tuple(out)
 
 
 def _attack_config(spec: str | Attack, eps: tuple[float, ...]) -> AttackConfig:
     if isinstance(spec, str):
-        attack = make_attack(spec)  # fails early on an unknown name
-        return AttackConfig(spec, spec, eps, transfer=False)
+        kind = spec if spec.startswith("art:") else ATTACKS.resolve(spec)  # "PGD" finds "pgd"
+        make_attack(kind)  # fails early on a bad name
+        return AttackConfig(kind, kind, eps, transfer=False)
     if not isinstance(spec, Attack):
         raise ConfigError(f"attacks must be registry names or Attack objects, got {type(spec).__name__}")
-    attack = spec
-    return AttackConfig(attack.name, attack.name, eps, params=dict(attack.params()), transfer=False, instance=attack)
+    return AttackConfig(spec.name, spec.name, eps, params=dict(spec.params()), transfer=False, instance=spec)
+
+
+def _check_budget(configs: Sequence[AttackConfig], bounds: tuple[float, float]) -> None:
+    """An Linf eps beyond the whole pixel range is almost always a budget in 0..255 units for [0, 1] images."""
+    width = bounds[1] - bounds[0]
+    for cfg in configs:
+        attack = cfg.build()
+        big = [e for e in cfg.eps if e > width * (1 + 1e-9)]
+        if attack.norm == "inf" and big:
+            e = big[0]
+            raise ConfigError(f"eps {e:g} of {cfg.name} is larger than the whole pixel range [{bounds[0]:g}, "
+                              f"{bounds[1]:g}]; eps is in pixel units: for {e:g} grey levels of 255 write "
+                              f"{e:g}/255 (= {e / 255 * width:.4g})")
 
 
 def benchmark(
     model: nn.Module,
     data: tuple[Tensor, Tensor] | Dataset | str,
     *,
-    attacks: Sequence[str | Attack] = ("fgsm", "pgd"),
-    eps: Sequence[float] = (0.03, 0.1, 0.3),
+    attacks: str | Attack | Sequence[str | Attack] = ("fgsm", "pgd"),
+    eps: float | Sequence[float] = (0.03, 0.1, 0.3),
     num_classes: int | None = None,
     bounds: tuple[float, float] = (0.0, 1.0),
     mean: Sequence[float] | None = None,
@@ -74,38 +133,59 @@ def benchmark(
 ) -> Results:
     """Attack ``model`` (any ``nn.Module`` returning logits) on ``data`` and return :class:`Results`.
 
-    ``data`` is an ``(x, y)`` pair of pixel-space tensors within ``bounds``, a ``Dataset`` yielding such pairs,
-    or a registered dataset name (its test split). ``attacks`` are registry names or Attack objects; ``eps``
-    is in pixel units. Normalization (``mean``/``std``) is applied inside the wrapper, so attacks perturb
-    pixels. ``n`` evaluates a seeded subset; ``out`` also writes results.csv, results.json, samples.csv.gz and
-    index.html. The results carry per-sample data and the worst-case leaderboard, and (``checks=True``) the sanity
-    flags of :mod:`robustbench_gan.checks` (gradient masking and friends; a fixed cost per model).
+    ``data`` is an ``(x, y)`` pair of pixel-space tensors or NumPy arrays within ``bounds`` (labels as class
+    indices or one-hot rows), a ``Dataset``, a DataLoader or any iterable of ``(x, y)`` batches, a :class:`Data`
+    (its test split), or a registered dataset name (its test split). ``attacks`` is a registry name (any case),
+    an Attack object, or a list of them; ``eps`` one number or a list, in pixel units (8/255, not 8).
+    Normalization (``mean``/``std``) is applied inside the wrapper, so attacks perturb pixels. The model is
+    evaluated in eval mode and left in the mode it came in. ``n`` evaluates a seeded subset; ``out`` also writes
+    results.csv, results.json, samples.csv.gz and index.html. The results carry per-sample data and the worst-case
+    leaderboard, and (``checks=True``) the sanity flags of :mod:`robustbench_gan.checks` (gradient masking and
+    friends; a fixed cost per model).
     """
     dev = resolve_device(device)
     if not isinstance(model, nn.Module):
         raise ModelError(f"model must be a torch.nn.Module returning logits, got {type(model).__name__}")
     d = _as_data(data, num_classes=num_classes, bounds=bounds, mean=mean, std=std)
-    eps_list = tuple(float(e) for e in eps)
-    if any(e < 0 for e in eps_list):
-        raise ConfigError(f"eps values must be >= 0, got {list(eps_list)}")
+    eps_list = _eps_values(eps)
+    configs = tuple(_attack_config(a, eps_list) for a in _as_tuple(attacks, "attacks"))
+    _check_budget(configs, d.spec.bounds)
+    was_training = model.training
+    if was_training:
+        log.warning("%s is in train mode: it is evaluated in eval mode (dropout off, batch-norm running statistics), "
+                    "as attacks must see a fixed function; its train mode is restored afterwards",
+                    name or type(model).__name__)
+    try:
+        return _benchmark(model, d, configs, eps_list, num_classes=num_classes, mean=mean, std=std, out=out,
+                          device=dev, seed=seed, n=n, batch_size=batch_size, name=name, checks=checks,
+                          progress=progress)
+    finally:
+        model.train(was_training)
+
+
+def _benchmark(
+    model: nn.Module, d: Data, configs: tuple[AttackConfig, ...], eps_list: tuple[float, ...], *,
+    num_classes: int | None, mean: Any, std: Any, out: str | Path | None, device: str, seed: int, n: int | None,
+    batch_size: int, name: str | None, checks: bool, progress: bool,
+) -> Results:
+    dev = device
     if isinstance(model, Classifier):
         clf = model
     else:
         model = model.to(dev)
         k = num_classes
         if k is None:
-            with torch.no_grad():
-                out_shape = model.eval()(d.x_test[:2].to(dev)).shape
+            with torch.no_grad(), eval_mode(model):
+                out_shape = model(d.x_test[:2].to(dev)).shape
             k = int(out_shape[-1]) if len(out_shape) == 2 else d.spec.num_classes
         clf = Classifier(model, num_classes=k, bounds=d.spec.bounds, mean=d.spec.mean or mean, std=d.spec.std or std)
     model_name = name or type(getattr(clf, "model", clf)).__name__
-    configs = tuple(_attack_config(a, eps_list) for a in attacks)
     suite = SuiteConfig(
         name="benchmark", data={"dataset": d.spec.name}, models=(ModelConfig(model_name),), attacks=configs,
         evaluation=EvalConfig(n=n, batch_size=batch_size), transfer=TransferConfig(sources="none"), seed=seed,
         device=dev,
     )
-    config = {"model": model_name, "attacks": [a if isinstance(a, str) else repr(a) for a in attacks],
+    config = {"model": model_name, "attacks": [c.kind if c.instance is None else repr(c.instance) for c in configs],
               "eps": list(eps_list), "n": n, "bounds": list(d.spec.bounds)}
     results = run_pipeline(suite, d, device=dev, progress=progress, checks=checks,
                            prebuilt={(model_name, "none"): clf}, manifest_config=config)

@@ -14,6 +14,10 @@ class Classifier(nn.Module):
     """Wrap a model returning logits with pixel ``bounds`` and optional per-channel ``mean``/``std``.
 
     ``forward`` takes images in pixel space (within ``bounds``) and returns logits ``[batch, num_classes]``.
+    ``input_bounds`` is the range the model itself was trained on when it differs from the data's (a model
+    trained on 0..255 pixels evaluated on [0, 1] images): inputs are mapped linearly from ``bounds`` to it before
+    normalization, so attacks and eps stay in the data's pixel units. ``queries`` counts every input the
+    wrapper has labelled or scored (each forward pass, with or without gradients).
     """
 
     def __init__(
@@ -24,6 +28,7 @@ class Classifier(nn.Module):
         bounds: tuple[float, float] = (0.0, 1.0),
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
+        input_bounds: tuple[float, float] | None = None,
     ) -> None:
         super().__init__()
         if num_classes < 2:
@@ -36,6 +41,10 @@ class Classifier(nn.Module):
         self.model = model
         self.num_classes = int(num_classes)
         self.bounds = (lo, hi)
+        self.input_bounds = None if input_bounds is None else (float(input_bounds[0]), float(input_bounds[1]))
+        if self.input_bounds is not None and not self.input_bounds[0] < self.input_bounds[1]:
+            raise ModelError(f"input_bounds must be (low, high) with low < high, got {self.input_bounds}")
+        self.queries = 0
         self.normalized = mean is not None
         if mean is not None and std is not None:
             if any(s <= 0 for s in std):
@@ -44,6 +53,10 @@ class Classifier(nn.Module):
             self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, x: Tensor) -> Tensor:
+        self.queries += int(x.shape[0]) if x.ndim else 1
+        if self.input_bounds is not None and self.input_bounds != self.bounds:
+            (lo, hi), (a, b) = self.bounds, self.input_bounds
+            x = a + (x - lo) * ((b - a) / (hi - lo))
         if self.normalized:
             x = (x - self.mean) / self.std
         return self.model(x)

@@ -9,7 +9,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 log = logging.getLogger("robustbench_gan")
 
@@ -23,24 +23,38 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}; see `{self.prog} --help`")
 
 
-def seed_value(text: str) -> int:
-    """``--seed``: a non-negative integer."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, e.g. --seed 0 (got {text!r})") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, e.g. --seed 0 (got {value})")
-    return value
+def int_option(minimum: int, example: str) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum``, with an example of a good value in its error."""
+    kind = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {kind}, e.g. {example} (got {text!r})") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {kind}, e.g. {example} (got {value})")
+        return value
+
+    return parse
+
+
+seed_value = int_option(0, "--seed 0")
+positive_int = int_option(1, "--threads 1")
 
 
 def build_parser() -> Parser:
     p = Parser(prog="robustbench-gan", description="Benchmark how robust image classifiers are to adversarial examples.")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
+    # the global flags work after the command too (`robustbench-gan run default -q`)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks and debug logs")
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress bars, warnings only")
     sub = p.add_subparsers(dest="command", parser_class=Parser)
 
-    run = sub.add_parser("run", help="run a suite (a built-in name or a TOML/YAML file)")
+    run = sub.add_parser("run", parents=[common], help="run a suite (a built-in name or a TOML/YAML file)")
     run.add_argument("suite", nargs="?", default="default", help="built-in suite name or path (default: default)")
     run.add_argument("--out", default=None, help="output folder (default: reports/SUITE)")
     run.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="override the suite's device")
@@ -48,29 +62,38 @@ def build_parser() -> Parser:
     run.add_argument("--data-root", default=None, help="set [data] root (for mnist, cifar10, imagefolder suites)")
     run.add_argument("--cache-dir", default=None, help="where trained weights and finished cells are cached (default: OUT/cache)")
     run.add_argument("--no-cache", action="store_true", help="retrain and recompute everything")
+    run.add_argument("--threads", type=positive_int, default=None,
+                     help="torch CPU threads (default: one per core); several runs sharing a machine each run best "
+                          "with cores / runs, e.g. --threads 1 for two runs on 2 cores. The numbers can depend on "
+                          "it (it is part of the cache keys and the manifest)")
     run.add_argument("--trust-checkpoint", action="store_true",
                      help="DANGEROUS: allow loading checkpoints that run pickled code; only for files you trust")
 
-    sub.add_parser("list", help="list datasets, models, attacks, defenses and built-in suites")
+    sub.add_parser("list", parents=[common], help="list datasets, models, attacks, defenses and built-in suites")
 
-    rep = sub.add_parser("report", help="re-render index.html from a run folder's results.json")
+    rep = sub.add_parser("report", parents=[common], help="re-render index.html from a run folder's results.json")
     rep.add_argument("run_dir", help="a folder written by `robustbench-gan run`")
 
-    cmp_ = sub.add_parser("compare", help="compare two run folders (tables, plots) into OUT/index.html")
+    cmp_ = sub.add_parser("compare", parents=[common],
+                          help="compare two run folders (tables, plots) into OUT/index.html")
     cmp_.add_argument("run_a", help="the baseline run folder (A)")
     cmp_.add_argument("run_b", help="the run compared with it (B)")
     cmp_.add_argument("--out", required=True, help="folder for compare.csv, compare.json and index.html")
 
-    exp = sub.add_parser("export", help="RobustBench-style JSON cards (clean and worst-case accuracy) of a run")
+    exp = sub.add_parser("export", parents=[common],
+                         help="RobustBench-style JSON cards (clean and worst-case accuracy) of a run")
     exp.add_argument("run_dir", help="a folder written by `robustbench-gan run`")
     exp.add_argument("--out", default=None, help="output folder (default: RUN_DIR/robustbench)")
     exp.add_argument("--eps", type=float, default=None, help="the eps to export (default: the largest of the run)")
 
-    bench = sub.add_parser("bench", help="attack throughput: ours vs the bare forward+backward loop vs ART")
-    bench.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    bench.add_argument("--batch", type=int, default=256)
-    bench.add_argument("--steps", type=int, default=10)
-    bench.add_argument("--repeats", type=int, default=3)
+    bench = sub.add_parser("bench", parents=[common],
+                           help="attack throughput: ours vs the bare forward+backward loop vs ART")
+    bench.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                       help="where to measure (default: cuda when available)")
+    bench.add_argument("--batch", type=int, default=256, help="images per batch (default: 256)")
+    bench.add_argument("--steps", type=int, default=10, help="PGD steps, i.e. forward+backward passes (default: 10)")
+    bench.add_argument("--repeats", type=int, default=3,
+                       help="timed repetitions of each method; the median is reported (default: 3)")
     return p
 
 
@@ -92,10 +115,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.warning("--trust-checkpoint: checkpoints may run arbitrary code while loading")
         suite = replace(suite, models=tuple(replace(m, trust_checkpoint=True) for m in suite.models))
     out = Path(args.out) if args.out else Path("reports") / suite.name.replace("/", "_")
-    results = run_suite(suite, out=out, cache_dir=args.cache_dir, cache=not args.no_cache, progress=not args.quiet)
+    # progress bars only on a terminal: redirected output gets the log lines alone
+    progress = not args.quiet and sys.stderr.isatty()
+    results = run_suite(suite, out=out, cache_dir=args.cache_dir, cache=not args.no_cache, progress=progress,
+                        threads=args.threads)
     n_flags = len(results.flags)
     log.info("%d rows, %d sanity flag(s); report: %s", len(results.records), n_flags, out / "index.html")
-    sys.stdout.write(f"wrote {out / 'results.csv'}, {out / 'results.json'}, {out / 'index.html'}\n")
+    written = [out / name for name in ("results.csv", "results.json", "samples.csv.gz", "index.html")]
+    sys.stdout.write("wrote " + ", ".join(str(p) for p in written if p.is_file()) + "\n")
     return 0
 
 
@@ -171,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO if "-q" not in argv and "--quiet" not in argv
                         else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not debug:  # ART's INFO lines ("set ART_DATA_PATH", "Inferred 1 hidden layers") are not ours to show
+        logging.getLogger("art").setLevel(logging.WARNING)
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
@@ -181,8 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         sys.stderr.write(f"error: {exc}\n")
         return 2
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted; finished cells are cached and reused on the next run\n")
+    except KeyboardInterrupt as exc:  # a run says what it kept (run.pipeline.RunInterrupted)
+        sys.stderr.write(f"{exc or 'interrupted; nothing was written'}\n")
         return 130
 
 

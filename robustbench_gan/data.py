@@ -33,6 +33,8 @@ class DataSpec:
     bounds: tuple[float, float] = (0.0, 1.0)
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+    input_bounds: tuple[float, float] | None = None
+    """The range a model expects when it differs from ``bounds`` (see :class:`~robustbench_gan.Classifier`)."""
 
     def __post_init__(self) -> None:
         if not self.class_names:
@@ -47,6 +49,7 @@ class DataSpec:
             "bounds": list(self.bounds),
             "mean": list(self.mean) if self.mean is not None else None,
             "std": list(self.std) if self.std is not None else None,
+            **({"input_bounds": list(self.input_bounds)} if self.input_bounds is not None else {}),
         }
 
 
@@ -256,7 +259,15 @@ def from_tensors(
     if x.ndim != 4:
         raise DataError(f"images must have shape [N, C, H, W] (or [N, H, W]), got {tuple(x.shape)}")
     x = x.detach().to(torch.float32).cpu()
-    y = y.detach().to(torch.int64).cpu().reshape(-1)
+    y = _class_indices(y.detach().cpu(), len(x))
+    if len(x) and bool(torch.isfinite(x).all()):
+        lo, hi = float(bounds[0]), float(bounds[1])
+        xmin, xmax = float(x.min()), float(x.max())
+        if xmin < lo - 1e-6 or xmax > hi + 1e-6:
+            hint = ("they look normalized: pass images in pixel space and give mean=... and std=... (the wrapper "
+                    "normalizes, so attacks perturb pixels)" if xmin < 0 <= lo else
+                    f"rescale them or pass bounds=({math.floor(xmin):g}, {math.ceil(xmax):g})")
+            raise DataError(f"evaluation images span [{xmin:.4g}, {xmax:.4g}], outside bounds [{lo:g}, {hi:g}]; {hint}")
     k = int(num_classes) if num_classes is not None else int(y.max()) + 1
     spec = DataSpec(
         name,
@@ -269,6 +280,19 @@ def from_tensors(
     data = Data(x, y, x, y, spec)
     validate(data)
     return data
+
+
+def _class_indices(y: Tensor, n: int) -> Tensor:
+    """Labels as a 1-D int64 vector of class indices; one-hot rows ``[n, K]`` become their argmax."""
+    if y.ndim == 2 and y.shape[0] == n and y.shape[1] > 1:
+        one_hot = bool(((y == 0) | (y == 1)).all()) and bool((y.sum(1) == 1).all())
+        if not one_hot:
+            raise DataError(f"labels have shape {tuple(y.shape)} but are not one-hot rows; give class indices "
+                            "(a 1-D vector) or one-hot rows")
+        return y.argmax(1).to(torch.int64)
+    if y.is_floating_point() and not bool((y == y.round()).all()):
+        raise DataError("labels must be integer class indices, got fractional values")
+    return y.to(torch.int64).reshape(-1)
 
 
 # --------------------------------------------------------------------------------------------------

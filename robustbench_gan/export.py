@@ -42,7 +42,9 @@ def robustbench_entries(results: Results, eps: float | None = None) -> list[dict
                                                                       if results.records else "unknown"))
     flags: dict[tuple[str, str], list[str]] = {}
     for f in results.flags:
-        flags.setdefault((str(f.get("model")), str(f.get("defense"))), []).append(str(f.get("check")))
+        checks = flags.setdefault((str(f.get("model")), str(f.get("defense"))), [])
+        if str(f.get("check")) not in checks:  # a check raised for several attacks is listed once
+            checks.append(str(f.get("check")))
     out = []
     for norm, threat in THREAT_MODELS.items():
         rows = [b for b in board if str(b.get("norm")) == norm]
@@ -62,7 +64,7 @@ def robustbench_entries(results: Results, eps: float | None = None) -> list[dict
                 "architecture": _model_arch(results, model), "eps": fmt_eps(b["eps"]),
                 "clean_acc": f"{100 * float(b['clean_accuracy']):.2f}", "reported": "",
                 "autoattack_acc": f"{100 * float(b['worst_case_accuracy']):.2f}",
-                "footnote": (f"Worst case over {b['attacks']} attacks of the robustbench-gan suite "
+                "footnote": (f"Worst case over {_count(b['attacks'], 'attack')} of the robustbench-gan suite "
                              f"{results.manifest.get('suite', '')!s} (per sample), not AutoAttack; "
                              f"n = {b['n']}."),
                 "threat_model": threat, "n_examples": int(b["n"]), "defense": defense,
@@ -71,6 +73,10 @@ def robustbench_entries(results: Results, eps: float | None = None) -> list[dict
                 "strongest_attack": b.get("strongest_attack"), "sanity_flags": flags.get((model, defense), []),
             })
     return out
+
+
+def _count(n: Any, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _safe(name: str) -> str:

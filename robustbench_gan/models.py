@@ -5,6 +5,7 @@ import importlib
 import inspect
 import logging
 import pickle
+import sys
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -103,15 +104,32 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
 
 
-def import_factory(ref: str) -> Callable[..., nn.Module]:
-    """Resolve ``"package.module:function"`` to a callable."""
+def _import(module_name: str, search: Sequence[str]) -> Any:
+    """Import ``module_name``; when its top-level package is not found, look in ``search`` folders too (a suite
+    file's folder and the working directory: where a user keeps ``mymodels/nets.py`` next to the suite)."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        top = module_name.split(".")[0]
+        extra = [str(Path(p).resolve()) for p in search if str(Path(p).resolve()) not in sys.path]
+        if exc.name not in (top, module_name) or not extra:
+            raise
+    sys.path[:0] = extra  # kept: the model's module may import its siblings later
+    importlib.invalidate_caches()
+    return importlib.import_module(module_name)
+
+
+def import_factory(ref: str, *, search: Sequence[str] = ()) -> Callable[..., nn.Module]:
+    """Resolve ``"package.module:function"`` to a callable; ``search`` adds folders to look in (see ``_import``)."""
     if ":" not in ref:
         raise ConfigError(f"factory {ref!r} must look like 'package.module:function'")
     module_name, _, attr = ref.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        module = _import(module_name, search)
     except ImportError as exc:
-        raise ModelError(f"cannot import module {module_name!r} for factory {ref!r}: {exc}; is it on PYTHONPATH?") from None
+        where = ", ".join(repr(str(p)) for p in search) or "the working directory"
+        raise ModelError(f"cannot import module {module_name!r} for factory {ref!r}: {exc}; put it next to the suite "
+                         f"file or on PYTHONPATH (looked in {where} and sys.path)") from None
     obj: Any = module
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -122,9 +140,10 @@ def import_factory(ref: str) -> Callable[..., nn.Module]:
     return obj
 
 
-def build_user_model(factory: str, spec: DataSpec, **params: Any) -> nn.Module:
-    """Call a user's factory. It may accept ``num_classes``, ``input_shape`` and ``in_channels`` keywords."""
-    fn = import_factory(factory)
+def build_user_model(factory: str, spec: DataSpec, *, search: Sequence[str] = (), **params: Any) -> nn.Module:
+    """Call a user's factory. It may accept ``num_classes``, ``input_shape`` and ``in_channels`` keywords.
+    Its module is looked for on ``sys.path`` and then in the ``search`` folders."""
+    fn = import_factory(factory, search=search)
     try:
         sig = inspect.signature(fn).parameters
     except (TypeError, ValueError):

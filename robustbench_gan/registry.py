@@ -44,12 +44,20 @@ class Registry(Generic[T]):
         """Names starting with ``prefix`` are built by ``factory(rest_of_name, **params)`` (which checks them)."""
         self._prefixes[prefix] = factory
 
+    def resolve(self, name: str) -> str:
+        """The registered spelling of ``name``: exact, else the one registered name equal to it ignoring case
+        (``"PGD"`` -> ``"pgd"``); unknown names raise ConfigError listing close matches."""
+        if isinstance(name, str):
+            if name in self._items:
+                return name
+            folded = [k for k in self._items if k.lower() == name.lower()]
+            if len(folded) == 1:
+                return folded[0]
+        raise ConfigError(self.unknown_message(name))
+
     def get(self, name: str) -> T:
-        """Return the object registered as ``name``; unknown names raise ConfigError listing close matches."""
-        try:
-            return self._items[name]
-        except (KeyError, TypeError):
-            raise ConfigError(self.unknown_message(name)) from None
+        """Return the object registered as ``name`` (see :meth:`resolve`)."""
+        return self._items[self.resolve(name)]
 
     def accepted(self, name: str, *, skip: Iterable[str] = ()) -> list[str]:
         """The keyword parameters the object registered as ``name`` takes (``skip`` left out)."""
@@ -72,6 +80,7 @@ class Registry(Generic[T]):
             if isinstance(key, str) and key.startswith(prefix):
                 return factory(key[len(prefix):], *args, **params)
         skip = tuple(skip)
+        key = self.resolve(key)
         self.check(key, [k for k in params if k not in skip], skip=skip)
         return self.get(key)(*args, **params)
 

@@ -24,7 +24,9 @@ TOP_KEYS = ("name", "description", "seed", "device", "data", "models", "defenses
             "transfer")
 TRANSFER_KEYS = ("sources", "ensemble")
 TRANSFER_SOURCES = ("all", "undefended", "none")
-MODEL_KEYS = ("name", "arch", "factory", "weights", "params", "trust_checkpoint") + tuple(TrainConfig.__dataclass_fields__)
+MODEL_KEYS = ("name", "arch", "factory", "weights", "params", "trust_checkpoint", "mean", "std", "bounds") + tuple(
+    TrainConfig.__dataclass_fields__)
+NORMALIZATION_KEYS = ("mean", "std")  # [data] and [[models]]: the wrapper normalizes, attacks stay in pixel space
 EVAL_KEYS = ("n", "batch_size", "gallery")
 PATH_KEYS = ("images", "labels", "test_images", "test_labels", "path", "root")
 DEVICES = ("auto", "cpu", "cuda")
@@ -40,10 +42,18 @@ class ModelConfig:
     params: dict[str, Any] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
     trust_checkpoint: bool = False
+    mean: tuple[float, ...] | None = None  # per-channel normalization of this model (overrides [data])
+    std: tuple[float, ...] | None = None
+    bounds: tuple[float, float] | None = None  # the input range this model was trained on, if not the data's
+    search_path: tuple[str, ...] = ()  # folders where a factory's module is looked for (the suite file's)
 
     def describe(self) -> dict[str, Any]:
-        return {"arch": self.arch, "factory": self.factory, "weights": self.weights, "params": self.params,
-                "train": self.train.as_dict()}
+        out = {"arch": self.arch, "factory": self.factory, "weights": self.weights, "params": self.params,
+               "train": self.train.as_dict()}
+        for key in ("mean", "std", "bounds"):  # only when given: cache keys of older suites stay the same
+            if getattr(self, key) is not None:
+                out[key] = list(getattr(self, key))
+        return out
 
 
 @dataclass(frozen=True)
@@ -283,7 +293,10 @@ def validate_suite(doc: dict[str, Any], *, source: str = "<dict>", base: Path | 
     for key in PATH_KEYS:
         if key in data:
             data[key] = resolve_path(base, data[key])
-    bounds = declared_bounds(dataset, data)
+    bounds = declared_bounds(dataset, {k: v for k, v in data.items() if k not in NORMALIZATION_KEYS})
+    mean, std = parse_normalization(source, "[data]", data)
+    if mean is not None:
+        data["mean"], data["std"] = list(mean), list(std)  # type: ignore[arg-type]
 
     models = []
     raw_models = doc.get("models")
@@ -319,7 +332,11 @@ def validate_suite(doc: dict[str, Any], *, source: str = "<dict>", base: Path | 
         trust = m.get("trust_checkpoint", False)
         if not isinstance(trust, bool):
             raise ConfigError(f"{source}: {where}: trust_checkpoint must be true or false")
-        models.append(ModelConfig(mname, arch, factory, weights, dict(params), train, trust))
+        mean, std = parse_normalization(source, where, m)
+        model_bounds = parse_bounds(source, where, m["bounds"]) if m.get("bounds") is not None else None
+        search = tuple(dict.fromkeys(str(p.resolve()) for p in (base, Path.cwd()))) if factory is not None else ()
+        models.append(ModelConfig(mname, arch, factory, weights, dict(params), train, trust, mean, std, model_bounds,
+                                  search))
     _unique(source, "models", [m.name for m in models])
 
     defenses = []
@@ -388,6 +405,38 @@ def validate_suite(doc: dict[str, Any], *, source: str = "<dict>", base: Path | 
     )
 
 
+def parse_normalization(source: str, where: str, table: dict[str, Any]) -> tuple[Any, Any]:
+    """``mean`` and ``std`` (numbers or per-channel lists, both or neither; std > 0) as tuples, or (None, None)."""
+    if "mean" not in table and "std" not in table:
+        return None, None
+    if ("mean" in table) != ("std" in table):
+        raise ConfigError(f"{source}: {where}: give both mean and std (per channel), or neither")
+    out = []
+    for key in ("mean", "std"):
+        value = table[key]
+        values = value if isinstance(value, list) else [value]
+        if not values or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                             for v in values):
+            raise ConfigError(f"{source}: {where}: {key} must be a number or a list of numbers per channel, "
+                              f"e.g. {key} = [0.49, 0.48, 0.45]; got {value!r}")
+        out.append(tuple(float(v) for v in values))
+    mean, std = out
+    if len(mean) != len(std):
+        raise ConfigError(f"{source}: {where}: mean has {len(mean)} values but std {len(std)}; give one per channel")
+    if any(v <= 0 for v in std):
+        raise ConfigError(f"{source}: {where}: std values must be positive, got {list(std)}")
+    return mean, std
+
+
+def parse_bounds(source: str, where: str, value: Any) -> tuple[float, float]:
+    ok = isinstance(value, list) and len(value) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    if not ok or not value[0] < value[1]:
+        raise ConfigError(f"{source}: {where}: bounds must be [low, high] with low < high, e.g. bounds = [0, 255]; "
+                          f"got {value!r}")
+    return float(value[0]), float(value[1])
+
+
 def check_eps_range(source: str, where: str, eps: tuple[float, ...], norm: str,
                     bounds: tuple[float, float] | None) -> None:
     """An Linf budget beyond the whole pixel range is almost always eps given in 0..255 units for [0, 1] images."""
@@ -416,7 +465,8 @@ def _data_keys(doc: dict[str, Any], source: str) -> list[str]:
         loader = DATASETS.get(name)
     except ConfigError as exc:
         raise ConfigError(f"{source}: [data]: {exc}") from None
-    return ["dataset"] + [p for p in inspect.signature(loader).parameters]
+    return ["dataset"] + [p for p in inspect.signature(loader).parameters] + [
+        k for k in NORMALIZATION_KEYS if k not in inspect.signature(loader).parameters]
 
 
 def _unique(source: str, what: str, names: list[str]) -> None:

@@ -106,7 +106,7 @@ def test_corrupt_generator_cache_is_retrained(digits, tmp_path):
     cfg = GanConfig(epochs=1, width=8, z_dim=8)
     first = GeneratorCache(WeightCache(tmp_path))
     first.get(digits, cfg, seed=0, device="cpu", progress=False)
-    key = GeneratorCache.key(digits, cfg, 0)
+    key = GeneratorCache().key(digits, cfg, 0)
     (tmp_path / "models" / f"{key}.history.json").write_text("{not json")
     again = GeneratorCache(WeightCache(tmp_path))
     again.get(digits, cfg, seed=0, device="cpu", progress=False)

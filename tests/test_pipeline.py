@@ -39,10 +39,19 @@ class Scaled(nn.Module):
 
 def test_default_suite_matches_the_golden_copy(default_run):
     """Same seed, same numbers as before the redesign: every column of every row but `seconds`; probe rows now
-    leave robust accuracy empty and keep the fooling rate."""
+    leave robust accuracy empty and keep the fooling rate; white-box rows now count their queries (the golden copy
+    has 0 there: it counted black-box queries only)."""
     new = pd.read_csv(default_run / "results.csv", keep_default_na=False, na_values=[""])
     old = pd.read_csv(GOLDEN, keep_default_na=False, na_values=[""])
     assert len(new) == len(old)
+    white = old["threat"] == "white-box"
+    assert (old.loc[white, "queries"] == 0).all()
+    counted = new[white & (new["eps"] > 0) & (new["attack_role"] != "probe")]
+    per_attack = counted.groupby(["model", "defense", "attack"])[["queries", "n"]].agg({"queries": "sum", "n": "max"})
+    assert len(per_attack) and (per_attack["queries"] >= per_attack["n"]).all()  # at least one pass per sample
+    pgd = new[white & (new["attack"] == "pgd20") & (new["model"] == "cnn") & (new["defense"] == "none")]
+    assert (pgd["queries"] <= 20 * pgd["n"] + pgd["n"]).all()  # 20 gradient steps and one final check at most
+    new.loc[white, "queries"] = 0
     probe = old["attack_kind"] == "noise"
     assert probe.sum() > 0 and (new.loc[probe, "attack_role"] == "probe").all()
     cols = [c for c in old.columns if c != "seconds"]

@@ -58,6 +58,14 @@ def browse(chromium: str, page: Path, tmp: Path, *args: str) -> tuple[str, str]:
     return done.stdout, done.stderr
 
 
+# Appended to a copy of the report: after load, how wide the leaderboard is against the room it has.
+WIDTH_PROBE = """<script>window.addEventListener("load", function () {
+  var w = document.querySelector("#leaderboard .table-wrap"); var pre = document.createElement("pre");
+  pre.id = "rb-width"; pre.textContent = JSON.stringify([w.scrollWidth, w.clientWidth, window.innerWidth]);
+  document.body.appendChild(pre);
+});</script>"""
+
+
 def console_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if ":CONSOLE" in line]
 
@@ -81,6 +89,11 @@ def test_default_report_in_chromium(default_run, chromium, tmp_path):
     assert curves.count("data:image/png;base64,") == 2  # one figure per model
     gallery = re.search(r'<section id="gallery">(.*?)</section>', dom, re.S).group(1)
     assert gallery.count("<img") >= 8
+    width = tmp_path / "width.html"
+    width.write_text(html.replace("</body>", WIDTH_PROBE + "</body>"), encoding="utf-8")
+    dom, _ = browse(chromium, width, tmp_path, "--window-size=1400,2400", "--dump-dom")
+    scroll, client, window = json.loads(re.search(r'<pre id="rb-width">(.*?)</pre>', dom, re.S).group(1))
+    assert window == 1400 and scroll <= client, (scroll, client)  # no horizontal scrolling at 1,400 px
     shot = tmp_path / "report.png"
     _, err = browse(chromium, report, tmp_path, "--window-size=1400,2400", f"--screenshot={shot}")
     assert console_lines(err) == []

@@ -104,8 +104,10 @@ class ArtAttack(Attack):
         return {"class_name": self.class_name, "norm": self.norm, "targeted": self.targeted,
                 "target_mode": self.target_mode, "target": self.target, **self.art_params}
 
-    def _build(self, estimator: Any, eps: float | None) -> Any:
+    def _build(self, estimator: Any, eps: float | None, batch: int = 128) -> Any:
         kw = dict(self.art_params)
+        if "batch_size" in self.accepted:  # ART's default is often 1: one sample at a time
+            kw.setdefault("batch_size", max(1, int(batch)))
         if "norm" in self.accepted:
             kw.setdefault("norm", np.inf if self.norm == "inf" else 2)
         if "targeted" in self.accepted:
@@ -145,10 +147,11 @@ class ArtAttack(Attack):
             if self.has_budget:
                 for e in eps_list:
                     before = est.queries
-                    out.append(x.clone() if e == 0 else self._generate(self._build(est, float(e)), x, goal))
+                    out.append(x.clone() if e == 0 else self._generate(self._build(est, float(e), len(x)), x, goal))
                     self.queries_per_eps.append(int(est.queries - before))
             else:
-                adv = self._generate(self._build(est, None), x, goal)
+                adv = self._generate(self._build(est, None, len(x)), x, goal)
+                self.found = adv.clamp(*clf.bounds)  # the minimum-norm examples themselves (see evaluate)
                 dist = flat_norm(adv - x, self.norm)
                 for e in eps_list:
                     keep = (dist <= float(e) + 1e-6).view(-1, *([1] * (x.ndim - 1)))

@@ -64,6 +64,7 @@ class Attack:
 
     def __init__(self) -> None:
         self.queries = 0
+        self.queries_per_eps: list[int] | None = None
 
     def make_goal(self, clf: Classifier, x: Tensor, y: Tensor, *, seed: int = 0) -> Goal:
         """The goal for true labels ``y``: untargeted, or targets chosen by ``target_mode``."""
@@ -75,8 +76,13 @@ class Attack:
         raise NotImplementedError
 
     def perturb_many(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float]) -> list[Tensor]:
-        """Adversarial examples for each eps in ``eps_list``."""
-        return [self.perturb(clf, x, goal, eps=float(e)) for e in eps_list]
+        """Adversarial examples for each eps in ``eps_list`` (``queries_per_eps``: the inputs scored for each)."""
+        out, self.queries_per_eps = [], []
+        for e in eps_list:
+            before = clf.queries
+            out.append(self.perturb(clf, x, goal, eps=float(e)))
+            self.queries_per_eps.append(clf.queries - before)
+        return out
 
     def transfer_many(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float]) -> list[Tensor]:
         """Examples meant for *other* models (transfer). Attacks that stop at the first success override this

@@ -30,8 +30,17 @@ def evaluate_batched(
     attack: "Attack", clf: Classifier, x: Tensor, y: Tensor, eps_list: Sequence[float], *, batch_size: int = 256,
     seed: int = 0, gallery_size: int = 4, desc: str | None = None, progress: bool = True,
 ) -> list[Outcome]:
-    """The default :meth:`Attack.evaluate`: batches of ``batch_size``, goal per batch seeded ``seed + batch``."""
+    """The default :meth:`Attack.evaluate`: batches of ``batch_size``, goal per batch seeded ``seed + batch``.
+
+    ``queries`` counts the inputs the classifier labelled or scored for the attack (white-box: every forward pass
+    of its gradient steps; black-box: as the attack counts them). A minimum-norm attack (role ``minimum-norm``,
+    thresholded at each eps) keeps the distances it found: the per-sample ``perturbation`` is that distance in its
+    norm (inf where it failed), ``mean_linf``/``mean_l2`` average the examples it found, and the gallery shows them.
+    """
     eps_list = [float(e) for e in eps_list]
+    minimum_norm = attack.role == "minimum-norm"
+    found_x: list[Tensor] = []
+    found_ok: list[Tensor] = []
     clean_pred = clf.predict(x, batch_size=batch_size).argmax(1)
     adv_preds: list[list[Tensor]] = [[] for _ in eps_list]
     success: list[list[Tensor]] = [[] for _ in eps_list]
@@ -43,15 +52,28 @@ def evaluate_batched(
     for bi, start in enumerate(tqdm(batches, desc=desc or attack.name, disable=not progress, leave=False)):
         xb, yb = x[start : start + batch_size], y[start : start + batch_size]
         goal = attack.make_goal(clf, xb, yb, seed=seed + bi)
-        attack.queries = 0
+        attack.queries, attack.queries_per_eps = 0, None
+        scored = clf.queries
         t0 = time.perf_counter()
         advs = attack.perturb_many(clf, xb, goal, eps_list)
         if xb.is_cuda:
             torch.cuda.synchronize()
         seconds += time.perf_counter() - t0
+        scored = clf.queries - scored
         per_eps = getattr(attack, "queries_per_eps", None)
         for i in range(len(eps_list)):
-            queries[i] += per_eps[i] if per_eps and len(per_eps) == len(eps_list) else attack.queries // len(eps_list)
+            if per_eps is not None and len(per_eps) == len(eps_list):
+                queries[i] += per_eps[i]
+            elif attack.threat == "white-box":  # work shared across eps (FGSM's one gradient) is split evenly
+                queries[i] += scored // len(eps_list) + (i < scored % len(eps_list))
+            else:
+                queries[i] += attack.queries // len(eps_list)
+        if minimum_norm:
+            found = getattr(attack, "found", None)
+            found = advs[-1] if found is None else found
+            pred = clf.predict(found, batch_size=batch_size).argmax(1)
+            found_x.append(found.detach().cpu())
+            found_ok.append((pred == goal.labels if goal.targeted else pred != goal.labels).cpu())
         for i, xa in enumerate(advs):
             pred = torch.softmax(clf.predict(xa, batch_size=batch_size), 1).argmax(1)
             adv_preds[i].append(pred)
@@ -59,16 +81,28 @@ def evaluate_batched(
             deltas[i].append((xa - xb).cpu())
             if bi == 0:
                 gallery_x[i] = xa[:gallery_size].detach().cpu()
+    distance = found_delta = None
+    if minimum_norm:
+        found_delta = torch.cat(found_x) - x.cpu()
+        ok = torch.cat(found_ok)
+        distance = torch.where(ok, flat_norm(found_delta, attack.norm), torch.tensor(float("inf")))
+        found_delta = found_delta[ok]
     outcomes = []
     for i, eps in enumerate(eps_list):
         adv_pred = torch.cat(adv_preds[i])
         delta = torch.cat(deltas[i])
         m = accuracy_metrics(y.cpu(), clean_pred.cpu(), adv_pred.cpu(), delta, success=torch.cat(success[i]).cpu())
-        m["queries"] = queries[i] if attack.threat != "white-box" else 0
+        m["queries"] = queries[i]
         m["seconds"] = seconds / len(eps_list)
         shown = gallery_x[i]
+        norms = flat_norm(delta, attack.norm)
+        if found_delta is not None and distance is not None:
+            nan = float("nan")
+            m["mean_linf"] = float(flat_norm(found_delta, "inf").mean()) if len(found_delta) else nan
+            m["mean_l2"] = float(flat_norm(found_delta, "2").mean()) if len(found_delta) else nan
+            norms, shown = distance, found_x[0][:gallery_size]
         gallery = gallery_items(clf, x[:gallery_size], y[:gallery_size], shown) if shown is not None else []
-        outcomes.append(Outcome(eps, m, clean_pred.cpu(), adv_pred.cpu(), flat_norm(delta, attack.norm), gallery))
+        outcomes.append(Outcome(eps, m, clean_pred.cpu(), adv_pred.cpu(), norms, gallery))
     return outcomes
 
 

@@ -30,6 +30,7 @@ class FitContext:
 
     weights: WeightCache = field(default_factory=lambda: WeightCache(None))
     shared: dict[str, Any] = field(default_factory=dict)
+    numerics: str = ""  # device and CPU threads (core.device.numerics): part of the keys of cached artefacts
 
 
 @dataclass
@@ -60,7 +61,8 @@ class Defense:
         """A fresh, untrained classifier for ``data``, initialised from ``seed``."""
         seed_everything(seed)
         s = data.spec
-        return Classifier(make_model(), num_classes=s.num_classes, bounds=s.bounds, mean=s.mean, std=s.std)
+        return Classifier(make_model(), num_classes=s.num_classes, bounds=s.bounds, mean=s.mean, std=s.std,
+                          input_bounds=s.input_bounds)
 
     def fit(
         self, make_model: MakeModel, data: Data, *, train: TrainConfig, seed: int, device: str, progress: bool = True,

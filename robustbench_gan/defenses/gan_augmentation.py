@@ -83,7 +83,9 @@ class GanAugmentation(Defense):
         """The run's one :class:`~robustbench_gan.gan.cache.GeneratorCache` (kept in the fit context's memo)."""
         from ..gan.cache import GeneratorCache
 
-        return context.shared.setdefault("generators", GeneratorCache(context.weights))
+        if "generators" not in context.shared:
+            context.shared["generators"] = GeneratorCache(context.weights, context.numerics)
+        return context.shared["generators"]
 
     def fit(
         self, make_model: MakeModel, data: Data, *, train: TrainConfig, seed: int, device: str, progress: bool = True,

@@ -19,14 +19,17 @@ class GeneratorCache:
     """``get`` returns ``(generator, history, key)``: from memory, from the weight cache (checksummed state_dict
     plus a JSON loss history), or freshly trained with :func:`~robustbench_gan.gan.training.train_gan`."""
 
-    def __init__(self, weights: WeightCache | None = None) -> None:
+    def __init__(self, weights: WeightCache | None = None, numerics: str = "") -> None:
         self.weights = weights if weights is not None else WeightCache(None)
+        self.numerics = numerics  # device and CPU threads: part of the key (see core.device.numerics)
         self._memo: dict[str, tuple[ConditionalGenerator, GanHistory]] = {}
         self.trained = 0  # generators trained (not loaded) by this cache: a count tests and logs can rely on
 
-    @staticmethod
-    def key(data: Data, config: GanConfig, seed: int) -> str:
-        return "gan-" + config_hash({"data": data.fingerprint(), "gan": config.as_dict(), "seed": seed})
+    def key(self, data: Data, config: GanConfig, seed: int) -> str:
+        parts = {"data": data.fingerprint(), "gan": config.as_dict(), "seed": seed}
+        if self.numerics:
+            parts["numerics"] = self.numerics
+        return "gan-" + config_hash(parts)
 
     def _history_path(self, key: str) -> Path | None:
         path = self.weights.path(key)

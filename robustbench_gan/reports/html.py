@@ -133,7 +133,16 @@ def sort_key(value: Any) -> str:
 
 
 def cell(text: str, sort: Any = None, num: bool = False, title: str = "") -> dict[str, Any]:
-    return {"text": text, "sort": sort_key(sort) if num else None, "num": num, "title": title}
+    return {"text": text, "sort": sort_key(sort) if num else None, "num": num, "title": title, "value": text,
+            "ci": ""}
+
+
+def acc_cell(value: Any, low: Any, high: Any, title: str = "") -> dict[str, Any]:
+    """An accuracy cell whose 95% interval can be shown on a line of its own (``value`` and ``ci``)."""
+    out = cell(fmt_acc_ci(value, low, high), value, num=True, title=title)
+    if out["text"] != MISSING:
+        out.update(value=fmt_pct(value), ci=fmt_interval(low, high))
+    return out
 
 
 # --------------------------------------------------------------------------------------------- sections
@@ -193,8 +202,7 @@ def build_leaderboard(board: list[dict[str, Any]], flags: list[dict[str, Any]]) 
         acc = b.get("worst_case_accuracy")
         title = (f"n = {b.get('n')}; {b.get('attacks')} attacks; strongest alone: {fmt_text(b.get('strongest_attack'))}"
                  f" ({fmt_pct(b.get('strongest_attack_accuracy'))})")
-        row["cells"][index[col]] = cell(fmt_acc_ci(acc, b.get("worst_case_low"), b.get("worst_case_high")), acc,
-                                        num=True, title=title)
+        row["cells"][index[col]] = acc_cell(acc, b.get("worst_case_low"), b.get("worst_case_high"), title)
         row["_entries"].append(b)
     out = []
     for row in rows.values():
@@ -458,6 +466,8 @@ def build_context(results: "Results") -> dict[str, Any]:
     substitute_plot = _guarded("substitute plot",
                                lambda: plots.substitute_progress(list(results.extra.get("substitute", []))), None)
     blackbox_plot = _guarded("black-box plot", lambda: plots.blackbox_queries(table), None)
+    distances = [{"title": t, "uri": u} for t, u in
+                 _guarded("distance curves", lambda: plots.distance_curves(results.samples), [])]
     blackbox = [{"model": fmt_text(r.get("model")), "defense": fmt_text(r.get("defense")),
                  "attack": fmt_text(r.get("attack")), "eps": fmt_eps(r.get("eps")),
                  "robust": fmt_acc_ci(r.get("robust_accuracy"), r.get("robust_accuracy_low"),
@@ -470,6 +480,7 @@ def build_context(results: "Results") -> dict[str, Any]:
         "blackbox": blackbox,
         "substitute_plot": substitute_plot,
         "blackbox_plot": blackbox_plot,
+        "distances": distances,
         "suite": suite,
         "datasets": datasets,
         "n_records": len(rows),

@@ -347,6 +347,45 @@ def blackbox_queries(table: pd.DataFrame) -> str | None:
     return fig_to_data_uri(fig)
 
 
+def distance_curves(samples: pd.DataFrame | None) -> list[tuple[str, str]]:
+    """Robust accuracy against the perturbation size for minimum-norm attacks (DeepFool, Carlini-Wagner, ...):
+    the fraction of samples classified correctly whose smallest adversarial perturbation found is larger than
+    the distance on the x axis. One figure per norm, one line per (classifier, attack); the run's eps marked."""
+    if samples is None or samples.empty or "attack_role" not in samples.columns:
+        return []
+    df = samples[samples["attack_role"] == "minimum-norm"].copy()
+    if df.empty:
+        return []
+    df["perturbation"] = pd.to_numeric(df["perturbation"], errors="coerce").fillna(np.inf)
+    out: list[tuple[str, str]] = []
+    for norm, per_norm in df.groupby(df["norm"].astype(str), sort=True):
+        fig = Figure(figsize=(6.4, 3.6), layout="constrained")
+        ax = fig.subplots()
+        finite = per_norm["perturbation"][np.isfinite(per_norm["perturbation"])]
+        top = float(finite.max()) * 1.05 if len(finite) else 1.0
+        grid = np.linspace(0.0, max(top, 1e-6), 200)
+        for i, ((model, defense, attack), g) in enumerate(per_norm.groupby(["model", "defense", "attack"], sort=False)):
+            one = g.drop_duplicates("sample_id")  # the same distances at every eps
+            correct = (one["clean_pred"] == one["true_label"]).to_numpy()
+            dist = one["perturbation"].to_numpy()
+            acc = [(correct & (dist > r)).mean() for r in grid]
+            ax.plot(grid, acc, color=PALETTE[i % len(PALETTE)], lw=1.6,
+                    label=f"{_classifier_label(model, defense)} · {_text(attack)}")
+        for e in sorted(set(pd.to_numeric(per_norm["eps"], errors="coerce").dropna())):
+            ax.axvline(e, color="#8c959f", lw=0.8, ls=":")
+        ax.set_ylim(-0.02, 1.02)
+        ax.yaxis.set_major_formatter(lambda v, _pos: f"{100 * v:.0f}%")
+        ax.set_xlabel(f"{norm_label(norm)} distance of the smallest adversarial example found", fontsize=9)
+        ax.set_ylabel("robust accuracy", fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.legend(fontsize=8, frameon=False)
+        title = f"Minimum-norm attacks ({norm_label(norm)}): accuracy vs distance (dotted: the run's eps)"
+        fig.suptitle(title, fontsize=11)
+        out.append((title, fig_to_data_uri(fig)))
+    return out
+
+
 def _show(ax: Any, image: Any) -> None:
     img = _to_hwc(image)
     ax.imshow(np.clip(img, 0, 1), cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)

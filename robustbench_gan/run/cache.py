@@ -15,14 +15,16 @@ CACHE_VERSION = 2
 """Bumped when a cell's output changes shape or meaning (2: transfer cells hold every target; probe rows NaN)."""
 
 
-def cell_key(cell: Cell, target_keys: list[str], source_keys: list[str] | None) -> str:
-    """Everything a cell's output depends on: its classifiers' keys, the attack and the run settings."""
+def cell_key(cell: Cell, target_keys: list[str], source_keys: list[str] | None, numerics: str = "") -> str:
+    """Everything a cell's output depends on: its classifiers' keys, the attack, the run settings and the
+    numerics (device and CPU threads, see :func:`~robustbench_gan.core.device.numerics`)."""
     s = cell.settings
     attack: dict[str, Any] = {"kind": cell.attack.kind, "params": cell.attack.params, "eps": cell.attack.eps}
     if cell.attack.instance is not None:
         attack["instance"] = repr(cell.attack.instance)
     return config_hash({"version": CACHE_VERSION, "targets": target_keys, "source": source_keys, "attack": attack,
-                        "eval_n": s.eval_n, "seed": s.seed, "gallery": s.gallery, "batch_size": s.batch_size})
+                        "eval_n": s.eval_n, "seed": s.seed, "gallery": s.gallery, "batch_size": s.batch_size,
+                        "numerics": numerics})
 
 
 class CellCache:

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from ..checks.probes import classifier_flags
 from ..classifier import Classifier
+from ..core.device import numerics
 from ..core.io import config_hash, read_checked_json, write_checked_json
 from ..data import Data
 from ..defenses import FitContext, ReportContext, make_defense
@@ -28,18 +29,29 @@ REFERENCE = ModelConfig("gan-reference", arch="cnn", train=TrainConfig(epochs=10
 
 def model_factory(cfg: ModelConfig, data: Data) -> Callable[[], nn.Module]:
     if cfg.factory is not None:
-        return lambda: build_user_model(cfg.factory, data.spec, **cfg.params)  # type: ignore[arg-type]
+        return lambda: build_user_model(cfg.factory, data.spec, search=cfg.search_path,  # type: ignore[arg-type]
+                                        **cfg.params)
     return lambda: build_model(cfg.arch, data.spec, **cfg.params)  # type: ignore[arg-type]
 
 
-def classifier_key(model: ModelConfig, defense: DefenseConfig, data: Data, seed: int) -> str:
-    """The cache key of a classifier: its weights file, or everything its training depends on."""
+def model_data(cfg: ModelConfig, data: Data) -> Data:
+    """``data`` as this model sees it: its own ``mean``/``std`` and input range, where the suite gives them."""
+    if cfg.mean is None and cfg.bounds is None:
+        return data
+    spec = replace(data.spec, mean=cfg.mean if cfg.mean is not None else data.spec.mean,
+                   std=cfg.std if cfg.std is not None else data.spec.std, input_bounds=cfg.bounds)
+    return replace(data, spec=spec)  # same tensors and fingerprint: the model's settings are in its cache key
+
+
+def classifier_key(model: ModelConfig, defense: DefenseConfig, data: Data, seed: int, numerics: str = "") -> str:
+    """The cache key of a classifier: its weights file, or everything its training depends on (the numerics too:
+    device and CPU threads)."""
     if model.weights is not None and defense.kind == "none":
         return config_hash({"weights": str(model.weights), "model": model.describe()})
     train = replace(model.train, **defense.train)
     return config_hash({
         "data": data.fingerprint(), "model": {**model.describe(), "train": train.as_dict()},
-        "defense": defense.kind, "defense_params": defense.params, "seed": seed,
+        "defense": defense.kind, "defense_params": defense.params, "seed": seed, "numerics": numerics,
     })
 
 
@@ -56,14 +68,16 @@ class Classifiers:
         models: tuple[ModelConfig, ...] = (), defenses: tuple[DefenseConfig, ...] = (),
     ) -> None:
         self.data, self.seed, self.device, self.progress, self.checks = data, seed, device, progress, checks
+        self.numerics = numerics(device)
         self.x_check, self.y_check = x_check, y_check
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
-        self.fit_context = FitContext(WeightCache(self.cache_dir))
+        self.fit_context = FitContext(WeightCache(self.cache_dir), numerics=numerics(device))
         self.models = {m.name: m for m in models}
         self.defenses = {d.name: d for d in (NO_DEFENSE, *defenses)}
         self._items: dict[ClassifierId, tuple[Classifier, str]] = {}
         self.flags: list[dict[str, Any]] = []
         self.sections: list[dict[str, Any]] = []
+        self.trained = 0  # classifiers trained (not loaded from the cache) by this run
 
     @property
     def weights(self) -> WeightCache:
@@ -106,11 +120,12 @@ class Classifiers:
             self.flags += classifier_flags(clf, self.x_check, self.y_check, model=model, defense=defense)
 
     def _obtain(self, model: ModelConfig, defense: DefenseConfig) -> tuple[Classifier, str]:
-        make = model_factory(model, self.data)
+        data = model_data(model, self.data)
+        make = model_factory(model, data)
         defense_obj = make_defense(defense.kind, name=defense.name, **defense.params)
-        skeleton = defense_obj.classifier(make, self.data, seed=self.seed).to(self.device)
+        skeleton = defense_obj.classifier(make, data, seed=self.seed).to(self.device)
         skeleton.check(self.x_check[:4])  # fail fast, before any training, on a model of the wrong shape
-        key = classifier_key(model, defense, self.data, self.seed)
+        key = classifier_key(model, defense, self.data, self.seed, self.numerics)
         if model.weights is not None and defense.kind == "none":
             load_weights(skeleton.model, model.weights, trust_checkpoint=model.trust_checkpoint)
             skeleton.check(self.x_check[:4])
@@ -118,10 +133,11 @@ class Classifiers:
         if not self.weights.load(key, skeleton):
             log.info("training %s / %s", model.name, defense.name)
             train = replace(model.train, **defense.train)
-            skeleton = defense_obj.fit(make, self.data, train=train, seed=self.seed, device=self.device,
+            skeleton = defense_obj.fit(make, data, train=train, seed=self.seed, device=self.device,
                                        progress=self.progress, context=self.fit_context)
             self.weights.save(key, skeleton, {"model": model.name, "defense": defense.name,
-                                              "spec": self.data.spec.as_dict()})
+                                              "spec": data.spec.as_dict()})
+            self.trained += 1
         clf = skeleton.to(self.device).eval()
         self._items[(model.name, defense.name)] = (clf, key)  # the report may ask for this classifier
         section = self._report_section(defense_obj, model, defense, key)

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import inspect
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from ..classifier import Classifier
-from ..core.device import resolve_device
+from ..core.device import numerics, resolve_device
 from ..data import DATASETS, Data, load_dataset, subset
+from ..errors import ConfigError
 from ..results import Results, new_manifest
 from ..suite import SuiteConfig, load_suite, validate_suite
 from .cache import CellCache, cell_key
 from .cells import EvalData
-from .classifiers import Classifiers
+from .classifiers import Classifiers, classifier_key
 from .executors import Executor, LocalExecutor, Task
 from .plan import Cell, ClassifierId, classifier_pairs, plan_cells, source_name
 from .records import CellOutput, aggregate
@@ -23,12 +25,18 @@ log = logging.getLogger(__name__)
 
 
 def load_suite_data(suite: SuiteConfig) -> Data:
-    """Load the suite's data set; its split seed defaults to the suite seed."""
-    opts = {k: v for k, v in suite.data.items() if k != "dataset"}
+    """Load the suite's data set; its split seed defaults to the suite seed. ``mean``/``std`` in ``[data]`` set
+    the normalization every classifier of the suite applies (unless the loader takes them itself)."""
     loader = DATASETS.get(suite.data["dataset"])
-    if "seed" in inspect.signature(loader).parameters:
+    accepted = inspect.signature(loader).parameters
+    opts = {k: v for k, v in suite.data.items() if k != "dataset" and (k in accepted or k not in ("mean", "std"))}
+    if "seed" in accepted:
         opts.setdefault("seed", suite.seed)
-    return load_dataset(suite.data["dataset"], **opts)
+    data = load_dataset(suite.data["dataset"], **opts)
+    if "mean" in suite.data and "mean" not in accepted:
+        data.spec = replace(data.spec, mean=tuple(suite.data["mean"]), std=tuple(suite.data["std"]))
+        data._fingerprint = None
+    return data
 
 
 def _plan_order(suite: SuiteConfig, cells: list[Cell]) -> Any:
@@ -50,6 +58,28 @@ def _plan_order(suite: SuiteConfig, cells: list[Cell]) -> Any:
     return key
 
 
+def check_threads(threads: Any) -> None:
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"threads must be a positive integer (CPU threads of torch), got {threads!r}")
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; ``str()`` says what was kept for the next run."""
+
+
+def interrupted_summary(done: int, finished: int, total: int, classifiers: Classifiers,
+                        cache_dir: str | Path | None) -> str:
+    """What an interrupted run leaves behind, in one line."""
+    trained = f"{classifiers.trained} classifier(s) trained"
+    if cache_dir is None:
+        return (f"interrupted after {done} new cell(s) and {trained}; nothing is cached (no cache folder), "
+                "so a rerun starts over")
+    if finished == 0 and classifiers.trained == 0:
+        return "interrupted before any classifier or cell finished; nothing was cached"
+    return (f"interrupted: {finished} of {total} cells and {trained} are in the cache at {cache_dir}; "
+            "a rerun resumes from there")
+
+
 def run_pipeline(
     suite: SuiteConfig,
     data: Data,
@@ -61,16 +91,40 @@ def run_pipeline(
     prebuilt: Mapping[ClassifierId, Classifier] | None = None,
     executor: Executor | None = None,
     manifest_config: dict[str, Any] | None = None,
+    threads: int | None = None,
 ) -> Results:
     """Run ``suite`` on ``data`` and return its Results (nothing is written but the caches).
 
-    ``prebuilt`` classifiers (``benchmark()``'s model) are used as given instead of being trained."""
+    ``prebuilt`` classifiers (``benchmark()``'s model) are used as given instead of being trained. ``threads``
+    sets torch's CPU threads for the run (restored afterwards); the numbers can depend on it, so it is part of
+    every cache key and of the manifest."""
+    if threads is None:
+        return _run_pipeline(suite, data, device=device, cache_dir=cache_dir, progress=progress, checks=checks,
+                             prebuilt=prebuilt, executor=executor, manifest_config=manifest_config)
+    import torch
+
+    check_threads(threads)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _run_pipeline(suite, data, device=device, cache_dir=cache_dir, progress=progress, checks=checks,
+                             prebuilt=prebuilt, executor=executor, manifest_config=manifest_config)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run_pipeline(
+    suite: SuiteConfig, data: Data, *, device: str | None, cache_dir: str | Path | None, progress: bool,
+    checks: bool, prebuilt: Mapping[ClassifierId, Classifier] | None, executor: Executor | None,
+    manifest_config: dict[str, Any] | None,
+) -> Results:
     dev = resolve_device(device or suite.device)
     x_eval, y_eval = subset(data.x_test, data.y_test, suite.evaluation.n, suite.seed)
     eval_data = EvalData(x_eval, y_eval, tuple(data.spec.class_names)).to(dev)
     manifest = new_manifest(suite=suite.name, seed=suite.seed, device=dev,
                             config=manifest_config if manifest_config is not None else suite.raw)
     manifest["source"] = suite.source
+    manifest["numerics"] = numerics(dev)
     manifest["data"] = {**data.spec.as_dict(), "train": len(data.y_train), "test": len(data.y_test),
                         "evaluated": len(y_eval)}
     classifiers = Classifiers(data, seed=suite.seed, device=dev, x_check=eval_data.x, y_check=eval_data.y,
@@ -79,29 +133,47 @@ def run_pipeline(
     for ident, clf in (prebuilt or {}).items():
         classifiers.add(ident, clf, key="prebuilt:" + "/".join(ident))
     cells = plan_cells(suite, data.spec.name)
+    for cfg in suite.attacks:  # the norm of every eps, said once per attack (DeepFool's eps are L2 budgets)
+        attack = cfg.build()
+        log.info("attack %s: %s, %s; eps %s are %s budgets", cfg.name, cfg.kind, attack.role,
+                 ", ".join(f"{e:g}" for e in cfg.eps), "Linf" if attack.norm == "inf" else "L2")
     cache = CellCache(cache_dir)
+    prebuilt_keys = {ident: classifiers.key(ident) for ident in (prebuilt or {})}
+
+    def clf_key(m: Any, d: Any) -> str:
+        return prebuilt_keys.get((m.name, d.name)) or classifier_key(m, d, data, suite.seed, classifiers.numerics)
+
+    keys = [cell_key(cell, [clf_key(m, d) for m, d in cell.targets],
+                     None if cell.source is None else [clf_key(m, d) for m, d in cell.source], classifiers.numerics)
+            for cell in cells]
     outputs: dict[int, CellOutput] = {}
-    keys: dict[int, str] = {}
+    for i, key in enumerate(keys):
+        cached = cache.load(key)
+        if cached is not None:
+            outputs[i] = cached
+    if outputs:
+        log.info("resuming: %d of %d cells cached%s", len(outputs), len(cells),
+                 "" if len(outputs) < len(cells) else " (nothing to compute)")
 
     def tasks() -> Iterator[Task]:
         """Cells not in the cache, each with its classifiers (trained on first need, so a run that is stopped
-        keeps every classifier and cell finished so far)."""
+        keeps every classifier and cell finished so far). Every classifier is obtained, even where all its cells
+        are cached, for its sanity checks and report sections."""
         for i, cell in enumerate(cells):
             for m, d in (*(cell.source or ()), *cell.targets):
                 classifiers.obtain(m, d)
-            keys[i] = cell_key(cell, [classifiers.key((m.name, d.name)) for m, d in cell.targets],
-                               None if cell.source is None else
-                               [classifiers.key((m.name, d.name)) for m, d in cell.source])
-            cached = cache.load(keys[i])
-            if cached is not None:
-                outputs[i] = cached
-                continue
-            yield i, cell, classifiers.mapping(cell.classifier_ids())
+            if i not in outputs:
+                yield i, cell, classifiers.mapping(cell.classifier_ids())
 
-    for i, out in (executor or LocalExecutor(progress=progress)).run(tasks(), eval_data, total=len(cells),
-                                                                      desc=f"suite {suite.name}"):
-        outputs[i] = out
-        cache.save(keys[i], out)
+    done = 0
+    try:
+        for i, out in (executor or LocalExecutor(progress=progress)).run(tasks(), eval_data, total=len(cells),
+                                                                          desc=f"suite {suite.name}"):
+            outputs[i] = out
+            cache.save(keys[i], out)
+            done += 1
+    except KeyboardInterrupt:
+        raise RunInterrupted(interrupted_summary(done, len(outputs), len(cells), classifiers, cache_dir)) from None
     combined = CellOutput([])
     for i in range(len(cells)):
         combined.extend(outputs[i])
@@ -122,11 +194,13 @@ def run_suite(
     cache: bool = True,
     progress: bool = True,
     executor: Executor | None = None,
+    threads: int | None = None,
 ) -> Results:
     """Run a suite (a :class:`SuiteConfig`, a built-in name or a file) and return its :class:`Results`.
 
     ``out`` writes results.csv, results.json, samples.csv.gz and index.html there; trained weights and finished
     cells are cached in ``cache_dir`` (default ``out/cache``; no cache when both are None or ``cache=False``).
+    ``threads``: torch's CPU threads for this run (default: as set, normally one per core).
     """
     overrides: dict[str, Any] = {}
     if seed is not None:
@@ -141,8 +215,10 @@ def run_suite(
         cache_dir = None
     elif cache_dir is None and out is not None:
         cache_dir = Path(out) / "cache"
+    if threads is not None:
+        check_threads(threads)
     results = run_pipeline(suite, load_suite_data(suite), cache_dir=cache_dir, progress=progress,
-                           executor=executor)
+                           executor=executor, threads=threads)
     if out is not None:
         from ..reports import write_run
 
