@@ -236,7 +236,9 @@ def test_arbitrary_text_as_toml_and_yaml(text, workdir):
 # ------------------------------------------------------------------------------------------ (b) attack contract
 
 ATTACK_KINDS = ATTACKS.names() + ["art:FastGradientMethod"]  # every registered attack, plus one through ART
-CHEAP_PARAMS: dict[str, dict[str, Any]] = {"noise": {"samples": 4}, "substitute": {"rounds": 2, "epochs": 2}}
+CHEAP_PARAMS: dict[str, dict[str, Any]] = {"noise": {"samples": 4}, "substitute": {"rounds": 2, "epochs": 2},
+                                           "apgd": {"steps": 5}, "apgd-t": {"steps": 4, "targets": 2}}
+MIN_CLASSES = {"apgd-t": 4}  # the targeted DLR loss needs four classes
 
 
 @st.composite
@@ -258,7 +260,8 @@ def attack_problems(draw: st.DrawFn, kind: str) -> dict[str, Any]:
     params.update(CHEAP_PARAMS.get(kind, {}))
     dtype = torch.float32 if kind.startswith("art:") else draw(st.sampled_from([torch.float32, torch.float64]))
     return {"shape": (draw(st.integers(1, 6)), c, h, w), "bounds": (lo, hi), "eps": frac * (hi - lo),
-            "classes": draw(st.integers(2, 5)), "params": params, "dtype": dtype, "seed": draw(st.integers(0, 2**16))}
+            "classes": draw(st.integers(MIN_CLASSES.get(kind, 2), 5)), "params": params, "dtype": dtype,
+            "seed": draw(st.integers(0, 2**16))}
 
 
 @pytest.mark.parametrize("kind", ATTACK_KINDS)

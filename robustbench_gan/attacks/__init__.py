@@ -4,6 +4,7 @@
 by registry name. Every attack takes the classifier per call: ``PGD(steps=40)(clf, x, Goal(y), eps=0.3)``.
 """
 from .base import ATTACKS, ROLES, Attack, Goal, make_attack
+from .apgd import APGD, APGDT
 from .evaluate import evaluate_attack
 from .fgsm import FGSM
 from .noise import NoiseAttack, NoiseProbe, UniformNoise
@@ -16,7 +17,7 @@ from .transfer import Crafted, craft, evaluate_transfer
 Substitute = SubstituteAttack
 
 __all__ = [
-    "ATTACKS", "ROLES", "ArtAttack", "Attack", "BIM", "Crafted", "FGSM", "Goal", "NoiseAttack", "NoiseProbe",
+    "APGD", "APGDT", "ATTACKS", "ROLES", "ArtAttack", "Attack", "BIM", "Crafted", "FGSM", "Goal", "NoiseAttack", "NoiseProbe",
     "Oracle", "Outcome", "PGD", "Substitute", "SubstituteAttack", "UniformNoise", "craft", "evaluate_attack",
     "evaluate_transfer", "make_attack",
 ]

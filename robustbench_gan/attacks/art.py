@@ -133,7 +133,12 @@ class ArtAttack(Attack):
         x_np = x.detach().cpu().numpy().astype(np.float32)
         y_np = goal.labels.detach().cpu().numpy()
         y_onehot = np.eye(attack.estimator.nb_classes, dtype=np.float32)[y_np]
-        adv = attack.generate(x=x_np, y=y_onehot)
+        try:
+            adv = attack.generate(x=x_np, y=y_onehot)
+        except ModuleNotFoundError as exc:  # an optional dependency of that ART attack (AutoAttack: multiprocess)
+            package = (exc.name or str(exc)).split(".")[0]
+            raise ConfigError(f"ART {self.class_name} needs the Python package {package!r}, which is not installed; "
+                              f"run `pip install {package}` or choose another attack") from None
         return torch.as_tensor(adv, dtype=x.dtype, device=x.device)
 
     def perturb(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:

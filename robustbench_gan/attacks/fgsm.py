@@ -6,7 +6,10 @@ from typing import Sequence
 from torch import Tensor
 
 from ..classifier import Classifier, frozen
-from .base import ATTACKS, Attack, Goal, check_loss, check_target, clip, input_gradient, l2_normalize, parse_norm
+from .base import (
+    ATTACKS, Attack, Goal, check_loss, check_positive, check_target, clip, goal_loss, l2_normalize, parse_norm,
+)
+from .loop import gradient
 
 
 @ATTACKS.register("fgsm")
@@ -16,15 +19,19 @@ class FGSM(Attack):
     Targeted (Kurakin et al. 2016): step *down* the cross-entropy of the target class, chosen by ``target_mode``
     (``fixed`` class ``target``, ``random`` other class, or ``least-likely`` class). With ``norm="2"`` the step is
     the L2-normalised gradient (the "fast gradient method"). For a list of eps the gradient is computed once.
+    ``eot_samples`` averages it over that many passes, for randomized models (EOT, Athalye et al. 2018).
     """
 
     name = "fgsm"
     role = "single-step"
 
     def __init__(
-        self, *, norm: str = "inf", targeted: bool = False, target_mode: str = "random", target: int = 0, loss: str = "ce"
+        self, *, norm: str = "inf", targeted: bool = False, target_mode: str = "random", target: int = 0,
+        loss: str = "ce", eot_samples: int = 1,
     ) -> None:
         super().__init__()
+        check_positive("eot_samples", eot_samples, integer=True)
+        self.eot_samples = int(eot_samples)
         check_target(targeted, target_mode, target)
         check_loss(loss)
         self.norm = parse_norm(norm)
@@ -35,7 +42,7 @@ class FGSM(Attack):
 
     def direction(self, clf: Classifier, x: Tensor, goal: Goal) -> Tensor:
         with frozen(clf):
-            grad, _ = input_gradient(clf, x, goal, self.loss)
+            grad, _ = gradient(clf, x, goal_loss(goal, self.loss), self.eot_samples)
         return grad.sign() if self.norm == "inf" else l2_normalize(grad)
 
     def perturb(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:

@@ -26,8 +26,14 @@ def clip(x: Tensor, clf: Classifier) -> Tensor:
     return x.clamp(lo, hi)
 
 
-def gradient(clf: Classifier, x: Tensor, loss: LossFn) -> tuple[Tensor, Tensor]:
-    """Gradient of the summed per-sample ``loss`` w.r.t. ``x`` and the logits at ``x`` (one forward + backward)."""
+def gradient(clf: Classifier, x: Tensor, loss: LossFn, eot_samples: int = 1) -> tuple[Tensor, Tensor]:
+    """Gradient of the summed per-sample ``loss`` w.r.t. ``x`` and the logits at ``x`` (one forward + backward).
+
+    ``eot_samples > 1`` averages the gradient (and logits) over that many passes: Expectation over Transformation
+    (Athalye, Carlini & Wagner 2018), for models whose outputs are random."""
+    if eot_samples > 1:
+        grads, outs = zip(*(gradient(clf, x, loss) for _ in range(eot_samples)))
+        return torch.stack(grads).mean(0), torch.stack(outs).mean(0)
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
         logits = clf(x)
@@ -46,6 +52,7 @@ def descend(
     loss: LossFn,
     start: Tensor | None = None,
     success: SuccessFn | None = None,
+    eot_samples: int = 1,
 ) -> tuple[Tensor, Tensor]:
     """``steps`` projected steepest-ascent steps of ``loss`` in the eps-ball of ``norm`` around ``x``.
 
@@ -53,14 +60,15 @@ def descend(
     runs all steps and the final iterate is returned (what adversarial training and transfer use). With
     ``success`` each sample keeps its *first* successful iterate, so a later step cannot undo a success, and the
     loop stops once every sample has succeeded; samples that never succeed get the final iterate. Returns the
-    points and the per-sample success mask (all False without ``success``).
+    points and the per-sample success mask (all False without ``success``). ``eot_samples`` averages each step's
+    gradient over that many passes (see :func:`gradient`).
     """
     found = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     with frozen(clf):
         xk = clip(x if start is None else start, clf).detach()
         best = xk.clone() if success is not None else xk
         for _ in range(steps):
-            grad, logits = gradient(clf, xk, loss)
+            grad, logits = gradient(clf, xk, loss, eot_samples)
             if success is not None:
                 new = success(logits) & ~found
                 if new.any():

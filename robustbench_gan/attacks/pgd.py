@@ -24,7 +24,8 @@ class PGD(Attack):
     projected back onto the ball; ``step_size`` defaults to ``2.5 * eps / steps`` (their rule of thumb, so the
     iterate can reach the boundary from anywhere in the ball). ``loss="margin"`` uses the Carlini-Wagner logit
     margin, robust to saturated softmax (gradient masking by distillation). Each sample keeps the first iterate
-    that succeeds, across steps and restarts, so a later step cannot undo a success.
+    that succeeds, across steps and restarts, so a later step cannot undo a success. ``eot_samples`` averages
+    each step's gradient over that many passes, for randomized models (EOT, Athalye et al. 2018).
     """
 
     name = "pgd"
@@ -43,9 +44,11 @@ class PGD(Attack):
         target_mode: str = "random",
         target: int = 0,
         seed: int = 0,
+        eot_samples: int = 1,
     ) -> None:
         super().__init__()
         check_positive("steps", steps, integer=True)
+        check_positive("eot_samples", eot_samples, integer=True)
         check_positive("restarts", restarts, integer=True)
         if step_size is not None:
             check_positive("step_size", step_size)
@@ -63,6 +66,7 @@ class PGD(Attack):
         self.target_mode = target_mode if targeted else ""
         self.target = target
         self.seed = seed
+        self.eot_samples = int(eot_samples)
 
     def schedule(self, clf: Classifier, eps: float) -> tuple[int, float]:
         """Number of steps and step size for this eps."""
@@ -83,7 +87,8 @@ class PGD(Attack):
             ga = Goal(goal.labels[active], goal.targeted)
             start = xa + random_delta(xa, eps, self.norm, gen) if self.random_start or restart > 0 else xa
             xk, found = descend(clf, xa, eps=eps, norm=self.norm, steps=steps, step_size=step,
-                                loss=goal_loss(ga, self.loss), start=start, success=lambda z: is_success(z, ga))
+                                loss=goal_loss(ga, self.loss), start=start, success=lambda z: is_success(z, ga),
+                                eot_samples=self.eot_samples)
             done[active[found]] = True
             # samples never fooled keep the last iterate of the last restart (a valid in-ball example)
             keep = found if restart < self.restarts - 1 else torch.ones_like(found)
@@ -99,7 +104,7 @@ class PGD(Attack):
         gen = torch.Generator().manual_seed(self.seed)
         start = x + random_delta(x, eps, self.norm, gen) if self.random_start else x
         xk, _ = descend(clf, x, eps=eps, norm=self.norm, steps=steps, step_size=step,
-                        loss=goal_loss(goal, self.loss), start=start)
+                        loss=goal_loss(goal, self.loss), start=start, eot_samples=self.eot_samples)
         return xk
 
 
@@ -124,12 +129,13 @@ class BIM(PGD):
         targeted: bool = False,
         target_mode: str = "least-likely",
         target: int = 0,
+        eot_samples: int = 1,
     ) -> None:
         if steps is not None:
             check_positive("steps", steps, integer=True)
         super().__init__(
             norm=norm, steps=steps or 10, step_size=step_size, random_start=False, loss=loss,
-            targeted=targeted, target_mode=target_mode, target=target,
+            targeted=targeted, target_mode=target_mode, target=target, eot_samples=eot_samples,
         )
         self.steps = None if steps is None else int(steps)  # type: ignore[assignment]  # None: Kurakin's rule per eps
 

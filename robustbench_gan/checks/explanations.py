@@ -45,7 +45,8 @@ EXPLANATIONS: dict[str, tuple[str, str]] = {
     ),
     "nondeterministic-outputs": (
         "Two forward passes in eval mode on the same input disagree: the model is randomized (or dropout was left "
-        "on). Attacks must then average gradients over the randomness (Expectation over Transformation).",
+        "on). Attacks must then average gradients over the randomness (Expectation over Transformation): give the "
+        "gradient attacks eot_samples (e.g. 20), as AutoAttack's rand version does.",
         "Athalye, Carlini & Wagner 2018, sec. 4.2 (EOT)",
     ),
 }

@@ -1,0 +1,213 @@
+"""Auto-PGD (Croce & Hein 2020, "Reliable evaluation of adversarial robustness with an ensemble of diverse
+parameter-free attacks", ICML): APGD with cross-entropy or DLR loss, and APGD-T (targeted DLR over the top
+classes). Linf and L2; per-sample step sizes, momentum and checkpoints; the norm-specific pieces are the hooks in
+:mod:`~robustbench_gan.attacks.norms`.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..classifier import Classifier, frozen
+from ..errors import ConfigError
+from .base import ATTACKS, Attack, Goal, attack_loss, check_positive, check_seed, is_success, parse_norm
+from .loop import clip
+from .norms import ascent_direction, project
+
+LossFn = Callable[[Tensor], Tensor]
+
+
+def dlr_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """Difference of Logits Ratio (Croce & Hein 2020, eq. 5), to ascend: ``-(z_y - max_{i != y} z_i) / (z_pi1 -
+    z_pi3)``. Invariant to shifting and scaling the logits, so a saturated softmax does not hide the gradient."""
+    if logits.shape[1] < 3:
+        raise ConfigError("the DLR loss needs at least 3 classes; use loss = 'ce'")
+    top, _ = logits.sort(dim=1, descending=True)
+    z_y = logits.gather(1, labels[:, None]).squeeze(1)
+    other = logits.masked_fill(F.one_hot(labels, logits.shape[1]).bool(), float("-inf")).amax(1)
+    return -(z_y - other) / (top[:, 0] - top[:, 2] + 1e-12)
+
+
+def targeted_dlr_loss(logits: Tensor, labels: Tensor, targets: Tensor) -> Tensor:
+    """Targeted DLR (Croce & Hein 2020, eq. 6), to ascend: ``-(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2)``."""
+    if logits.shape[1] < 4:
+        raise ConfigError("the targeted DLR loss needs at least 4 classes")
+    top, _ = logits.sort(dim=1, descending=True)
+    z_y = logits.gather(1, labels[:, None]).squeeze(1)
+    z_t = logits.gather(1, targets[:, None]).squeeze(1)
+    return -(z_y - z_t) / (top[:, 0] - 0.5 * (top[:, 2] + top[:, 3]) + 1e-12)
+
+
+def _per_sample(v: Tensor, like: Tensor) -> Tensor:
+    return v.view(-1, *([1] * (like.ndim - 1)))
+
+
+def _eot_gradient(clf: Classifier, x: Tensor, loss: LossFn, samples: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-sample loss, logits and input gradient of ``loss``, averaged over ``samples`` forward/backward passes
+    (Expectation over Transformation, Athalye et al. 2018: the same input, the model's own randomness)."""
+    grad = torch.zeros_like(x)
+    for _ in range(samples):
+        xg = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            logits = clf(xg)
+            values = loss(logits)
+            (g,) = torch.autograd.grad(values.sum(), xg)
+        grad += g
+    return values.detach(), logits.detach(), grad / samples
+
+
+def apgd_run(
+    clf: Classifier, x: Tensor, goal: Goal, loss: LossFn, *, eps: float, norm: str, steps: int, rho: float,
+    gen: torch.Generator, eot_samples: int = 1,
+) -> tuple[Tensor, Tensor]:
+    """One APGD run (Croce & Hein 2020, Algorithm 1) from a random start; returns each sample's first successful
+    iterate (or, where none succeeded, its highest-loss point) and the success mask.
+
+    Step size ``2 eps`` per sample; momentum 0.75; checkpoints after ``0.22 N`` steps, then every ``max(last -
+    0.03 N, 0.06 N)``. At a checkpoint a sample's step is halved, and it restarts from its best point, when its loss
+    rose in at most ``rho`` of the steps since the last checkpoint, or when the step was not halved last time and
+    the best loss has not improved since.
+    """
+    n = len(x)
+    if norm == "inf":
+        t = 2 * torch.rand(x.shape, generator=gen, dtype=x.dtype) - 1
+        t = t / _per_sample(t.flatten(1).abs().amax(1).clamp_min(1e-12), t)
+    else:
+        t = torch.randn(x.shape, generator=gen, dtype=x.dtype)
+        t = t / _per_sample(t.flatten(1).norm(dim=1).clamp_min(1e-12), t)
+    x_k = clip(x + eps * t.to(x.device), clf)
+    step = torch.full((n,), 2.0 * eps, dtype=x.dtype, device=x.device)
+    loss_k, logits, grad = _eot_gradient(clf, x_k, loss, eot_samples)
+    found = is_success(logits, goal)
+    adv = x_k.clone()
+    best_loss, x_best, grad_best = loss_k.clone(), x_k.clone(), grad.clone()
+    x_prev = x_k.clone()
+    interval = max(int(0.22 * steps), 1)
+    shrink, shortest = max(int(0.03 * steps), 1), max(int(0.06 * steps), 1)
+    since, rises = 0, torch.zeros(n, device=x.device)
+    reduced_last = torch.ones(n, dtype=torch.bool, device=x.device)
+    best_at_check = best_loss.clone()
+    for i in range(steps):
+        a = 0.75 if i > 0 else 1.0
+        s = _per_sample(step, x)
+        z = clip(x + project(x_k + s * ascent_direction(grad, norm) - x, eps, norm), clf)
+        moved = x_k + a * (z - x_k) + (1 - a) * (x_k - x_prev)
+        x_prev, x_k = x_k, clip(x + project(moved - x, eps, norm), clf)
+        previous = loss_k
+        loss_k, logits, grad = _eot_gradient(clf, x_k, loss, eot_samples)
+        new = is_success(logits, goal) & ~found
+        adv[new] = x_k[new]
+        found |= new
+        rises += (loss_k > previous).to(rises.dtype)
+        better = loss_k > best_loss
+        x_best[better], grad_best[better], best_loss[better] = x_k[better], grad[better], loss_k[better]
+        since += 1
+        if since == interval:
+            oscillating = rises <= interval * rho
+            stalled = ~reduced_last & (best_at_check >= best_loss)
+            reduce = oscillating | stalled
+            step[reduce] /= 2.0
+            x_k[reduce], grad[reduce] = x_best[reduce], grad_best[reduce]
+            reduced_last, best_at_check = reduce, best_loss.clone()
+            since, rises = 0, torch.zeros_like(rises)
+            interval = max(interval - shrink, shortest)
+        if bool(found.all()):
+            break
+    adv[~found] = x_best[~found]
+    return adv.detach(), found
+
+
+@ATTACKS.register("apgd")
+class APGD(Attack):
+    """APGD-CE / APGD-DLR (Croce & Hein 2020): ``loss = "ce"`` or ``"dlr"``, ``steps`` 100 and ``rho`` 0.75 as in the
+    paper, ``restarts`` from new random starts on the samples still standing, ``eot_samples`` gradients averaged per
+    step for randomized models. Untargeted; each sample keeps its first successful iterate."""
+
+    name = "apgd"
+    role = "iterative"
+
+    def __init__(self, *, norm: str = "inf", steps: int = 100, restarts: int = 1, loss: str = "ce", rho: float = 0.75,
+                 eot_samples: int = 1, seed: int = 0) -> None:
+        super().__init__()
+        for key, value in (("steps", steps), ("restarts", restarts), ("eot_samples", eot_samples)):
+            check_positive(key, value, integer=True)
+        if loss not in ("ce", "dlr"):
+            raise ConfigError(f"loss must be 'ce' or 'dlr', got {loss!r}")
+        if not isinstance(rho, (int, float)) or isinstance(rho, bool) or not 0 < rho < 1:
+            raise ConfigError(f"rho must be in (0, 1), got {rho!r}")
+        check_seed(seed)
+        self.norm, self.steps, self.restarts, self.loss = parse_norm(norm), int(steps), int(restarts), loss
+        self.rho, self.eot_samples, self.seed = float(rho), int(eot_samples), seed
+
+    def loss_fn(self, goal: Goal) -> LossFn:
+        if self.loss == "dlr":
+            return lambda logits: dlr_loss(logits, goal.labels)
+        return lambda logits: attack_loss(logits, goal, "ce")
+
+    def perturb(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
+        if eps == 0:
+            return x.clone()
+        gen = torch.Generator().manual_seed(self.seed)
+        best = x.clone()
+        done = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        with frozen(clf):
+            for restart in range(self.restarts):
+                active = (~done).nonzero().squeeze(1)
+                if len(active) == 0:
+                    break
+                ga = Goal(goal.labels[active], goal.targeted)
+                adv, found = apgd_run(clf, x[active], ga, self.loss_fn(ga), eps=eps, norm=self.norm,
+                                      steps=self.steps, rho=self.rho, gen=gen, eot_samples=self.eot_samples)
+                keep = found if restart < self.restarts - 1 else torch.ones_like(found)
+                best[active[keep]] = adv[keep]
+                done[active[found]] = True
+        return best
+
+
+@ATTACKS.register("apgd-t")
+class APGDT(APGD):
+    """APGD-T (Croce & Hein 2020): APGD on the targeted DLR loss toward each of the ``targets`` most likely other
+    classes in turn (9 in the paper, all classes but the true one on 10-class data), each run on the samples no
+    earlier target has fooled. Success is misclassification, as for every untargeted attack."""
+
+    name = "apgd-t"
+
+    def __init__(self, *, norm: str = "inf", steps: int = 100, targets: int = 9, restarts: int = 1,
+                 rho: float = 0.75, eot_samples: int = 1, seed: int = 0) -> None:
+        super().__init__(norm=norm, steps=steps, restarts=restarts, loss="dlr", rho=rho, eot_samples=eot_samples,
+                         seed=seed)
+        check_positive("targets", targets, integer=True)
+        self.targets = int(targets)
+
+    def perturb(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
+        if eps == 0:
+            return x.clone()
+        gen = torch.Generator().manual_seed(self.seed)
+        best = x.clone()
+        done = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        order = clf.predict(x).argsort(dim=1, descending=True)
+        ranks = range(1, min(self.targets, clf.num_classes - 1) + 1)
+        with frozen(clf):
+            for rank in ranks:
+                for _ in range(self.restarts):
+                    active = (~done).nonzero().squeeze(1)
+                    if len(active) == 0:
+                        return best
+                    labels = goal.labels[active]
+                    ranked = order[active]
+                    # the rank-th most likely class other than the true one
+                    others = ranked[ranked != labels[:, None]].view(len(active), -1)
+                    targets = others[:, rank - 1]
+                    ga = Goal(labels)
+                    adv, found = apgd_run(clf, x[active], ga, lambda z: targeted_dlr_loss(z, labels, targets),
+                                          eps=eps, norm=self.norm, steps=self.steps, rho=self.rho, gen=gen,
+                                          eot_samples=self.eot_samples)
+                    best[active[found]] = adv[found]
+                    done[active[found]] = True
+        left = ~done
+        if left.any():  # never fooled: a valid in-ball point (the clean input)
+            best[left] = x[left]
+        return best
