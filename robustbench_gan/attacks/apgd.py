@@ -5,7 +5,7 @@ classes). Linf and L2; per-sample step sizes, momentum and checkpoints; the norm
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -147,22 +147,27 @@ class APGD(Attack):
             return lambda logits: dlr_loss(logits, goal.labels)
         return lambda logits: attack_loss(logits, goal, "ce")
 
+    def runs(self, clf: Classifier, x: Tensor, goal: Goal) -> Iterable[Callable[[Tensor, Goal], LossFn]]:
+        """The loss of each APGD run, given the indices of the samples still standing: one per restart here."""
+        return [lambda active, ga: self.loss_fn(ga)] * self.restarts
+
     def perturb(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
+        """Every run on the samples still standing; a sample keeps its first success, else the highest-loss point
+        of the last run that had it (a valid point of the ball)."""
         if eps == 0:
             return x.clone()
         gen = torch.Generator().manual_seed(self.seed)
         best = x.clone()
         done = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         with frozen(clf):
-            for restart in range(self.restarts):
+            for make_loss in self.runs(clf, x, goal):
                 active = (~done).nonzero().squeeze(1)
                 if len(active) == 0:
                     break
                 ga = Goal(goal.labels[active], goal.targeted)
-                adv, found = apgd_run(clf, x[active], ga, self.loss_fn(ga), eps=eps, norm=self.norm,
+                adv, found = apgd_run(clf, x[active], ga, make_loss(active, ga), eps=eps, norm=self.norm,
                                       steps=self.steps, rho=self.rho, gen=gen, eot_samples=self.eot_samples)
-                keep = found if restart < self.restarts - 1 else torch.ones_like(found)
-                best[active[keep]] = adv[keep]
+                best[active] = adv
                 done[active[found]] = True
         return best
 
@@ -182,32 +187,13 @@ class APGDT(APGD):
         check_positive("targets", targets, integer=True)
         self.targets = int(targets)
 
-    def perturb(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
-        if eps == 0:
-            return x.clone()
-        gen = torch.Generator().manual_seed(self.seed)
-        best = x.clone()
-        done = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+    def runs(self, clf: Classifier, x: Tensor, goal: Goal) -> Iterable[Callable[[Tensor, Goal], LossFn]]:
+        """Targeted DLR toward the rank-th most likely class other than the true one, rank 1..targets."""
         order = clf.predict(x).argsort(dim=1, descending=True)
-        ranks = range(1, min(self.targets, clf.num_classes - 1) + 1)
-        with frozen(clf):
-            for rank in ranks:
-                for _ in range(self.restarts):
-                    active = (~done).nonzero().squeeze(1)
-                    if len(active) == 0:
-                        return best
-                    labels = goal.labels[active]
-                    ranked = order[active]
-                    # the rank-th most likely class other than the true one
-                    others = ranked[ranked != labels[:, None]].view(len(active), -1)
-                    targets = others[:, rank - 1]
-                    ga = Goal(labels)
-                    adv, found = apgd_run(clf, x[active], ga, lambda z: targeted_dlr_loss(z, labels, targets),
-                                          eps=eps, norm=self.norm, steps=self.steps, rho=self.rho, gen=gen,
-                                          eot_samples=self.eot_samples)
-                    best[active[found]] = adv[found]
-                    done[active[found]] = True
-        left = ~done
-        if left.any():  # never fooled: a valid in-ball point (the clean input)
-            best[left] = x[left]
-        return best
+        others = order[order != goal.labels[:, None]].view(len(x), -1)  # classes by clean logit, true one removed
+
+        def toward(rank: int) -> Callable[[Tensor, Goal], LossFn]:
+            return lambda active, ga: (lambda z: targeted_dlr_loss(z, ga.labels, others[active, rank]))
+
+        ranks = range(min(self.targets, clf.num_classes - 1))
+        return [toward(rank) for rank in ranks for _ in range(self.restarts)]
