@@ -13,7 +13,7 @@ from robustbench_gan.checks.table import (
 from robustbench_gan.classifier import Classifier
 
 
-ROLES = {"fgsm": "single-step", "pgd": "iterative", "bim": "iterative", "noise": "probe"}
+ROLES = {"fgsm": "single-step", "pgd": "iterative", "bim": "iterative", "noise": "probe", "square": "black-box"}
 
 
 def rec(attack, eps, acc, *, kind=None, threat="white-box", source="", model="m", defense="none", n=400, half=0.03):
@@ -125,3 +125,13 @@ def test_every_check_is_explained():
     for name, (explanation, reference) in EXPLANATIONS.items():
         assert len(explanation) > 40 and reference, name
 
+
+
+def test_black_box_below_white_box_flags_masked_gradients():
+    from robustbench_gan.checks.table import check_black_box_below_white_box
+
+    masked = [rec("pgd", 0.1, 0.80), rec("fgsm", 0.1, 0.85), rec("square", 0.1, 0.30, threat="black-box")]
+    honest = [rec("pgd", 0.1, 0.30), rec("fgsm", 0.1, 0.40), rec("square", 0.1, 0.32, threat="black-box")]
+    assert checks_of(check_black_box_below_white_box(masked)) == {"black-box-below-white-box"}
+    assert check_black_box_below_white_box(honest) == []
+    assert "black-box-below-white-box" in EXPLANATIONS

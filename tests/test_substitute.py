@@ -54,7 +54,7 @@ def test_attack_code_never_sees_logits_or_gradients(spied, batch):
 
     attack.perturb_many(clf, x, Goal(goal_labels), [0.1])
     assert spy.with_grad == 0
-    assert spy.inputs == attack.queries  # the query counter equals the oracle calls on inputs
+    assert spy.inputs == attack.queries_made  # the query counter equals the oracle calls on inputs
 
 
 def test_augmentation_doubles_the_set_and_counts_queries(cnn, batch):
@@ -63,7 +63,7 @@ def test_augmentation_doubles_the_set_and_counts_queries(cnn, batch):
     evaluate_attack(cnn, x, y, attack, [0.1], progress=False)
     assert [h.set_size for h in attack.history] == [40, 80, 160, 320]
     assert [h.queries for h in attack.history] == [40, 80, 160, 320]
-    assert attack.queries == 320
+    assert attack.queries_made == 320
 
 
 def test_reservoir_sampling_caps_new_points(cnn, batch):

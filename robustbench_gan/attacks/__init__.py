@@ -10,6 +10,7 @@ from .fgsm import FGSM
 from .noise import NoiseAttack, NoiseProbe, UniformNoise
 from .outcome import Outcome
 from .pgd import BIM, PGD
+from .square import Square
 from .substitute import Oracle, SubstituteAttack
 from .art import ArtAttack
 from .transfer import Crafted, craft, evaluate_transfer
@@ -18,6 +19,6 @@ Substitute = SubstituteAttack
 
 __all__ = [
     "APGD", "APGDT", "ATTACKS", "ROLES", "ArtAttack", "Attack", "BIM", "Crafted", "FGSM", "Goal", "NoiseAttack", "NoiseProbe",
-    "Oracle", "Outcome", "PGD", "Substitute", "SubstituteAttack", "UniformNoise", "craft", "evaluate_attack",
+    "Oracle", "Outcome", "PGD", "Square", "Substitute", "SubstituteAttack", "UniformNoise", "craft", "evaluate_attack",
     "evaluate_transfer", "make_attack",
 ]

@@ -162,9 +162,9 @@ class ArtAttack(Attack):
                     keep = (dist <= float(e) + 1e-6).view(-1, *([1] * (x.ndim - 1)))
                     out.append(torch.where(keep, adv, x))
         lo, hi = clf.bounds
-        self.queries = int(est.queries)
+        self.queries_made = int(est.queries)
         if not self.has_budget:  # one run serves every eps
-            self.queries_per_eps = [self.queries] * len(eps_list)
+            self.queries_per_eps = [self.queries_made] * len(eps_list)
         return [o.clamp(lo, hi) for o in out]
 
 

@@ -63,7 +63,7 @@ class Attack:
     norm: str = "inf"
 
     def __init__(self) -> None:
-        self.queries = 0
+        self.queries_made = 0
         self.queries_per_eps: list[int] | None = None
 
     def make_goal(self, clf: Classifier, x: Tensor, y: Tensor, *, seed: int = 0) -> Goal:

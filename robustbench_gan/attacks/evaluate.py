@@ -52,7 +52,7 @@ def evaluate_batched(
     for bi, start in enumerate(tqdm(batches, desc=desc or attack.name, disable=not progress, leave=False)):
         xb, yb = x[start : start + batch_size], y[start : start + batch_size]
         goal = attack.make_goal(clf, xb, yb, seed=seed + bi)
-        attack.queries, attack.queries_per_eps = 0, None
+        attack.queries_made, attack.queries_per_eps = 0, None
         scored = clf.queries
         t0 = time.perf_counter()
         advs = attack.perturb_many(clf, xb, goal, eps_list)
@@ -67,7 +67,7 @@ def evaluate_batched(
             elif attack.threat == "white-box":  # work shared across eps (FGSM's one gradient) is split evenly
                 queries[i] += scored // len(eps_list) + (i < scored % len(eps_list))
             else:
-                queries[i] += attack.queries // len(eps_list)
+                queries[i] += attack.queries_made // len(eps_list)
         if minimum_norm:
             found = getattr(attack, "found", None)
             found = advs[-1] if found is None else found

@@ -198,7 +198,7 @@ class SubstituteAttack(Attack):
         x0 = x[: self.holdout]
         sub = self.train_substitute(oracle, x0, spec, x_check=x0, y_check=goal.labels[: self.holdout],
                                     oracle_check=oracle(x0), progress=False)
-        self.queries = oracle.queries
+        self.queries_made = oracle.queries
         return self.examples(sub, x, eps_list)
 
     def evaluate(
@@ -220,7 +220,7 @@ class SubstituteAttack(Attack):
                                     progress=progress)
         advs = self.examples(sub, x_eval, eps_list)
         seconds = time.perf_counter() - t0
-        self.queries = oracle.queries
+        self.queries_made = oracle.queries
         outcomes = []
         for eps, xa in zip(eps_list, advs):
             adv_pred = clf.predict(xa).argmax(1)

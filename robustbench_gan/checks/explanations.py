@@ -33,6 +33,12 @@ EXPLANATIONS: dict[str, tuple[str, str]] = {
         "examples crafted on the model itself with full gradient access: the white-box gradients are masked.",
         "Carlini & Wagner 2017; Tramer et al. 2018; Athalye et al. 2018",
     ),
+    "black-box-below-white-box": (
+        "An attack that only sees the model's outputs (Square, the substitute attack) fools it more than the "
+        "white-box attacks that follow its gradients: the gradients mislead (masking or obfuscation). AutoAttack "
+        "raises the same warning when Square beats its APGD runs.",
+        "Croce & Hein 2020 (AutoAttack, flags_doc); Athalye, Carlini & Wagner 2018",
+    ),
     "zero-gradients": (
         "Many inputs have an all-zero or non-finite loss gradient, so gradient attacks cannot move them. Typical of "
         "a saturated softmax (defensive distillation): use a margin (logit) loss or transfer attacks.",

@@ -93,8 +93,34 @@ def check_white_box_above_transfer(records: list[dict[str, Any]]) -> list[Flag]:
     return flags
 
 
+def check_black_box_below_white_box(records: list[dict[str, Any]]) -> list[Flag]:
+    """A black-box attack (role ``black-box``) leaves less accuracy than every white-box gradient attack
+    (``single-step`` or ``iterative``) at the same model, defense, norm and eps, beyond the intervals."""
+    white: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in _white_box_untargeted(records):
+        if r.get("attack_role") in ("single-step", "iterative"):
+            white[(r["model"], r["defense"], r.get("norm"), r["eps"])].append(r)
+    flags, seen = [], set()
+    for b in records:
+        if b.get("attack_role") != "black-box" or b.get("targeted") or _missing(b.get("robust_accuracy")):
+            continue
+        rows = white.get((b["model"], b["defense"], b.get("norm"), b["eps"]))
+        if not rows:
+            continue
+        best = min(rows, key=lambda r: r["robust_accuracy"])
+        key = (b["model"], b["defense"], b["attack"])
+        if b["robust_accuracy_high"] < best["robust_accuracy_low"] and key not in seen:
+            seen.add(key)
+            flags.append(make_flag(
+                "black-box-below-white-box", b["model"], b["defense"], b["attack"],
+                f"at eps {b['eps']:g}, the black-box {b['attack']} leaves {b['robust_accuracy']:.1%} accuracy but the "
+                f"strongest white-box attack ({best['attack']}) {best['robust_accuracy']:.1%}"))
+    return flags
+
+
 TABLE_CHECKS: list[Callable[[list[dict[str, Any]]], list[Flag]]] = [
     check_accuracy_rises_with_eps, check_single_step_vs_iterative, check_white_box_above_transfer,
+    check_black_box_below_white_box,
 ]
 
 
