@@ -74,23 +74,28 @@ def check_single_step_vs_iterative(records: list[dict[str, Any]], *, far: float 
     return flags
 
 
+def _beaten(check: str, pairs: Iterable[tuple[dict[str, Any], dict[str, Any] | None]],
+            message: Callable[[dict[str, Any], dict[str, Any]], str]) -> list[Flag]:
+    """One flag per (model, defense, attack) whose row lies below its white-box reference row, intervals disjoint:
+    an attack of a weaker threat model doing better than the gradients means the gradients mislead."""
+    flags, seen = [], set()
+    for row, ref in pairs:
+        key = (row["model"], row["defense"], row["attack"])
+        if ref is not None and ref["robust_accuracy_low"] > row["robust_accuracy_high"] and key not in seen:
+            seen.add(key)
+            flags.append(make_flag(check, row["model"], row["defense"], row["attack"], message(row, ref)))
+    return flags
+
+
 def check_white_box_above_transfer(records: list[dict[str, Any]]) -> list[Flag]:
     """White-box accuracy above the accuracy under transferred examples of the same attack and eps."""
     wb = {(r["model"], r["defense"], r["attack"], r["eps"]): r for r in records
           if r.get("threat") == "white-box" and not _missing(r.get("robust_accuracy"))}
-    flags, seen = [], set()
-    for t in records:
-        if t.get("threat") != "transfer" or _missing(t.get("robust_accuracy")):
-            continue
-        w = wb.get((t["model"], t["defense"], t["attack"], t["eps"]))
-        key = (t["model"], t["defense"], t["attack"])
-        if w is not None and w["robust_accuracy_low"] > t["robust_accuracy_high"] and key not in seen:
-            seen.add(key)
-            flags.append(make_flag(
-                "white-box-above-transfer", t["model"], t["defense"], t["attack"],
-                f"at eps {t['eps']:g}, white-box {t['attack']} leaves {w['robust_accuracy']:.1%} accuracy but "
-                f"examples transferred from {t['source']} leave only {t['robust_accuracy']:.1%}"))
-    return flags
+    pairs = [(t, wb.get((t["model"], t["defense"], t["attack"], t["eps"]))) for t in records
+             if t.get("threat") == "transfer" and not _missing(t.get("robust_accuracy"))]
+    return _beaten("white-box-above-transfer", pairs, lambda t, w: (
+        f"at eps {t['eps']:g}, white-box {t['attack']} leaves {w['robust_accuracy']:.1%} accuracy but "
+        f"examples transferred from {t['source']} leave only {t['robust_accuracy']:.1%}"))
 
 
 def check_black_box_below_white_box(records: list[dict[str, Any]]) -> list[Flag]:
@@ -100,22 +105,16 @@ def check_black_box_below_white_box(records: list[dict[str, Any]]) -> list[Flag]
     for r in _white_box_untargeted(records):
         if r.get("attack_role") in ("single-step", "iterative"):
             white[(r["model"], r["defense"], r.get("norm"), r["eps"])].append(r)
-    flags, seen = [], set()
-    for b in records:
-        if b.get("attack_role") != "black-box" or b.get("targeted") or _missing(b.get("robust_accuracy")):
-            continue
+
+    def strongest(b: dict[str, Any]) -> dict[str, Any] | None:
         rows = white.get((b["model"], b["defense"], b.get("norm"), b["eps"]))
-        if not rows:
-            continue
-        best = min(rows, key=lambda r: r["robust_accuracy"])
-        key = (b["model"], b["defense"], b["attack"])
-        if b["robust_accuracy_high"] < best["robust_accuracy_low"] and key not in seen:
-            seen.add(key)
-            flags.append(make_flag(
-                "black-box-below-white-box", b["model"], b["defense"], b["attack"],
-                f"at eps {b['eps']:g}, the black-box {b['attack']} leaves {b['robust_accuracy']:.1%} accuracy but the "
-                f"strongest white-box attack ({best['attack']}) {best['robust_accuracy']:.1%}"))
-    return flags
+        return min(rows, key=lambda r: r["robust_accuracy"]) if rows else None
+
+    pairs = [(b, strongest(b)) for b in records if b.get("attack_role") == "black-box" and not b.get("targeted")
+             and not _missing(b.get("robust_accuracy"))]
+    return _beaten("black-box-below-white-box", pairs, lambda b, w: (
+        f"at eps {b['eps']:g}, the black-box {b['attack']} leaves {b['robust_accuracy']:.1%} accuracy but the "
+        f"strongest white-box attack ({w['attack']}) {w['robust_accuracy']:.1%}"))
 
 
 TABLE_CHECKS: list[Callable[[list[dict[str, Any]]], list[Flag]]] = [
