@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, IterableDataset
+from torch.utils.data import DataLoader, Dataset
 
 from .attacks import ATTACKS, Attack, make_attack
 from .classifier import Classifier, eval_mode
@@ -37,16 +37,23 @@ def _tensor(value: Any, what: str) -> Tensor:
 
 
 def _batches(batches: Iterable[Any]) -> tuple[Tensor, Tensor]:
-    """Concatenate an iterable of ``(x, y)`` batches (a DataLoader, a generator, a list of pairs)."""
+    """Concatenate an iterable of ``(x, y)`` batches (a DataLoader, a generator, a list of pairs); single samples
+    (an image and a scalar label each) are stacked."""
     xs, ys = [], []
     for i, batch in enumerate(batches):
         if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-            raise DataError(f"batch {i} of the data is a {type(batch).__name__}, expected an (x, y) pair")
+            raise DataError(f"item {i} of the data is a {type(batch).__name__}, expected an (x, y) pair")
         xs.append(_tensor(batch[0], "images"))
         ys.append(_tensor(batch[1], "labels"))
     if not xs:
         raise DataError("the data yielded no batches; it is empty")
-    return torch.cat(xs), torch.cat(ys)
+    try:
+        if ys[0].ndim == 0:  # one sample per item
+            return torch.stack(xs), torch.stack(ys)
+        return torch.cat(xs), torch.cat(ys)
+    except RuntimeError as exc:
+        raise DataError(f"the data's items do not fit together ({str(exc).splitlines()[0]}); give (x, y) batches "
+                        "of images [N, C, H, W] and labels [N]") from None
 
 
 def _as_data(data: Any, *, num_classes: int | None, bounds: Sequence[float], mean: Any, std: Any) -> Data:
@@ -60,7 +67,7 @@ def _as_data(data: Any, *, num_classes: int | None, bounds: Sequence[float], mea
                             name=data.spec.name)
     if isinstance(data, (tuple, list)) and len(data) == 2 and not isinstance(data[0], (tuple, list)):
         x, y = _tensor(data[0], "images"), _tensor(data[1], "labels")
-    elif isinstance(data, Dataset) and not isinstance(data, IterableDataset):
+    elif isinstance(data, Dataset):  # map-style or iterable: the DataLoader batches both
         x, y = _batches(DataLoader(data, batch_size=512, shuffle=False))
     elif isinstance(data, Iterable):
         x, y = _batches(data)
@@ -72,7 +79,7 @@ def _as_data(data: Any, *, num_classes: int | None, bounds: Sequence[float], mea
 
 def _as_tuple(value: Any, what: str) -> tuple[Any, ...]:
     """One value or several: ``"pgd"`` and ``0.1`` mean ``("pgd",)`` and ``(0.1,)``."""
-    if isinstance(value, (str, int, float, Attack)) or not isinstance(value, Iterable):
+    if isinstance(value, (str, int, float, np.generic, Attack)) or not isinstance(value, Iterable):
         return (value,)
     values = tuple(value)
     if not values:
@@ -81,8 +88,12 @@ def _as_tuple(value: Any, what: str) -> tuple[Any, ...]:
 
 
 def _eps_values(eps: Any) -> tuple[float, ...]:
+    if isinstance(eps, (Tensor, np.ndarray)):
+        eps = eps.reshape(-1).tolist()
     out = []
     for e in _as_tuple(eps, "eps"):
+        if isinstance(e, (np.generic, Tensor)) and getattr(e, "ndim", 0) == 0:
+            e = e.item()
         if isinstance(e, bool) or not isinstance(e, (int, float)) or not math.isfinite(e) or e < 0:
             raise ConfigError(f"eps values must be finite numbers >= 0 (pixel units, e.g. eps=8/255), got {e!r}")
         out.append(float(e))
@@ -150,8 +161,9 @@ def benchmark(
     eps_list = _eps_values(eps)
     configs = tuple(_attack_config(a, eps_list) for a in _as_tuple(attacks, "attacks"))
     _check_budget(configs, d.spec.bounds)
-    was_training = model.training
-    if was_training:
+    modes = {m: m.training for m in model.modules()}  # restored one by one: frozen sub-modules stay frozen
+    where = next((t.device for t in (*model.parameters(), *model.buffers())), None)
+    if model.training:
         log.warning("%s is in train mode: it is evaluated in eval mode (dropout off, batch-norm running statistics), "
                     "as attacks must see a fixed function; its train mode is restored afterwards",
                     name or type(model).__name__)
@@ -160,7 +172,10 @@ def benchmark(
                           device=dev, seed=seed, n=n, batch_size=batch_size, name=name, checks=checks,
                           progress=progress)
     finally:
-        model.train(was_training)
+        for module, training in modes.items():
+            module.training = training
+        if where is not None:
+            model.to(where)
 
 
 def _benchmark(

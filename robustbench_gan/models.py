@@ -114,7 +114,7 @@ def _import(module_name: str, search: Sequence[str]) -> Any:
         extra = [str(Path(p).resolve()) for p in search if str(Path(p).resolve()) not in sys.path]
         if exc.name not in (top, module_name) or not extra:
             raise
-    sys.path[:0] = extra  # kept: the model's module may import its siblings later
+    sys.path.extend(extra)  # after sys.path: installed modules win; kept, as the module may import siblings later
     importlib.invalidate_caches()
     return importlib.import_module(module_name)
 

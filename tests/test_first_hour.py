@@ -316,3 +316,55 @@ def test_threads_option_sets_the_numerics_and_is_restored(tmp_path):
     manifest = json.loads((tmp_path / "o" / "results.json").read_text())["manifest"]
     assert manifest["numerics"] == "cpu/threads=1"
     assert main(["run", str(tmp_path / "t.toml"), "-q", "--out", str(tmp_path / "o"), "--threads", "0"]) == 2
+
+
+def test_benchmark_more_inputs_randomized_models_and_submodule_modes(small, digits):
+    from torch.utils.data import IterableDataset
+
+    x, y = digits.x_test[:40], digits.y_test[:40]
+    base = benchmark(small, (x, y), attacks="fgsm", eps=0.1, progress=False, checks=False)
+
+    class Stream(IterableDataset):
+        def __iter__(self):
+            return iter(zip(x, y))
+
+    pairs = [(x[i], y[i]) for i in range(len(x))]
+    for data, eps in ((pairs, np.float64(0.1)), (Stream(), torch.tensor([0.1], dtype=torch.float64))):
+        assert _records(benchmark(small, data, attacks="fgsm", eps=eps, progress=False, checks=False)) == \
+            _records(base)
+
+    class Noisy(nn.Module):  # random at evaluation time: same seed must still give the same numbers
+        def __init__(self):
+            super().__init__()
+            self.inner = small
+
+        def forward(self, z):
+            return self.inner(z + 0.2 * torch.randn_like(z))
+
+    runs = [_records(benchmark(Noisy(), (x, y), attacks="pgd", eps=0.1, seed=0, progress=False, checks=False))
+            for _ in range(2)]
+    assert runs[0] == runs[1]
+
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.BatchNorm1d(16), nn.Linear(16, 10)).train()
+    net[2].eval()  # a frozen batch norm inside a model being fine-tuned
+    benchmark(net, (x, y), attacks="fgsm", eps=0.1, progress=False, checks=False)
+    assert net.training and not net[2].training
+
+
+def test_apgd_transfers_full_strength_examples(cnn, digits):
+    from robustbench_gan.attacks import APGD, Goal
+
+    x, y = digits.x_test[:60], digits.y_test[:60]
+    attack = APGD(steps=10)
+    first = attack.perturb(cnn, x, Goal(y), eps=0.2)
+    full = attack.transfer_many(cnn, x, Goal(y), [0.2])[0]
+    assert float((full - x).abs().amax()) <= 0.2 + 1e-6
+
+    def loss(xa):
+        return float(nn.functional.cross_entropy(cnn.predict(xa), y))
+
+    assert loss(full) > loss(first)  # every step's best point, not the first success
+    def acc(xa):
+        return float((cnn.predict(xa).argmax(1) == y).float().mean())
+
+    assert acc(full) <= acc(first)

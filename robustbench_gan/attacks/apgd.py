@@ -5,7 +5,7 @@ classes). Linf and L2; per-sample step sizes, momentum and checkpoints; the norm
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -61,7 +61,7 @@ def _eot_gradient(clf: Classifier, x: Tensor, loss: LossFn, samples: int) -> tup
 
 def apgd_run(
     clf: Classifier, x: Tensor, goal: Goal, loss: LossFn, *, eps: float, norm: str, steps: int, rho: float,
-    gen: torch.Generator, eot_samples: int = 1,
+    gen: torch.Generator, eot_samples: int = 1, stop_at_success: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """One APGD run (Croce & Hein 2020, Algorithm 1) from a random start; returns each sample's first successful
     iterate (or, where none succeeded, its highest-loss point) and the success mask.
@@ -69,7 +69,8 @@ def apgd_run(
     Step size ``2 eps`` per sample; momentum 0.75; checkpoints after ``0.22 N`` steps, then every ``max(last -
     0.03 N, 0.06 N)``. At a checkpoint a sample's step is halved, and it restarts from its best point, when its loss
     rose in at most ``rho`` of the steps since the last checkpoint, or when the step was not halved last time and
-    the best loss has not improved since.
+    the best loss has not improved since. ``stop_at_success=False`` runs every step and returns each sample's
+    highest-loss point (full-strength examples for transfer).
     """
     n = len(x)
     if norm == "inf":
@@ -114,8 +115,10 @@ def apgd_run(
             reduced_last, best_at_check = reduce, best_loss.clone()
             since, rises = 0, torch.zeros_like(rises)
             interval = max(interval - shrink, shortest)
-        if bool(found.all()):
+        if stop_at_success and bool(found.all()):
             break
+    if not stop_at_success:
+        return x_best.detach(), found
     adv[~found] = x_best[~found]
     return adv.detach(), found
 
@@ -150,6 +153,23 @@ class APGD(Attack):
     def runs(self, clf: Classifier, x: Tensor, goal: Goal) -> Iterable[Callable[[Tensor, Goal], LossFn]]:
         """The loss of each APGD run, given the indices of the samples still standing: one per restart here."""
         return [lambda active, ga: self.loss_fn(ga)] * self.restarts
+
+    def transfer_many(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float]) -> list[Tensor]:
+        """Full-strength examples for other models: every step of the first run, each sample's highest-loss point
+        (barely-adversarial first successes rarely transfer)."""
+        out = []
+        for e in eps_list:
+            if e == 0:
+                out.append(x.clone())
+                continue
+            make_loss = next(iter(self.runs(clf, x, goal)))
+            with frozen(clf):
+                adv, _ = apgd_run(clf, x, goal, make_loss(torch.arange(len(x), device=x.device), goal), eps=float(e),
+                                  norm=self.norm, steps=self.steps, rho=self.rho,
+                                  gen=torch.Generator().manual_seed(self.seed), eot_samples=self.eot_samples,
+                                  stop_at_success=False)
+            out.append(adv)
+        return out
 
     def perturb(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
         """Every run on the samples still standing; a sample keeps its first success, else the highest-loss point

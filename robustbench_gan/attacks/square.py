@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..classifier import Classifier
+from ..classifier import Classifier, eval_mode
 from ..errors import ConfigError
 from .base import ATTACKS, Attack, Goal, check_positive, check_seed, check_target
 from .loop import clip
@@ -69,6 +69,10 @@ class Square(Attack):
     def perturb(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
         if eps == 0:
             return x.clone()
+        with eval_mode(clf):
+            return self._search(clf, x, goal, eps)
+
+    def _search(self, clf: Classifier, x: Tensor, goal: Goal, eps: float) -> Tensor:
         gen = torch.Generator().manual_seed(self.seed)
         n, c, h, w = x.shape
         stripes = torch.randint(0, 2, (n, c, 1, w), generator=gen).to(x.device, x.dtype) * 2 - 1
@@ -90,9 +94,17 @@ class Square(Attack):
             in_cols = (cols >= left[:, None]) & (cols < left[:, None] + s)
             window = (in_rows[:, None, :, None] & in_cols[:, None, None, :]).to(x.dtype)
             signs = (torch.randint(0, 2, (k, c, 1, 1), generator=gen) * 2 - 1).to(x.device, x.dtype)
-            xa = x[active]
-            candidate = best[active] + window * (2 * eps) * signs
-            candidate = clip(torch.min(torch.max(candidate, xa - eps), xa + eps), clf)
+            xa, current = x[active], best[active]
+
+            def propose(signs: Tensor) -> Tensor:
+                step = current + window * (2 * eps) * signs
+                return clip(torch.min(torch.max(step, xa - eps), xa + eps), clf)
+
+            candidate = propose(signs)
+            same = (candidate == current).flatten(1).all(1)  # the window already has these signs: flip them
+            if same.any():  # (the reference resamples; a flip is the one draw that changes it on one channel)
+                signs = torch.where(same.view(-1, 1, 1, 1), -signs, signs)
+                candidate = propose(signs)
             ga = Goal(goal.labels[active], goal.targeted)
             m_new, l_new = self.margin_and_loss(clf, candidate, ga)
             keep = (l_new < loss[active]) | (m_new <= 0)

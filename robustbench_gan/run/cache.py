@@ -22,7 +22,9 @@ def cell_key(cell: Cell, target_keys: list[str], source_keys: list[str] | None, 
     attack: dict[str, Any] = {"kind": cell.attack.kind, "params": cell.attack.params, "eps": cell.attack.eps}
     if cell.attack.instance is not None:
         attack["instance"] = repr(cell.attack.instance)
+    names = [s.suite, s.dataset, cell.attack.name, cell.source_name, [[m.name, d.name] for m, d in cell.targets]]
     return config_hash({"version": CACHE_VERSION, "targets": target_keys, "source": source_keys, "attack": attack,
+                        "names": names,  # the records carry them
                         "eval_n": s.eval_n, "seed": s.seed, "gallery": s.gallery, "batch_size": s.batch_size,
                         "numerics": numerics})
 

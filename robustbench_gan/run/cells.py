@@ -2,6 +2,7 @@
 that an executor can run it in another process or on another machine."""
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -43,9 +44,24 @@ def ensemble(members: list[Classifier]) -> Classifier:
     return Classifier(MeanLogits(members), num_classes=first.num_classes, bounds=first.bounds).eval()
 
 
+def cell_seed(cell: Cell) -> int:
+    """The seed of torch's global generators while a cell runs: the run's seed and the cell's identity, so a model
+    that draws random numbers (dropout left on, noise layers) gives the same numbers whatever ran before."""
+    ident = "|".join([cell.attack.name, cell.source_name, *(f"{m.name}/{d.name}" for m, d in cell.targets)])
+    return (cell.settings.seed * 1_000_003 + zlib.crc32(ident.encode())) % 2**63
+
+
 def run_cell(cell: Cell, classifiers: Mapping[ClassifierId, Classifier], data: EvalData, *,
              progress: bool = False) -> CellOutput:
     """Records (one per target and eps), gallery entries, substitute histories and per-sample blocks of a cell."""
+    devices = [data.x.device] if data.x.is_cuda else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(cell_seed(cell))
+        return _run_cell(cell, classifiers, data, progress=progress)
+
+
+def _run_cell(cell: Cell, classifiers: Mapping[ClassifierId, Classifier], data: EvalData, *,
+              progress: bool) -> CellOutput:
     s = cell.settings
     attack = cell.attack.build()
     if cell.source is not None:

@@ -43,11 +43,26 @@ def model_data(cfg: ModelConfig, data: Data) -> Data:
     return replace(data, spec=spec)  # same tensors and fingerprint: the model's settings are in its cache key
 
 
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file's bytes ("" when it cannot be read: loading it will say why)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError:
+        return ""
+    return h.hexdigest()
+
+
 def classifier_key(model: ModelConfig, defense: DefenseConfig, data: Data, seed: int, numerics: str = "") -> str:
     """The cache key of a classifier: its weights file, or everything its training depends on (the numerics too:
     device and CPU threads)."""
     if model.weights is not None and defense.kind == "none":
-        return config_hash({"weights": str(model.weights), "model": model.describe()})
+        return config_hash({"weights": str(model.weights), "weights_sha256": file_digest(model.weights),
+                            "model": model.describe(), "data": data.fingerprint()})
     train = replace(model.train, **defense.train)
     return config_hash({
         "data": data.fingerprint(), "model": {**model.describe(), "train": train.as_dict()},

@@ -210,7 +210,8 @@ def run_suite(
     if not isinstance(suite, SuiteConfig):
         suite = load_suite(suite, overrides=overrides)
     elif overrides:
-        suite = validate_suite({**suite.raw, **overrides}, source=suite.source)
+        folder = Path(suite.source).parent if Path(suite.source).is_file() else None
+        suite = validate_suite({**suite.raw, **overrides}, source=suite.source, base=folder)
     if not cache:
         cache_dir = None
     elif cache_dir is None and out is not None:
