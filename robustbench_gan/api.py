@@ -22,7 +22,7 @@ from .data import Data, from_tensors, load_dataset
 from .errors import ConfigError, DataError, ModelError
 from .results import Results
 from .run import run_pipeline
-from .suite import AttackConfig, EvalConfig, ModelConfig, SuiteConfig, TransferConfig
+from .suite import AttackConfig, EvalConfig, ModelConfig, SuiteConfig, TransferConfig, check_eps_range
 
 log = logging.getLogger(__name__)
 
@@ -111,16 +111,9 @@ def _attack_config(spec: str | Attack, eps: tuple[float, ...]) -> AttackConfig:
 
 
 def _check_budget(configs: Sequence[AttackConfig], bounds: tuple[float, float]) -> None:
-    """An Linf eps beyond the whole pixel range is almost always a budget in 0..255 units for [0, 1] images."""
-    width = bounds[1] - bounds[0]
+    """The suites' eps-range check: an Linf eps beyond the whole pixel range is a budget in 0..255 units."""
     for cfg in configs:
-        attack = cfg.build()
-        big = [e for e in cfg.eps if e > width * (1 + 1e-9)]
-        if attack.norm == "inf" and big:
-            e = big[0]
-            raise ConfigError(f"eps {e:g} of {cfg.name} is larger than the whole pixel range [{bounds[0]:g}, "
-                              f"{bounds[1]:g}]; eps is in pixel units: for {e:g} grey levels of 255 write "
-                              f"{e:g}/255 (= {e / 255 * width:.4g})")
+        check_eps_range("benchmark()", f"attack {cfg.name}", cfg.eps, cfg.build().norm, bounds)
 
 
 def benchmark(

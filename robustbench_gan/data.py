@@ -261,13 +261,11 @@ def from_tensors(
     x = x.detach().to(torch.float32).cpu()
     y = _class_indices(y.detach().cpu(), len(x))
     if len(x) and bool(torch.isfinite(x).all()):
-        lo, hi = float(bounds[0]), float(bounds[1])
         xmin, xmax = float(x.min()), float(x.max())
-        if xmin < lo - 1e-6 or xmax > hi + 1e-6:
-            hint = ("they look normalized: pass images in pixel space and give mean=... and std=... (the wrapper "
-                    "normalizes, so attacks perturb pixels)" if xmin < 0 <= lo else
-                    f"rescale them or pass bounds=({math.floor(xmin):g}, {math.ceil(xmax):g})")
-            raise DataError(f"evaluation images span [{xmin:.4g}, {xmax:.4g}], outside bounds [{lo:g}, {hi:g}]; {hint}")
+        fix = ("they look normalized: pass images in pixel space and give mean=... and std=... (the wrapper "
+               "normalizes, so attacks perturb pixels)" if xmin < 0 <= float(bounds[0]) else
+               f"rescale them or pass bounds=({math.floor(xmin):g}, {math.ceil(xmax):g})")
+        _check_pixels(x, "evaluation images:", (float(bounds[0]), float(bounds[1])), fix)
     k = int(num_classes) if num_classes is not None else int(y.max()) + 1
     spec = DataSpec(
         name,

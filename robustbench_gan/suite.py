@@ -448,7 +448,8 @@ def check_eps_range(source: str, where: str, eps: tuple[float, ...], norm: str,
         if e > width * (1 + 1e-9):
             raise ConfigError(
                 f"{source}: {where}: eps {e:g} is larger than the data's whole pixel range [{lo:g}, {hi:g}]; "
-                f"eps is in pixel units, e.g. {8 / 255 * width:.3g} (8/255 of the range) for 8 grey levels"
+                f"eps is in pixel units: for {e:g} grey levels of 255 write {e:g}/255 (= {e / 255 * width:.4g}), "
+                f"e.g. {8 / 255 * width:.3g} (8/255 of the range) for 8"
             )
 
 

@@ -381,7 +381,7 @@ def test_from_tensors_and_validate_errors() -> None:
     x, y = torch.rand(4, 1, 3, 3), torch.tensor([0, 1, 2, 1])
     d = from_tensors(x, y)
     assert d.spec.num_classes == 3 and torch.equal(d.x_test, x)
-    with pytest.raises(DataError, match=r"outside bounds \[0, 1\]; rescale"):
+    with pytest.raises(DataError, match=r"outside the declared bounds \[0, 1\]; rescale"):
         from_tensors(x * 3, y)
     bad = x.clone()
     bad[0, 0, 0, 0] = float("nan")

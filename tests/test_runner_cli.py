@@ -223,7 +223,7 @@ def test_benchmark_accepts_dataset_and_normalization(digits):
     r = benchmark(model, ds, attacks=("fgsm",), eps=(0.0, 0.1), mean=(0.3,), std=(0.4,), progress=False)
     assert len(r.records) == 2 and r.records[0]["robust_accuracy"] == r.records[0]["clean_accuracy"]
     from robustbench_gan.errors import DataError
-    with pytest.raises(DataError, match=r"outside bounds \[0, 1\]; rescale"):
+    with pytest.raises(DataError, match=r"outside the declared bounds \[0, 1\]; rescale"):
         benchmark(model, (digits.x_test * 3, digits.y_test), progress=False)
     assert torch.is_tensor(digits.x_test)
 

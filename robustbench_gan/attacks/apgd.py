@@ -14,7 +14,7 @@ from torch import Tensor
 from ..classifier import Classifier, frozen
 from ..errors import ConfigError
 from .base import ATTACKS, Attack, Goal, attack_loss, check_positive, check_seed, is_success, parse_norm
-from .loop import clip
+from .loop import clip, loss_gradient
 from .norms import ascent_direction, project
 
 LossFn = Callable[[Tensor], Tensor]
@@ -45,20 +45,6 @@ def _per_sample(v: Tensor, like: Tensor) -> Tensor:
     return v.view(-1, *([1] * (like.ndim - 1)))
 
 
-def _eot_gradient(clf: Classifier, x: Tensor, loss: LossFn, samples: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-sample loss, logits and input gradient of ``loss``, averaged over ``samples`` forward/backward passes
-    (Expectation over Transformation, Athalye et al. 2018: the same input, the model's own randomness)."""
-    grad = torch.zeros_like(x)
-    for _ in range(samples):
-        xg = x.detach().requires_grad_(True)
-        with torch.enable_grad():
-            logits = clf(xg)
-            values = loss(logits)
-            (g,) = torch.autograd.grad(values.sum(), xg)
-        grad += g
-    return values.detach(), logits.detach(), grad / samples
-
-
 def apgd_run(
     clf: Classifier, x: Tensor, goal: Goal, loss: LossFn, *, eps: float, norm: str, steps: int, rho: float,
     gen: torch.Generator, eot_samples: int = 1, stop_at_success: bool = True,
@@ -81,7 +67,7 @@ def apgd_run(
         t = t / _per_sample(t.flatten(1).norm(dim=1).clamp_min(1e-12), t)
     x_k = clip(x + eps * t.to(x.device), clf)
     step = torch.full((n,), 2.0 * eps, dtype=x.dtype, device=x.device)
-    loss_k, logits, grad = _eot_gradient(clf, x_k, loss, eot_samples)
+    loss_k, logits, grad = loss_gradient(clf, x_k, loss, eot_samples)
     found = is_success(logits, goal)
     adv = x_k.clone()
     best_loss, x_best, grad_best = loss_k.clone(), x_k.clone(), grad.clone()
@@ -98,7 +84,7 @@ def apgd_run(
         moved = x_k + a * (z - x_k) + (1 - a) * (x_k - x_prev)
         x_prev, x_k = x_k, clip(x + project(moved - x, eps, norm), clf)
         previous = loss_k
-        loss_k, logits, grad = _eot_gradient(clf, x_k, loss, eot_samples)
+        loss_k, logits, grad = loss_gradient(clf, x_k, loss, eot_samples)
         new = is_success(logits, goal) & ~found
         adv[new] = x_k[new]
         found |= new

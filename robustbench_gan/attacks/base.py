@@ -17,6 +17,7 @@ from ..classifier import Classifier
 from ..core.validation import check_bool, check_positive, check_seed  # noqa: F401  (re-exported for attacks)
 from ..errors import ConfigError
 from ..registry import Registry
+from .evaluate import evaluate_batched
 from .loop import clip, gradient
 from .norms import flat_norm, l2_normalize, parse_norm, project  # noqa: F401  (re-exported)
 
@@ -50,7 +51,7 @@ class Attack:
 
     Subclasses implement :meth:`perturb` (one eps) and may override :meth:`perturb_many` to share work across
     a list of eps (FGSM computes its gradient once). ``threat`` is ``"white-box"`` unless the attack only
-    queries labels or scores (``"black-box"``); ``role`` is one of :data:`ROLES`; ``queries`` is the number of
+    queries labels or scores (``"black-box"``); ``role`` is one of :data:`ROLES`; ``queries_made`` is the number of
     model queries of the last call.
     """
 
@@ -97,8 +98,6 @@ class Attack:
 
         Attacks with their own protocol (the substitute attack holds out its seed set; the noise probe starts
         from noise) override this."""
-        from .evaluate import evaluate_batched
-
         return evaluate_batched(self, clf, x, y, eps_list, batch_size=batch_size, seed=seed,
                                 gallery_size=gallery_size, desc=desc, progress=progress)
 

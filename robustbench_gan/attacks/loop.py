@@ -26,19 +26,26 @@ def clip(x: Tensor, clf: Classifier) -> Tensor:
     return x.clamp(lo, hi)
 
 
-def gradient(clf: Classifier, x: Tensor, loss: LossFn, eot_samples: int = 1) -> tuple[Tensor, Tensor]:
-    """Gradient of the summed per-sample ``loss`` w.r.t. ``x`` and the logits at ``x`` (one forward + backward).
+def loss_gradient(clf: Classifier, x: Tensor, loss: LossFn, eot_samples: int = 1) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-sample ``loss``, logits and the input gradient of the summed loss at ``x`` (one forward + backward).
 
-    ``eot_samples > 1`` averages the gradient (and logits) over that many passes: Expectation over Transformation
-    (Athalye, Carlini & Wagner 2018), for models whose outputs are random."""
+    ``eot_samples > 1`` averages all three over that many passes: Expectation over Transformation (Athalye,
+    Carlini & Wagner 2018), for models whose outputs are random."""
     if eot_samples > 1:
-        grads, outs = zip(*(gradient(clf, x, loss) for _ in range(eot_samples)))
-        return torch.stack(grads).mean(0), torch.stack(outs).mean(0)
+        values, logits, grads = zip(*(loss_gradient(clf, x, loss) for _ in range(eot_samples)))
+        return torch.stack(values).mean(0), torch.stack(logits).mean(0), torch.stack(grads).mean(0)
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
         logits = clf(x)
-        (grad,) = torch.autograd.grad(loss(logits).sum(), x)
-    return grad, logits.detach()
+        values = loss(logits)
+        (grad,) = torch.autograd.grad(values.sum(), x)
+    return values.detach(), logits.detach(), grad
+
+
+def gradient(clf: Classifier, x: Tensor, loss: LossFn, eot_samples: int = 1) -> tuple[Tensor, Tensor]:
+    """The input gradient of the summed per-sample ``loss`` and the logits at ``x`` (see :func:`loss_gradient`)."""
+    _, logits, grad = loss_gradient(clf, x, loss, eot_samples)
+    return grad, logits
 
 
 def descend(

@@ -1,6 +1,9 @@
 """Device resolution."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 from ..errors import ConfigError
 
 
@@ -27,3 +30,21 @@ def numerics(device: str) -> str:
         index = torch.device(device).index or 0
         return f"cuda/{torch.cuda.get_device_name(index)}"
     return f"cpu/threads={torch.get_num_threads()}"
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's CPU threads set to ``threads`` for the block and restored afterwards (``None``: left as they are)."""
+    if threads is None:
+        yield
+        return
+    import torch
+
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"threads must be a positive integer (CPU threads of torch), got {threads!r}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

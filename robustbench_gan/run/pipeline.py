@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from ..classifier import Classifier
-from ..core.device import numerics, resolve_device
+from ..core.device import numerics, resolve_device, torch_threads
 from ..data import DATASETS, Data, load_dataset, subset
-from ..errors import ConfigError
 from ..results import Results, new_manifest
 from ..suite import SuiteConfig, load_suite, validate_suite
 from .cache import CellCache, cell_key
@@ -58,11 +57,6 @@ def _plan_order(suite: SuiteConfig, cells: list[Cell]) -> Any:
     return key
 
 
-def check_threads(threads: Any) -> None:
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ConfigError(f"threads must be a positive integer (CPU threads of torch), got {threads!r}")
-
-
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C during a run; ``str()`` says what was kept for the next run."""
 
@@ -98,19 +92,9 @@ def run_pipeline(
     ``prebuilt`` classifiers (``benchmark()``'s model) are used as given instead of being trained. ``threads``
     sets torch's CPU threads for the run (restored afterwards); the numbers can depend on it, so it is part of
     every cache key and of the manifest."""
-    if threads is None:
+    with torch_threads(threads):
         return _run_pipeline(suite, data, device=device, cache_dir=cache_dir, progress=progress, checks=checks,
                              prebuilt=prebuilt, executor=executor, manifest_config=manifest_config)
-    import torch
-
-    check_threads(threads)
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        return _run_pipeline(suite, data, device=device, cache_dir=cache_dir, progress=progress, checks=checks,
-                             prebuilt=prebuilt, executor=executor, manifest_config=manifest_config)
-    finally:
-        torch.set_num_threads(before)
 
 
 def _run_pipeline(
@@ -216,8 +200,6 @@ def run_suite(
         cache_dir = None
     elif cache_dir is None and out is not None:
         cache_dir = Path(out) / "cache"
-    if threads is not None:
-        check_threads(threads)
     results = run_pipeline(suite, load_suite_data(suite), cache_dir=cache_dir, progress=progress,
                            executor=executor, threads=threads)
     if out is not None:
