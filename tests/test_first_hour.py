@@ -368,3 +368,15 @@ def test_apgd_transfers_full_strength_examples(cnn, digits):
         return float((cnn.predict(xa).argmax(1) == y).float().mean())
 
     assert acc(full) <= acc(first)
+
+
+def test_art_info_lines_stay_out_of_the_output_and_the_readme_lists_the_extra_columns(tmp_path):
+    (tmp_path / "a.toml").write_text(TINY.replace('name = "fgsm"\n', 'name = "fgsm"\nkind = "art:FastGradientMethod"\n'))
+    r = _cli(["run", "a.toml", "--out", "o", "--device", "cpu"], cwd=tmp_path)  # INFO level: our lines only
+    assert r.returncode == 0, r.stderr
+    assert "robustbench_gan" in r.stderr and "ART_DATA_PATH" not in r.stderr and "Inferred" not in r.stderr
+    assert json.loads((tmp_path / "o" / "results.json").read_text())["records"][0]["attack_kind"] == \
+        "art:FastGradientMethod"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for column in ("attack_kind", "attack_role", "defense_kind"):
+        assert f"`{column}`" in readme
