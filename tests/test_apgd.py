@@ -145,34 +145,3 @@ def test_eot_averages_the_gradient_of_every_gradient_attack(cnn, digits):
     clf.queries = 0
     APGD(steps=2, eot_samples=3)(clf, x, Goal(y), eps=0.01)
     assert clf.queries == len(x) * 3 * (2 + 1)  # start + 2 steps, 3 passes each (eps too small to stop early)
-
-
-def test_square_at_least_as_strong_as_torchattacks_and_counts_its_queries(cnn, digits):
-    """Square (Andriushchenko et al. 2020), Linf, margin loss: ours samples a window per image (the paper's
-    Algorithm 1; torchattacks one per batch), so it is at least as strong at the same query budget."""
-    from robustbench_gan.attacks import Square
-
-    x, y = digits.x_test[:N], digits.y_test[:N]
-    for eps in (0.1, 0.2):
-        ours_left = theirs_left = 0
-        for seed in SEEDS:
-            cnn.queries = 0
-            adv = Square(queries=300, seed=seed)(cnn, x, Goal(y), eps=eps)
-            assert 0 < cnn.queries <= N * 300  # scores only, and a fooled sample stops querying
-            assert float((adv - x).abs().max()) <= eps + 1e-6 and adv.min() >= 0 and adv.max() <= 1
-            ours_left += robust(cnn, adv, y)
-            theirs_left += robust(cnn, torchattacks.Square(cnn, norm="Linf", eps=eps, n_queries=300, seed=seed)(x, y), y)
-        assert ours_left <= theirs_left + len(SEEDS), (eps, ours_left, theirs_left)
-
-
-def test_square_needs_no_gradient(cnn, digits):
-    from robustbench_gan.attacks import Square
-
-    class NoGradient(nn.Module):
-        def forward(self, z):
-            return cnn(z).detach()  # scores only: a gradient attack would fail here
-
-    clf = Classifier(NoGradient(), num_classes=10).eval()
-    x, y = digits.x_test[:30], digits.y_test[:30]
-    adv = Square(queries=200)(clf, x, Goal(y), eps=0.2)
-    assert accuracy(clf, adv, y) < accuracy(clf, x, y) - 0.3

@@ -1,7 +1,8 @@
 """Square Attack (Andriushchenko, Croce, Flammarion & Hein 2020, "Square Attack: a query-efficient black-box
-adversarial attack via random search", ECCV): score-based random search with square-shaped updates."""
+adversarial attack via random search", ECCV): score-based random search with square-shaped updates, Linf and L2."""
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -10,7 +11,7 @@ from torch import Tensor
 
 from ..classifier import Classifier, eval_mode
 from ..errors import ConfigError
-from .base import ATTACKS, Attack, Goal, check_positive, check_seed, check_target
+from .base import ATTACKS, Attack, Goal, check_positive, check_seed, check_target, flat_norm, parse_norm
 from .loop import clip
 
 
@@ -25,24 +26,80 @@ def p_schedule(p_init: float, i: int, queries: int) -> float:
     return p_init
 
 
+@functools.lru_cache(maxsize=64)
+def bump(a: int, b: int) -> Tensor:
+    """Their ``pseudo_gaussian_pert_rectangles``: an ``a x b`` bump, unit L2 norm (float64, CPU). A pixel at
+    Chebyshev distance ``d`` from the centre ``(a // 2, b // 2)`` gets ``sum_{k >= d} 1 / (k + 1)^2``: the sum of
+    concentric rectangles of weights ``1 / (k + 1)^2``."""
+    d = torch.maximum((torch.arange(a) - a // 2).abs()[:, None], (torch.arange(b) - b // 2).abs()[None, :])
+    rings = 1.0 / torch.arange(1, max(a, b) // 2 + 2, dtype=torch.float64) ** 2
+    out = rings.flip(0).cumsum(0).flip(0)[d]  # tail sums: sum_{k >= d} rings[k]
+    return out / out.norm().clamp_min(1e-300)
+
+
+@functools.lru_cache(maxsize=64)
+def meta_bump(s: int) -> Tensor:
+    """Their ``meta_pseudo_gaussian_pert`` before its random transpose: an ``s x s`` square, a positive bump on the
+    top ``s // 2`` rows and a negative one below, unit L2 norm (float64, CPU)."""
+    out = torch.cat([bump(s // 2, s), -bump(s - s // 2, s)])
+    return out / out.norm()
+
+
+def _window(top: Tensor, left: Tensor, s: int, h: int, w: int) -> Tensor:
+    """Boolean masks ``[k, 1, h, w]``: per sample, the ``s x s`` square with its corner at ``(top, left)``."""
+    rows = torch.arange(h, device=top.device)
+    cols = torch.arange(w, device=top.device)
+    in_rows = (rows >= top[:, None]) & (rows < top[:, None] + s)
+    in_cols = (cols >= left[:, None]) & (cols < left[:, None] + s)
+    return in_rows[:, None, :, None] & in_cols[:, None, None, :]
+
+
+def _square_index(top: Tensor, left: Tensor, s: int, c: int) -> tuple[Tensor, ...]:
+    """Advanced indices that read or write the ``[k, c, s, s]`` squares of ``[k, c, h, w]`` at ``(top, left)``."""
+    dev = top.device
+    span = torch.arange(s, device=dev)
+    return (torch.arange(len(top), device=dev)[:, None, None, None], torch.arange(c, device=dev)[:, None, None],
+            (top[:, None] + span)[:, None, :, None], (left[:, None] + span)[:, None, None, :])
+
+
+def _sq_norm(t: Tensor) -> Tensor:
+    """Per sample and channel L2 norm over the two pixel axes, ``[k, c, 1, 1]``."""
+    return t.square().sum((-2, -1), keepdim=True).sqrt()
+
+
 @ATTACKS.register("square")
 class Square(Attack):
-    """Square Attack, Linf (Andriushchenko et al. 2020, Algorithm 1 with the Linf sampling of sec. 3.1).
+    """Square Attack (Andriushchenko, Croce, Flammarion & Hein 2020, ECCV), Linf or L2 (``norm``).
 
-    Only the model's scores are used (``threat = black-box``; every scored input is counted). Start: vertical
-    stripes of ``+-eps``; then, per sample, a random square window of side ``sqrt(p * pixels)`` is set to ``+-2 eps``
-    per channel and the step is kept when the loss drops (or the sample is fooled). Defaults as in the paper:
-    ``queries`` 5,000, ``p_init`` 0.8, margin loss; ``loss = "ce"`` is the alternative. A sample stops querying once
-    it is fooled.
+    Only the model's scores are used (``threat = black-box``; every scored input is counted). Random search
+    (Algorithm 1 of the paper): a step is kept when the loss drops (or the sample is fooled), and a sample stops
+    querying once it is fooled. The size of the changed squares follows their schedule: a fraction ``p`` of the
+    pixels, ``p_init`` halved at iterations 10, 50, 200, ... of 10,000, rescaled to ``queries``.
+
+    - Linf (sec. 3.1): start at vertical stripes of ``+-eps``; per sample, a random square window of side
+      ``sqrt(p * pixels)`` is set to ``+-eps`` around the input per channel.
+    - L2 (sec. 3.2, Algorithm 3): start at a grid of blocks (side ``min(h, w) // 5``) of their "meta pseudo-
+      Gaussian" pattern (a bump and its negative, randomly transposed) with random signs per channel, scaled to
+      norm eps. Each step takes two random windows (odd side ``>= 3``): the perturbation mass of both, plus what is
+      left of the eps budget, goes to the first as a new meta pseudo-Gaussian pattern (random sign per channel)
+      added to its old direction; the second is zeroed. The whole perturbation is rescaled to norm eps and
+      clipped to the bounds (their code).
+
+    Defaults: ``queries`` 5,000 and ``p_init`` 0.8, the settings AutoAttack runs Square with, for Linf and L2 alike
+    (Croce & Hein 2020, "Reliable evaluation of adversarial robustness with an ensemble of diverse parameter-free
+    attacks", ICML); margin loss (the paper's); ``loss = "ce"`` is the alternative. The authors tune ``p_init`` per
+    model (their README's Linf runs: 0.05 on ImageNet models, 0.8 on Madry's robust MNIST model). Windows are drawn
+    per image (their code draws one per batch) and may sit anywhere in the image.
     """
 
     name = "square"
     threat = "black-box"
     role = "black-box"
 
-    def __init__(self, *, queries: int = 5000, p_init: float = 0.8, loss: str = "margin",
+    def __init__(self, *, norm: str = "inf", queries: int = 5000, p_init: float = 0.8, loss: str = "margin",
                  targeted: bool = False, target_mode: str = "random", target: int = 0, seed: int = 0) -> None:
         super().__init__()
+        self.norm = parse_norm(norm)
         check_positive("queries", queries, integer=True)
         if not isinstance(p_init, (int, float)) or isinstance(p_init, bool) or not 0 < p_init <= 1:
             raise ConfigError(f"p_init must be in (0, 1], got {p_init!r}")
@@ -50,7 +107,6 @@ class Square(Attack):
             raise ConfigError(f"loss must be 'margin' or 'ce', got {loss!r}")
         check_target(targeted, target_mode, target)
         check_seed(seed)
-        self.norm = "inf"  # the L2 version (sec. 3.2 of the paper) is not here yet: art:SquareAttack with norm = 2
         self.queries, self.p_init, self.loss, self.seed = int(queries), float(p_init), loss, seed
         self.targeted, self.target_mode, self.target = targeted, target_mode if targeted else "", target
 
@@ -59,7 +115,7 @@ class Square(Attack):
         with torch.no_grad():
             logits = clf(x)
         z_goal = logits.gather(1, goal.labels[:, None]).squeeze(1)
-        other = logits.masked_fill(F.one_hot(goal.labels, logits.shape[1]).bool(), float("-inf")).amax(1)
+        other = logits.scatter(1, goal.labels[:, None], float("-inf")).amax(1)
         margin = other - z_goal if goal.targeted else z_goal - other
         if self.loss == "margin":
             return margin, margin
@@ -70,44 +126,121 @@ class Square(Attack):
         if eps == 0:
             return x.clone()
         with eval_mode(clf):
-            return self._search(clf, x, goal, eps)
+            return self._search(clf, x, goal, eps) if self.norm == "inf" else self._search_l2(clf, x, goal, eps)
 
     def _search(self, clf: Classifier, x: Tensor, goal: Goal, eps: float) -> Tensor:
         gen = torch.Generator().manual_seed(self.seed)
         n, c, h, w = x.shape
+        dev = (lambda t: t) if x.device.type == "cpu" else (lambda t: t.to(x.device))
         stripes = torch.randint(0, 2, (n, c, 1, w), generator=gen).to(x.device, x.dtype) * 2 - 1
         best = clip(x + eps * stripes, clf)
+        low, high = clip(x - eps, clf), clip(x + eps, clf)  # the eps ball within the bounds, per pixel
         margin, loss = self.margin_and_loss(clf, best, goal)
         side_max = min(h, w)
+        rows, cols = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
+        # the samples still searching, compacted: positions, current point, ball, labels, loss
+        idx = (margin > 0).nonzero().squeeze(1)
+        current, lo, hi, labels, loss = best[idx], low[idx], high[idx], goal.labels[idx], loss[idx]
+        for i in range(self.queries - 1):  # the start was the first query
+            k = len(idx)
+            if k == 0:
+                break
+            p = p_schedule(self.p_init, i, self.queries)
+            s = min(max(int(round(math.sqrt(p * h * w))), 1), side_max)
+            top = dev(torch.randint(0, h - s + 1, (k,), generator=gen))
+            left = dev(torch.randint(0, w - s + 1, (k,), generator=gen))
+            in_rows = (rows >= top[:, None]) & (rows < top[:, None] + s)
+            in_cols = (cols >= left[:, None]) & (cols < left[:, None] + s)
+            window = in_rows[:, None, :, None] & in_cols[:, None, None, :]
+            signs = (torch.randint(0, 2, (k, c, 1, 1), generator=gen) * 2 - 1).to(x.device, x.dtype)
+            candidate = torch.clamp(current + (2 * eps) * (window * signs), lo, hi)
+            same = (candidate == current).flatten(1).all(1)  # the window already has these signs: flip them
+            if same.any():  # (the reference resamples; a flip is the one draw that changes it on one channel)
+                j = same.nonzero().squeeze(1)
+                candidate[j] = torch.clamp(current[j] + (2 * eps) * (window[j] * -signs[j]), lo[j], hi[j])
+            m_new, l_new = self.margin_and_loss(clf, candidate, Goal(labels, goal.targeted))
+            fooled = m_new <= 0
+            keep = (l_new < loss) | fooled
+            current = torch.where(keep.view(-1, 1, 1, 1), candidate, current)
+            loss = torch.where(keep, l_new, loss)
+            if fooled.any():  # fooled samples stop querying: write them back and leave the batch
+                best[idx[fooled]] = current[fooled]
+                stay = ~fooled
+                idx, current, lo, hi, labels, loss = (v[stay] for v in (idx, current, lo, hi, labels, loss))
+        best[idx] = current
+        return best
+
+    def _search_l2(self, clf: Classifier, x: Tensor, goal: Goal, eps: float) -> Tensor:
+        gen = torch.Generator().manual_seed(self.seed)
+        n, c, h, w = x.shape
+        best = clip(x + eps * l2_start(x, gen), clf)
+        margin, loss = self.margin_and_loss(clf, best, goal)
         for i in range(self.queries - 1):  # the start was the first query
             active = (margin > 0).nonzero().squeeze(1)
             if len(active) == 0:
                 break
             p = p_schedule(self.p_init, i, self.queries)
-            s = min(max(int(round(math.sqrt(p * h * w))), 1), side_max)
+            s = max(int(round(math.sqrt(p * h * w))), 3)
+            s = min(s + 1 - s % 2, h, w)  # odd and at least 3 (theirs), but within the image
             k = len(active)
-            top = torch.randint(0, h - s + 1, (k,), generator=gen).to(x.device)
-            left = torch.randint(0, w - s + 1, (k,), generator=gen).to(x.device)
-            rows = torch.arange(h, device=x.device)
-            cols = torch.arange(w, device=x.device)
-            in_rows = (rows >= top[:, None]) & (rows < top[:, None] + s)
-            in_cols = (cols >= left[:, None]) & (cols < left[:, None] + s)
-            window = (in_rows[:, None, :, None] & in_cols[:, None, None, :]).to(x.dtype)
+            top, left, top2, left2 = (torch.randint(0, m - s + 1, (k,), generator=gen).to(x.device)
+                                      for m in (h, w, h, w))
+            pattern = patterns(s, k, gen, x)  # [k, 1, s, s], randomly transposed per sample
             signs = (torch.randint(0, 2, (k, c, 1, 1), generator=gen) * 2 - 1).to(x.device, x.dtype)
-            xa, current = x[active], best[active]
-
-            def propose(signs: Tensor) -> Tensor:
-                step = current + window * (2 * eps) * signs
-                return clip(torch.min(torch.max(step, xa - eps), xa + eps), clf)
-
-            candidate = propose(signs)
-            same = (candidate == current).flatten(1).all(1)  # the window already has these signs: flip them
-            if same.any():  # (the reference resamples; a flip is the one draw that changes it on one channel)
-                signs = torch.where(same.view(-1, 1, 1, 1), -signs, signs)
-                candidate = propose(signs)
+            xa = x[active]
+            delta = l2_window_update(best[active] - xa, eps, (top, left), (top2, left2), pattern * signs)
+            scale = eps / flat_norm(delta, "2").clamp_min(torch.finfo(x.dtype).tiny)
+            candidate = clip(xa + delta * scale.view(-1, 1, 1, 1), clf)  # norm eps, then the bounds (theirs)
             ga = Goal(goal.labels[active], goal.targeted)
             m_new, l_new = self.margin_and_loss(clf, candidate, ga)
             keep = (l_new < loss[active]) | (m_new <= 0)
             idx = active[keep]
             best[idx], margin[idx], loss[idx] = candidate[keep], m_new[keep], l_new[keep]
         return best
+
+
+def patterns(s: int, k: int, gen: torch.Generator, like: Tensor, shape: tuple[int, ...] = ()) -> Tensor:
+    """``k`` meta pseudo-Gaussian ``s x s`` squares, ``[k, 1, *shape, s, s]``, each transposed with probability 1/2
+    (drawn from ``gen`` on the CPU), in ``like``'s dtype and device."""
+    base = meta_bump(s).to(like.dtype)
+    flip = torch.randint(0, 2, (k, 1, *shape, 1, 1), generator=gen).bool()
+    return torch.where(flip, base.T, base).to(like.device)
+
+
+def l2_start(x: Tensor, gen: torch.Generator) -> Tensor:
+    """Their L2 start, unit norm per sample: a centred grid of ``s x s`` blocks, ``s = min(h, w) // 5`` (at least 1,
+    so that images under 5 pixels get one block per pixel), each a meta pseudo-Gaussian square with a random sign
+    per channel."""
+    n, c, h, w = x.shape
+    s = max(min(h, w) // 5, 1)
+    nh, nw = h // s, w // s
+    top, left = (h - nh * s) // 2, (w - nw * s) // 2
+    blocks = patterns(s, n, gen, x, (nh, nw))  # [n, 1, nh, nw, s, s]
+    signs = (torch.randint(0, 2, (n, c, nh, nw, 1, 1), generator=gen) * 2 - 1).to(x.device, x.dtype)
+    tiles = (blocks * signs).permute(0, 1, 2, 4, 3, 5).reshape(n, c, nh * s, nw * s)
+    delta = torch.zeros_like(x)
+    delta[:, :, top:top + nh * s, left:left + nw * s] = tiles
+    return delta / flat_norm(delta, "2").view(-1, 1, 1, 1)
+
+
+def l2_window_update(delta: Tensor, eps: float, first: tuple[Tensor, Tensor], second: tuple[Tensor, Tensor],
+                     step: Tensor) -> Tensor:
+    """Their L2 update of the perturbations ``delta`` ``[k, c, h, w]`` (norms at most eps), with two ``s x s``
+    windows per sample, corners ``first = (top, left)`` and ``second``, and ``step`` ``[k, c, s, s]`` (a meta
+    pseudo-Gaussian square with a random sign per channel).
+
+    Per channel, the first window becomes the direction of ``step`` plus its old direction, with all the mass of
+    the two windows plus an equal share of the unused budget ``eps^2 - ||delta||^2``; the rest of the second
+    window is zeroed and everything else is kept. The result has norm eps (and ``max(||delta||, eps)`` always)."""
+    k, c, h, w = delta.shape
+    s = step.shape[-1]
+    tiny = torch.finfo(delta.dtype).tiny  # guards 0 / 0 (a window without perturbation) at any scale
+    in_first, in_second = _window(*first, s, h, w), _window(*second, s, h, w)
+    square = _square_index(*first, s, c)
+    old = delta[square]
+    budget = (eps ** 2 - flat_norm(delta, "2").square()).clamp_min(0).view(-1, 1, 1, 1) / c
+    mass = (budget + _sq_norm(delta * (in_first | in_second)).square()).sqrt()  # per channel, [k, c, 1, 1]
+    new = step + old / _sq_norm(old).clamp_min(tiny)
+    out = delta.masked_fill(in_second, 0)
+    out[square] = new / _sq_norm(new).clamp_min(tiny) * mass
+    return out

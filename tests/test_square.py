@@ -1,0 +1,235 @@
+"""Square Attack (Andriushchenko, Croce, Flammarion & Hein 2020), Linf and L2, cross-checked against torchattacks 3.5
+on the natural digits CNN: ours must leave at most torchattacks' robust accuracy plus one sample per seed.
+
+Ours draws its windows per image (the paper's Algorithm 1; their code one per batch) and places them anywhere in the
+image (their code never at the last row or column), so it is at least as strong at the same query budget. L2 on 100
+digits, 300 queries, seeds 0-3, robust samples summed over the seeds: eps 0.5 ours 291, torchattacks 309; eps 1.0
+ours 61, torchattacks 100; eps 1.5 ours 1, torchattacks 4."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from robustbench_gan.attacks import Goal, Square
+from robustbench_gan.attacks.square import bump, l2_start, l2_window_update, meta_bump
+from robustbench_gan.classifier import Classifier
+
+torchattacks = pytest.importorskip("torchattacks")
+
+N = 100  # evaluated samples: one sample is 1%
+SEEDS = range(4)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Runs after conftest's two threads: this file is query loops on a tiny CNN, where a second thread gains little
+    and, on a shared busy machine, made every forward pass about ten times slower (measured)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def accuracy(clf: Classifier, x: torch.Tensor, y: torch.Tensor) -> float:
+    return float((clf.predict(x).argmax(1) == y).float().mean())
+
+
+def robust(clf: Classifier, x: torch.Tensor, y: torch.Tensor) -> int:
+    return int((clf.predict(x).argmax(1) == y).sum())
+
+
+def test_square_at_least_as_strong_as_torchattacks_and_counts_its_queries(cnn, digits):
+    """Square (Andriushchenko et al. 2020), Linf, margin loss: ours samples a window per image (the paper's
+    Algorithm 1; torchattacks one per batch), so it is at least as strong at the same query budget."""
+    x, y = digits.x_test[:N], digits.y_test[:N]
+    for eps in (0.1, 0.2):
+        ours_left = theirs_left = 0
+        for seed in SEEDS:
+            cnn.queries = 0
+            adv = Square(queries=300, seed=seed)(cnn, x, Goal(y), eps=eps)
+            assert 0 < cnn.queries <= N * 300  # scores only, and a fooled sample stops querying
+            assert float((adv - x).abs().max()) <= eps + 1e-6 and adv.min() >= 0 and adv.max() <= 1
+            ours_left += robust(cnn, adv, y)
+            theirs_left += robust(cnn, torchattacks.Square(cnn, norm="Linf", eps=eps, n_queries=300, seed=seed)(x, y), y)
+        assert ours_left <= theirs_left + len(SEEDS), (eps, ours_left, theirs_left)
+
+
+def test_square_needs_no_gradient(cnn, digits):
+    class NoGradient(nn.Module):
+        def forward(self, z):
+            return cnn(z).detach()  # scores only: a gradient attack would fail here
+
+    clf = Classifier(NoGradient(), num_classes=10).eval()
+    x, y = digits.x_test[:30], digits.y_test[:30]
+    adv = Square(queries=200)(clf, x, Goal(y), eps=0.2)
+    assert accuracy(clf, adv, y) < accuracy(clf, x, y) - 0.3
+
+
+def test_square_l2_at_least_as_strong_as_torchattacks(cnn, digits):
+    """L2 (sec. 3.2), margin loss, 100 queries; measured: eps 0.5 ours 237, torchattacks 240 (seeds 0-2); eps 1.0
+    ours 84, torchattacks 110."""
+    x, y = digits.x_test[:N], digits.y_test[:N]
+    queries, seeds = 100, range(3)
+    for eps in (0.5, 1.0):
+        ours_left = theirs_left = 0
+        for seed in seeds:
+            cnn.queries = 0
+            adv = Square(norm="2", queries=queries, seed=seed)(cnn, x, Goal(y), eps=eps)
+            assert N < cnn.queries < N * queries  # scores only, and a fooled sample stops querying
+            assert float((adv - x).flatten(1).norm(dim=1).max()) <= eps * (1 + 1e-5)
+            assert adv.min() >= 0 and adv.max() <= 1
+            ours_left += robust(cnn, adv, y)
+            theirs = torchattacks.Square(cnn, norm="L2", eps=eps, n_queries=queries, n_restarts=1, p_init=0.8,
+                                         loss="margin", seed=seed)
+            theirs_left += robust(cnn, theirs(x, y), y)
+        assert ours_left <= theirs_left + len(seeds), (eps, ours_left, theirs_left)
+
+
+def test_the_l2_patterns_are_theirs():
+    """``bump`` and ``meta_bump`` against torchattacks' copies of the authors' ``pseudo_gaussian_pert_rectangles``
+    and ``meta_pseudo_gaussian_pert`` (which transposes at random)."""
+    theirs = torchattacks.Square(nn.Identity(), norm="L2")
+    theirs.device = "cpu"
+    for a in range(1, 12):
+        for b in range(1, 12):
+            assert torch.allclose(bump(a, b), theirs.eta_rectangles(a, b).double(), atol=1e-6), (a, b)
+    torch.manual_seed(0)
+    for s in range(1, 14):
+        eta = theirs.eta(s).double()
+        assert torch.allclose(meta_bump(s), eta, atol=1e-6) or torch.allclose(meta_bump(s).T, eta, atol=1e-6), s
+        assert abs(float(meta_bump(s).norm()) - 1) < 1e-12
+
+
+def test_the_l2_update_moves_the_mass_of_two_windows_into_the_first():
+    """Per channel, the first window gets the direction of the step plus its old direction and the mass of both
+    windows plus a share of the unused budget; the rest of the second is zeroed, the rest of the image kept; the
+    result has norm eps. Overlapping, disjoint and identical windows, perturbations inside the ball and on it."""
+    g = torch.Generator().manual_seed(0)
+    k, c, h, w, s, eps = 6, 3, 9, 7, 3, 1.5
+    delta = torch.randn(k, c, h, w, generator=g, dtype=torch.float64)
+    radius = eps * torch.tensor([1, 1, .5, .2, .9, 0], dtype=torch.float64)  # the last: no perturbation yet
+    delta = delta / delta.flatten(1).norm(dim=1).view(-1, 1, 1, 1) * radius.view(-1, 1, 1, 1)
+    top, left = torch.tensor([0, 6, 2, 3, 0, 4]), torch.tensor([0, 4, 1, 2, 4, 0])
+    top2, left2 = torch.tensor([6, 6, 3, 3, 0, 0]), torch.tensor([4, 4, 2, 2, 0, 0])
+    step = meta_bump(s).expand(k, c, s, s) * (torch.randint(0, 2, (k, c, 1, 1), generator=g) * 2 - 1)
+    out = l2_window_update(delta.clone(), eps, (top, left), (top2, left2), step)
+    assert torch.allclose(out.flatten(1).norm(dim=1), torch.full((k,), eps, dtype=torch.float64))
+    budget = (eps ** 2 - delta.flatten(1).norm(dim=1) ** 2) / c
+    for i in range(k):
+        one = torch.zeros(h, w, dtype=torch.bool)
+        one[top[i]:top[i] + s, left[i]:left[i] + s] = True
+        two = torch.zeros(h, w, dtype=torch.bool)
+        two[top2[i]:top2[i] + s, left2[i]:left2[i] + s] = True
+        assert torch.equal(out[i][:, ~(one | two)], delta[i][:, ~(one | two)])
+        assert not out[i][:, two & ~one].any()
+        for ch in range(c):
+            new = out[i, ch][one].view(s, s)
+            old = delta[i, ch][one].view(s, s)
+            mass = (budget[i] + delta[i, ch][one | two].norm() ** 2).sqrt()
+            direction = step[i, ch] + old / old.norm().clamp_min(1e-300)
+            assert torch.allclose(new, direction / direction.norm() * mass), (i, ch)
+
+
+def test_the_l2_start_is_a_grid_of_signed_meta_bumps():
+    """28 x 28: blocks of side 5 in a centred 5 x 5 grid (rows and columns 1..25), each +- a meta bump or its
+    transpose per channel, both orientations and both signs drawn; unit norm."""
+    x = torch.zeros(4, 2, 28, 28, dtype=torch.float64)
+    start = l2_start(x, torch.Generator().manual_seed(0))
+    assert torch.allclose(start.flatten(1).norm(dim=1), torch.ones(4, dtype=torch.float64))
+    inner = torch.zeros(28, 28, dtype=torch.bool)
+    inner[1:26, 1:26] = True
+    assert not start[..., ~inner].any()
+    m = meta_bump(5)
+    seen = set()
+    for i in range(4):
+        scale = float(start[i, 0, 1:6, 1:6].norm())
+        for ch in range(2):
+            for r in range(5):
+                for col in range(5):
+                    block = start[i, ch, 1 + 5 * r:6 + 5 * r, 1 + 5 * col:6 + 5 * col] / scale
+                    kind = [j for j, b in enumerate((m, -m, m.T, -m.T)) if torch.allclose(block, b)]
+                    assert len(kind) == 1, (i, ch, r, col)
+                    seen.add(kind[0])
+    assert seen == {0, 1, 2, 3}
+
+
+class Logged(nn.Module):
+    """Records every input it scores and its logits."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner, self.inputs, self.logits = inner, [], []
+
+    def forward(self, z):
+        out = self.inner(z)
+        self.inputs.append(z.detach().clone())
+        self.logits.append(out.detach().clone())
+        return out
+
+
+def separated(x: torch.Tensor, gap: float, n: int) -> torch.Tensor:
+    """Indices of ``n`` images at L2 distance more than ``gap`` from each other (greedy)."""
+    chosen: list[int] = []
+    for i in range(len(x)):
+        if all(float((x[i] - x[j]).norm()) > gap for j in chosen):
+            chosen.append(i)
+        if len(chosen) == n:
+            return torch.tensor(chosen)
+    raise AssertionError("not enough separated images")
+
+
+def test_square_l2_stays_in_the_ball_and_bounds_and_a_fooled_sample_stops_querying(cnn, digits):
+    """Pixels in [-1, 2] (the CNN sees them mapped to [0, 1]). Every scored input is logged and assigned to its
+    sample (the images are more than 2 eps apart): each lies in the ball and the bounds, they add up to
+    ``clf.queries``, a sample's last query is the first that fools it, and an unfooled sample makes exactly
+    ``queries`` of them."""
+    lo, hi, eps, queries = -1.0, 2.0, 2.4, 60  # eps 0.8 in [0, 1] units
+    idx = separated(digits.x_test, 2.2 * eps / (hi - lo), 30)
+    x, y = lo + (hi - lo) * digits.x_test[idx], digits.y_test[idx]
+    log = Logged(cnn)
+    clf = Classifier(log, num_classes=10, bounds=(lo, hi), input_bounds=(0.0, 1.0)).eval()
+    adv = Square(norm="2", queries=queries, seed=1)(clf, x, Goal(y), eps=eps)
+    assert adv.shape == x.shape and adv.dtype == x.dtype
+    assert float((adv - x).flatten(1).norm(dim=1).max()) <= eps * (1 + 1e-5)
+    assert float(adv.min()) >= lo and float(adv.max()) <= hi
+
+    scored = lo + (hi - lo) * torch.cat(log.inputs)  # back to pixel units
+    logits = torch.cat(log.logits)
+    assert len(scored) == clf.queries
+    dist = torch.cdist(scored.flatten(1), x.flatten(1))
+    near, owner = dist.min(1)
+    assert float(near.max()) <= eps * (1 + 1e-5) and float(scored.min()) >= lo and float(scored.max()) <= hi
+    fooled_at_end = clf.predict(adv).argmax(1) != y
+    assert 0 < int(fooled_at_end.sum()) < len(x)  # some fooled, some not: both cases are checked below
+    for i in range(len(x)):
+        mine = logits[owner == i]
+        z = mine.gather(1, y[i].repeat(len(mine))[:, None]).squeeze(1)
+        other = mine.clone()
+        other[:, y[i]] = float("-inf")
+        fooled = z <= other.amax(1)
+        assert not fooled[:-1].any(), i  # no query after the first success
+        assert bool(fooled[-1]) == bool(fooled_at_end[i]), i
+        if not fooled_at_end[i]:
+            assert len(mine) == queries, (i, len(mine))
+
+
+@pytest.mark.parametrize("shape", [(5, 1, 4, 4), (3, 3, 4, 12), (4, 2, 12, 5), (2, 3, 7, 7)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_square_l2_on_small_and_odd_images(shape, dtype):
+    """Window sides odd and at least 3 (theirs), but within the image; the start's blocks tile images smaller
+    than 5 pixels too. eps 0 returns the input."""
+    torch.manual_seed(0)
+    n, c, h, w = shape
+    model = nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, 3)).to(dtype)
+    clf = Classifier(model, num_classes=3, bounds=(-0.5, 0.25)).eval()
+    x = torch.rand(shape, dtype=dtype) * 0.75 - 0.5
+    y = torch.randint(0, 3, (n,))
+    attack = Square(norm="l2", queries=40, seed=2)
+    for eps in (0.05, 0.3, 5.0):
+        adv = attack(clf, x, Goal(y), eps=eps)
+        assert adv.shape == x.shape and adv.dtype == dtype and torch.isfinite(adv).all()
+        assert float((adv - x).flatten(1).norm(dim=1).max()) <= eps * (1 + 1e-5)
+        assert float(adv.min()) >= -0.5 and float(adv.max()) <= 0.25
+    assert torch.equal(attack(clf, x, Goal(y), eps=0.0), x)
+    assert torch.equal(attack(clf, x, Goal(y), eps=0.3), attack(clf, x, Goal(y), eps=0.3))  # seeded
