@@ -46,17 +46,23 @@ def _per_sample(v: Tensor, like: Tensor) -> Tensor:
 
 
 def apgd_run(
-    clf: Classifier, x: Tensor, goal: Goal, loss: LossFn, *, eps: float, norm: str, steps: int, rho: float,
-    gen: torch.Generator, eot_samples: int = 1, stop_at_success: bool = True,
+    clf: Classifier, x: Tensor, goal: Goal, loss_for: Callable[[Tensor], LossFn], *, eps: float, norm: str,
+    steps: int, rho: float, gen: torch.Generator, eot_samples: int = 1, stop_at_success: bool = True,
+    active_set: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """One APGD run (Croce & Hein 2020, Algorithm 1) from a random start; returns each sample's first successful
-    iterate (or, where none succeeded, its highest-loss point) and the success mask.
+    iterate (or, where none succeeded, its highest-loss point) and the success mask. ``loss_for(idx)`` is the
+    per-sample loss of the samples ``x[idx]``.
 
     Step size ``2 eps`` per sample; momentum 0.75; checkpoints after ``0.22 N`` steps, then every ``max(last -
     0.03 N, 0.06 N)``. At a checkpoint a sample's step is halved, and it restarts from its best point, when its loss
     rose in at most ``rho`` of the steps since the last checkpoint, or when the step was not halved last time and
     the best loss has not improved since. ``stop_at_success=False`` runs every step and returns each sample's
     highest-loss point (full-strength examples for transfer).
+
+    ``active_set``: a sample leaves the batch as soon as it succeeds (its first successful iterate is kept), so
+    fooled samples cost no more passes. Every sample's trajectory depends only on itself and the random start is
+    drawn for the whole batch first, so the result is the same either way (tested).
     """
     n = len(x)
     if norm == "inf":
@@ -66,10 +72,12 @@ def apgd_run(
         t = torch.randn(x.shape, generator=gen, dtype=x.dtype)
         t = t / _per_sample(t.flatten(1).norm(dim=1).clamp_min(1e-12), t)
     x_k = clip(x + eps * t.to(x.device), clf)
+    out, succeeded = x_k.clone(), torch.zeros(n, dtype=torch.bool, device=x.device)
+    idx = torch.arange(n, device=x.device)  # positions in x of the samples still iterating
+    x0, g, loss = x, goal, loss_for(idx)
     step = torch.full((n,), 2.0 * eps, dtype=x.dtype, device=x.device)
     loss_k, logits, grad = loss_gradient(clf, x_k, loss, eot_samples)
-    found = is_success(logits, goal)
-    adv = x_k.clone()
+    found = is_success(logits, g)
     best_loss, x_best, grad_best = loss_k.clone(), x_k.clone(), grad.clone()
     x_prev = x_k.clone()
     interval = max(int(0.22 * steps), 1)
@@ -77,16 +85,32 @@ def apgd_run(
     since, rises = 0, torch.zeros(n, device=x.device)
     reduced_last = torch.ones(n, dtype=torch.bool, device=x.device)
     best_at_check = best_loss.clone()
+
+    def record(new: Tensor) -> None:
+        out[idx[new]] = x_k[new]
+        succeeded[idx[new]] = True
+
+    if stop_at_success:
+        record(found)
     for i in range(steps):
+        if stop_at_success and active_set and bool(found.any()):  # the fooled samples leave the batch
+            keep = ~found
+            idx, x0, x_k, x_prev, step, loss_k, grad = (v[keep] for v in (idx, x0, x_k, x_prev, step, loss_k, grad))
+            best_loss, x_best, grad_best, rises = (v[keep] for v in (best_loss, x_best, grad_best, rises))
+            reduced_last, best_at_check, found = reduced_last[keep], best_at_check[keep], found[keep]
+            g, loss = Goal(goal.labels[idx], goal.targeted), loss_for(idx)
+        if len(idx) == 0 or (stop_at_success and bool(found.all())):
+            break
         a = 0.75 if i > 0 else 1.0
-        s = _per_sample(step, x)
-        z = clip(x + project(x_k + s * ascent_direction(grad, norm) - x, eps, norm), clf)
+        s = _per_sample(step, x0)
+        z = clip(x0 + project(x_k + s * ascent_direction(grad, norm) - x0, eps, norm), clf)
         moved = x_k + a * (z - x_k) + (1 - a) * (x_k - x_prev)
-        x_prev, x_k = x_k, clip(x + project(moved - x, eps, norm), clf)
+        x_prev, x_k = x_k, clip(x0 + project(moved - x0, eps, norm), clf)
         previous = loss_k
         loss_k, logits, grad = loss_gradient(clf, x_k, loss, eot_samples)
-        new = is_success(logits, goal) & ~found
-        adv[new] = x_k[new]
+        new = is_success(logits, g) & ~found
+        if stop_at_success:
+            record(new)
         found |= new
         rises += (loss_k > previous).to(rises.dtype)
         better = loss_k > best_loss
@@ -101,12 +125,11 @@ def apgd_run(
             reduced_last, best_at_check = reduce, best_loss.clone()
             since, rises = 0, torch.zeros_like(rises)
             interval = max(interval - shrink, shortest)
-        if stop_at_success and bool(found.all()):
-            break
     if not stop_at_success:
         return x_best.detach(), found
-    adv[~found] = x_best[~found]
-    return adv.detach(), found
+    rest = ~found
+    out[idx[rest]] = x_best[rest]
+    return out.detach(), succeeded
 
 
 @ATTACKS.register("apgd")
@@ -130,6 +153,7 @@ class APGD(Attack):
         check_seed(seed)
         self.norm, self.steps, self.restarts, self.loss = parse_norm(norm), int(steps), int(restarts), loss
         self.rho, self.eot_samples, self.seed = float(rho), int(eot_samples), seed
+        self.active_set = True  # fooled samples leave the batch (same results; tests turn it off to compare)
 
     def loss_fn(self, goal: Goal) -> LossFn:
         if self.loss == "dlr":
@@ -150,7 +174,7 @@ class APGD(Attack):
                 continue
             make_loss = next(iter(self.runs(clf, x, goal)))
             with frozen(clf):
-                adv, _ = apgd_run(clf, x, goal, make_loss(torch.arange(len(x), device=x.device), goal), eps=float(e),
+                adv, _ = apgd_run(clf, x, goal, lambda idx: make_loss(idx, Goal(goal.labels[idx])), eps=float(e),
                                   norm=self.norm, steps=self.steps, rho=self.rho,
                                   gen=torch.Generator().manual_seed(self.seed), eot_samples=self.eot_samples,
                                   stop_at_success=False)
@@ -171,8 +195,13 @@ class APGD(Attack):
                 if len(active) == 0:
                     break
                 ga = Goal(goal.labels[active], goal.targeted)
-                adv, found = apgd_run(clf, x[active], ga, make_loss(active, ga), eps=eps, norm=self.norm,
-                                      steps=self.steps, rho=self.rho, gen=gen, eot_samples=self.eot_samples)
+
+                def loss_for(idx: Tensor, active: Tensor = active, make_loss=make_loss) -> LossFn:
+                    return make_loss(active[idx], Goal(goal.labels[active[idx]], goal.targeted))
+
+                adv, found = apgd_run(clf, x[active], ga, loss_for, eps=eps, norm=self.norm, steps=self.steps,
+                                      rho=self.rho, gen=gen, eot_samples=self.eot_samples,
+                                      active_set=self.active_set)
                 best[active] = adv
                 done[active[found]] = True
         return best
