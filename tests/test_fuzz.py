@@ -238,8 +238,10 @@ def test_arbitrary_text_as_toml_and_yaml(text, workdir):
 ATTACK_KINDS = ATTACKS.names() + ["art:FastGradientMethod"]  # every registered attack, plus one through ART
 CHEAP_PARAMS: dict[str, dict[str, Any]] = {"noise": {"samples": 4}, "substitute": {"rounds": 2, "epochs": 2},
                                            "apgd": {"steps": 5}, "apgd-t": {"steps": 4, "targets": 2},
-                                           "square": {"queries": 20}}
-MIN_CLASSES = {"apgd-t": 4}  # the targeted DLR loss needs four classes
+                                           "square": {"queries": 20}, "fab": {"steps": 5},
+                                           "fab-t": {"steps": 4, "targets": 2},
+                                           "autoattack": {"steps": 3, "targets": 2, "queries": 10}}
+MIN_CLASSES = {"apgd-t": 4, "autoattack": 4}  # the targeted DLR loss needs four classes
 
 
 @st.composite

@@ -5,7 +5,9 @@ by registry name. Every attack takes the classifier per call: ``PGD(steps=40)(cl
 """
 from .base import ATTACKS, ROLES, Attack, Goal, make_attack
 from .apgd import APGD, APGDT
+from .autoattack import AutoAttack
 from .evaluate import evaluate_attack
+from .fab import FAB, FABT
 from .fgsm import FGSM
 from .noise import NoiseAttack, NoiseProbe, UniformNoise
 from .outcome import Outcome
@@ -18,7 +20,7 @@ from .transfer import Crafted, craft, evaluate_transfer
 Substitute = SubstituteAttack
 
 __all__ = [
-    "APGD", "APGDT", "ATTACKS", "ROLES", "ArtAttack", "Attack", "BIM", "Crafted", "FGSM", "Goal", "NoiseAttack", "NoiseProbe",
+    "APGD", "APGDT", "ATTACKS", "AutoAttack", "ROLES", "ArtAttack", "Attack", "BIM", "Crafted", "FAB", "FABT", "FGSM", "Goal", "NoiseAttack", "NoiseProbe",
     "Oracle", "Outcome", "PGD", "Square", "Substitute", "SubstituteAttack", "UniformNoise", "craft", "evaluate_attack",
     "evaluate_transfer", "make_attack",
 ]

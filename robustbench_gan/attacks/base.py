@@ -33,13 +33,15 @@ class Goal:
     targeted: bool = False
 
 
-ROLES = ("single-step", "iterative", "minimum-norm", "black-box", "baseline", "probe")
+ROLES = ("single-step", "iterative", "minimum-norm", "black-box", "ensemble", "baseline", "probe")
 """What an attack is, for the sanity checks and the leaderboard:
 
 - ``single-step``: one gradient step (FGSM); compared with ``iterative`` attacks by the checks.
 - ``iterative``: many gradient steps within the budget (PGD, BIM).
 - ``minimum-norm``: finds the smallest perturbation, thresholded at each eps (DeepFool, Carlini-Wagner).
 - ``black-box``: queries labels or scores only (the substitute attack, HopSkipJump, Square).
+- ``ensemble``: several attacks, the per-sample worst case (AutoAttack's cascade); its components have their own
+  roles and rows, so the checks compare those, not the ensemble.
 - ``baseline``: uses no model information (uniform noise): any real attack must beat it.
 - ``probe``: measures something other than robust accuracy (fooling images from noise): its rows leave
   ``robust_accuracy`` empty and it never enters the worst case.
@@ -59,6 +61,7 @@ class Attack:
     threat: ClassVar[str] = "white-box"
     role: ClassVar[str] = "iterative"
     starts_from_input: ClassVar[bool] = True  # False for probes that start from noise (see noise.py)
+    transfers_by_default: ClassVar[bool] = True  # False: transferred only when a suite says ``transfer = true``
     targeted: bool = False
     target_mode: str = ""
     norm: str = "inf"

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from ..attacks import craft, evaluate_attack, evaluate_transfer
 from ..classifier import Classifier
 from .plan import Cell, ClassifierId
-from .records import CellOutput, gallery_entry, make_record, sample_blocks
+from .records import CellOutput, component_records, gallery_entry, make_record, sample_blocks
 
 
 @dataclass
@@ -84,6 +84,7 @@ def _run_cell(cell: Cell, classifiers: Mapping[ClassifierId, Classifier], data: 
     history = getattr(attack, "history", None)
     rounds = [{"model": m.name, "defense": d.name, "attack": cell.attack.name,
                "rounds": [h.as_dict() for h in history]}] if history else []
-    return CellOutput([make_record(s, m.name, d, cell.attack, attack, o) for o in outcomes],
+    records = [make_record(s, m.name, d, cell.attack, attack, o) for o in outcomes]
+    return CellOutput(records + component_records(s, m.name, d, cell.attack, attack),
                       gallery_entry(m.name, d.name, cell.attack.name, outcomes, data.class_names), rounds,
                       sample_blocks(m.name, d.name, cell.attack, attack, outcomes))

@@ -109,6 +109,7 @@ def _run_pipeline(
                             config=manifest_config if manifest_config is not None else suite.raw)
     manifest["source"] = suite.source
     manifest["numerics"] = numerics(dev)
+    manifest["standard_autoattack"] = [c.name for c in suite.attacks if getattr(c.build(), "is_standard", False)]
     manifest["data"] = {**data.spec.as_dict(), "train": len(data.y_train), "test": len(data.y_test),
                         "evaluated": len(y_eval)}
     classifiers = Classifiers(data, seed=suite.seed, device=dev, x_check=eval_data.x, y_check=eval_data.y,

@@ -68,7 +68,7 @@ def transferable(cfg: AttackConfig) -> bool:
     attack = cfg.build()
     if attack.threat != "white-box" or not attack.starts_from_input:
         return False
-    return cfg.transfer if cfg.transfer is not None else not attack.targeted
+    return cfg.transfer if cfg.transfer is not None else not attack.targeted and attack.transfers_by_default
 
 
 def settings_of(suite: SuiteConfig, dataset: str) -> CellSettings:

@@ -4,7 +4,7 @@ gallery entries, and the aggregation of a run (leaderboard, sanity flags, GAN re
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
@@ -64,6 +64,19 @@ def make_record(
         "defense_kind": defense.kind,
         "attack_role": attack.role,
     }
+
+
+def component_records(
+    settings: CellSettings, model: str, defense: DefenseConfig, cfg: AttackConfig, attack: Attack,
+) -> list[dict[str, Any]]:
+    """The rows of an ensemble's components (AutoAttack: the robust accuracy after each attack of the cascade),
+    named ``<attack>/<component>`` with the component's own threat, role and norm. They carry no per-sample data:
+    the ensemble's own row feeds the leaderboard."""
+    rows = []
+    for label, component, outcomes in getattr(attack, "component_outcomes", ()):
+        named = replace(cfg, name=f"{cfg.name}/{label}")
+        rows += [make_record(settings, model, defense, named, component, o) for o in outcomes]
+    return rows
 
 
 def sample_blocks(

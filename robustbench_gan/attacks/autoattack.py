@@ -1,0 +1,190 @@
+"""AutoAttack (Croce & Hein 2020, "Reliable evaluation of adversarial robustness with an ensemble of diverse
+parameter-free attacks", ICML): a cascade of attacks at a fixed eps, each run only on the samples every earlier one
+left standing. The per-component results stay visible (``component_outcomes``: the robust accuracy after each
+component, as AutoAttack prints it); the cascade's own result is the per-sample worst case.
+
+Versions, as in the reference implementation:
+
+- ``standard``: APGD-CE, APGD-T (9 target classes), FAB-T (9 target classes), Square (5,000 queries), each with one
+  restart and 100 iterations;
+- ``rand`` (randomized defenses): APGD-CE and APGD-DLR with EOT over 20 draws per step;
+- ``custom``: the components listed in ``attacks``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar, Sequence
+
+import torch
+from torch import Tensor
+
+from ..classifier import Classifier
+from ..core.stats import wilson_interval
+from ..errors import ConfigError
+from .base import ATTACKS, Attack, Goal, check_positive, check_seed, parse_norm
+from .evaluate import evaluate_batched
+from .outcome import Outcome
+
+VERSIONS: dict[str, tuple[str, ...]] = {
+    "standard": ("apgd-ce", "apgd-t", "fab-t", "square"),
+    "rand": ("apgd-ce", "apgd-dlr"),
+}
+COMPONENTS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
+RAND_EOT_SAMPLES = 20  # AutoAttack's rand version: EOT over 20 draws
+
+
+@dataclass
+class _BatchLog:
+    """What one batch of the cascade left, per eps: which component fooled each sample (-1: none), and each
+    component's queries and seconds."""
+
+    clean_ok: Tensor
+    fooled_by: list[Tensor]
+    queries: list[list[int]]
+    seconds: list[list[float]]
+
+
+@ATTACKS.register("autoattack")
+class AutoAttack(Attack):
+    """AutoAttack's cascade on our native attacks: ``version`` ``"standard"``, ``"rand"`` or ``"custom"`` (with
+    ``attacks``, names from :data:`COMPONENTS`), ``norm`` ``"inf"`` or ``"2"``. ``steps`` (100), ``targets`` (9) and
+    ``queries`` (5,000) are the paper's; ``eot_samples`` is 20 in the rand version and 1 otherwise.
+
+    Only samples the model classifies correctly are attacked (the others count as not robust); each component
+    attacks only the samples still robust, and a success counts only when a fresh forward pass confirms it. After
+    :meth:`evaluate`, ``component_outcomes`` holds one ``(label, component, outcomes)`` per component: the robust
+    accuracy after it (cumulative), its own queries and seconds.
+    """
+
+    name = "autoattack"
+    role = "ensemble"
+    transfers_by_default: ClassVar[bool] = False  # stops at the first success: barely adversarial examples
+
+    def __init__(self, *, norm: str = "inf", version: str = "standard", attacks: Sequence[str] | None = None,
+                 steps: int = 100, targets: int = 9, queries: int = 5000, eot_samples: int | None = None,
+                 seed: int = 0) -> None:
+        super().__init__()
+        if version not in (*VERSIONS, "custom"):
+            raise ConfigError(f"version must be one of standard, rand, custom, got {version!r}")
+        if version == "custom":
+            if not attacks or isinstance(attacks, str):
+                raise ConfigError("version = 'custom' needs attacks = [...], a list of " + ", ".join(COMPONENTS))
+            unknown = [a for a in attacks if a not in COMPONENTS]
+            if unknown:
+                raise ConfigError(f"unknown autoattack component {unknown[0]!r}; choose from {', '.join(COMPONENTS)}")
+        elif attacks is not None:
+            raise ConfigError(f"attacks is only for version = 'custom' (version {version!r} fixes its attacks)")
+        for key, value in (("steps", steps), ("targets", targets), ("queries", queries)):
+            check_positive(key, value, integer=True)
+        if eot_samples is not None:
+            check_positive("eot_samples", eot_samples, integer=True)
+        check_seed(seed)
+        self.norm, self.version, self.seed = parse_norm(norm), version, seed
+        self.attacks = list(attacks) if version == "custom" and attacks else None
+        self.steps, self.targets, self.queries, self.eot_samples = int(steps), int(targets), int(queries), eot_samples
+        self.component_outcomes: list[tuple[str, Attack, list[Outcome]]] = []
+        self._log: list[_BatchLog] = []
+
+    @property
+    def is_standard(self) -> bool:
+        """AutoAttack's standard version at its full budget (100 steps, 9 targets, 5,000 queries, no EOT): the
+        only configuration whose number may be reported as "AutoAttack"."""
+        return (self.version == "standard" and (self.steps, self.targets, self.queries) == (100, 9, 5000)
+                and self.eot_samples in (None, 1))
+
+    @property
+    def component_names(self) -> tuple[str, ...]:
+        return tuple(self.attacks) if self.attacks else VERSIONS[self.version]
+
+    def components(self) -> list[tuple[str, Attack]]:
+        """The cascade's attacks, in order, built with the version's settings."""
+        from .apgd import APGD, APGDT
+        from .square import Square
+
+        eot = self.eot_samples or (RAND_EOT_SAMPLES if self.version == "rand" else 1)
+        common = {"norm": self.norm, "steps": self.steps, "seed": self.seed}
+        built: dict[str, Any] = {
+            "apgd-ce": lambda: APGD(loss="ce", eot_samples=eot, **common),
+            "apgd-dlr": lambda: APGD(loss="dlr", eot_samples=eot, **common),
+            "apgd-t": lambda: APGDT(targets=self.targets, eot_samples=eot, **common),
+            "fab": lambda: ATTACKS.build("fab", **common),
+            "fab-t": lambda: ATTACKS.build("fab-t", targets=self.targets, **common),
+            "square": lambda: Square(norm=self.norm, queries=self.queries, seed=self.seed),
+        }
+        return [(label, built[label]()) for label in self.component_names]
+
+    def perturb(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
+        return self.perturb_many(clf, x, goal, [eps])[0]
+
+    def perturb_many(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float]) -> list[Tensor]:
+        """The cascade at each eps; every eps starts again from the clean samples."""
+        if goal.targeted:
+            raise ConfigError("autoattack is untargeted (its APGD-T and FAB-T choose their own target classes)")
+        components = self.components()
+        out: list[Tensor] = []
+        self.queries_per_eps = []
+        log = _BatchLog(torch.zeros(0, dtype=torch.bool), [], [], [])
+        for eps in eps_list:
+            start = clf.queries
+            clean_ok = (clf.predict(x).argmax(1) == goal.labels).cpu()
+            adv, fooled_by = x.clone(), torch.full((len(x),), -1, dtype=torch.long)
+            queries, seconds = [], []
+            for k, (_, attack) in enumerate(components):
+                standing = (clean_ok & (fooled_by < 0)).nonzero().squeeze(1)
+                t0, q0 = time.perf_counter(), clf.queries
+                if len(standing) and eps > 0:
+                    idx = standing.to(x.device)
+                    xa = attack.perturb(clf, x[idx], Goal(goal.labels[idx]), eps=float(eps))
+                    fooled = (clf.predict(xa).argmax(1) != goal.labels[idx]).cpu()
+                    adv[idx[fooled.to(x.device)]] = xa[fooled.to(x.device)]
+                    fooled_by[standing[fooled]] = k
+                if x.is_cuda:
+                    torch.cuda.synchronize()
+                queries.append(clf.queries - q0)
+                seconds.append(time.perf_counter() - t0)
+            out.append(adv)
+            self.queries_per_eps.append(clf.queries - start)
+            log.clean_ok = clean_ok
+            log.fooled_by.append(fooled_by)
+            log.queries.append(queries)
+            log.seconds.append(seconds)
+        self._log.append(log)
+        return out
+
+    def evaluate(self, clf: Classifier, x: Tensor, y: Tensor, eps_list: Sequence[float], **kwargs: Any) -> list[Outcome]:
+        """The cascade's outcomes (one per eps); ``component_outcomes`` gets the robust accuracy after each
+        component."""
+        self._log = []
+        outcomes = evaluate_batched(self, clf, x, y, eps_list, **kwargs)
+        self.component_outcomes = self._component_outcomes([float(e) for e in eps_list])
+        self._log = []
+        return outcomes
+
+    def _component_outcomes(self, eps_list: list[float]) -> list[tuple[str, Attack, list[Outcome]]]:
+        components = self.components()
+        clean_ok = torch.cat([b.clean_ok for b in self._log])
+        n, n_correct = len(clean_ok), int(clean_ok.sum())
+        result = []
+        for k, (label, attack) in enumerate(components):
+            outcomes = []
+            for i, eps in enumerate(eps_list):
+                fooled_by = torch.cat([b.fooled_by[i] for b in self._log])
+                fooled = (fooled_by >= 0) & (fooled_by <= k)
+                robust = int((clean_ok & ~fooled).sum())
+                lo, hi = wilson_interval(robust, n)
+                nan = float("nan")
+                outcomes.append(Outcome(eps, {
+                    "n": n,
+                    "clean_accuracy": n_correct / n if n else nan,
+                    "robust_accuracy": robust / n if n else nan,
+                    "robust_accuracy_low": lo,
+                    "robust_accuracy_high": hi,
+                    "attack_success_rate": int((clean_ok & fooled).sum()) / n_correct if n_correct else nan,
+                    "mean_linf": nan,
+                    "mean_l2": nan,
+                    "queries": sum(b.queries[i][k] for b in self._log),
+                    "seconds": sum(b.seconds[i][k] for b in self._log),
+                }))
+            result.append((label, attack, outcomes))
+        return result

@@ -1,0 +1,188 @@
+"""AutoAttack's cascade (Croce & Hein 2020): each component only on the samples still robust, per-component rows,
+the saturated-softmax model, the gradient-masking flag, the export card, and (slow) the cross-check against
+torchattacks' AutoAttack(version="standard")."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from robustbench_gan import benchmark
+from robustbench_gan.attacks import APGD, APGDT, PGD, AutoAttack, Goal, make_attack
+from robustbench_gan.classifier import Classifier
+from robustbench_gan.errors import ConfigError
+from robustbench_gan.export import robustbench_entries
+
+N = 100
+
+
+class Scaled(nn.Module):
+    def __init__(self, inner: nn.Module, factor: float) -> None:
+        super().__init__()
+        self.inner, self.factor = inner, factor
+
+    def forward(self, x):
+        return self.factor * self.inner(x)
+
+
+class Quantized(nn.Module):
+    """Rounds pixels to 4 levels before the model: zero input gradients almost everywhere (gradient masking)."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(torch.round(x * 3) / 3)
+
+
+def robust(clf: Classifier, x: torch.Tensor, y: torch.Tensor) -> int:
+    return int((clf.predict(x).argmax(1) == y).sum())
+
+
+def test_each_component_attacks_only_the_samples_still_robust(cnn, digits):
+    """The cascade's APGD-T costs exactly what APGD-T costs on the samples APGD-CE left (plus one verifying pass),
+    and each component's cumulative accuracy is what running them one after another gives."""
+    x, y, eps = digits.x_test[:N], digits.y_test[:N], 0.15
+    clean_ok = (cnn.predict(x).argmax(1) == y).nonzero().squeeze(1)
+    before = cnn.queries
+    adv = APGD(steps=10)(cnn, x[clean_ok], Goal(y[clean_ok]), eps=eps)
+    q_ce = cnn.queries - before
+    standing = clean_ok[cnn.predict(adv).argmax(1) == y[clean_ok]]
+    before = cnn.queries
+    adv_t = APGDT(steps=10, targets=3)(cnn, x[standing], Goal(y[standing]), eps=eps)
+    q_t = cnn.queries - before
+    left = int((cnn.predict(adv_t).argmax(1) == y[standing]).sum())
+    assert 0 < len(standing) < len(clean_ok) and left < len(standing)  # both components do some work
+
+    aa = AutoAttack(version="custom", attacks=["apgd-ce", "apgd-t"], steps=10, targets=3)
+    (outcome,) = aa.evaluate(cnn, x, y, [eps], batch_size=N, progress=False)
+    (ce_label, _, (ce,)), (t_label, _, (t,)) = aa.component_outcomes
+    assert (ce_label, t_label) == ("apgd-ce", "apgd-t")
+    assert ce.metrics["queries"] == q_ce + len(clean_ok)  # its attack + one pass confirming the successes
+    assert t.metrics["queries"] == q_t + len(standing)
+    assert ce.metrics["robust_accuracy"] == pytest.approx(len(standing) / N)
+    assert t.metrics["robust_accuracy"] == pytest.approx(left / N) == pytest.approx(
+        outcome.metrics["robust_accuracy"])
+
+
+def test_suite_rows_per_component_and_the_cascade_as_worst_case(cnn, digits):
+    aa = AutoAttack(version="custom", attacks=["apgd-ce", "square"], steps=10, queries=50)
+    res = benchmark(cnn, (digits.x_test[:60], digits.y_test[:60]), attacks=[aa], eps=[0.1, 0.2], progress=False,
+                    checks=False)
+    rows = {(r["attack"], r["eps"]): r for r in res.records}
+    assert {a for a, _ in rows} == {"autoattack", "autoattack/apgd-ce", "autoattack/square"}
+    for eps in (0.1, 0.2):
+        ce, sq, cascade = (rows[(a, eps)] for a in ("autoattack/apgd-ce", "autoattack/square", "autoattack"))
+        assert ce["robust_accuracy"] >= sq["robust_accuracy"] == cascade["robust_accuracy"]
+        assert (ce["attack_role"], sq["attack_role"], cascade["attack_role"]) == ("iterative", "black-box",
+                                                                                   "ensemble")
+        assert sq["threat"] == "black-box" and sq["queries"] > 0
+    board = {b["eps"]: b for b in res.extra["leaderboard"]}
+    assert board[0.2]["worst_case_accuracy"] == rows[("autoattack", 0.2)]["robust_accuracy"]
+    assert res.manifest["standard_autoattack"] == []  # a custom, reduced cascade is not "AutoAttack"
+
+
+def test_autoattack_is_not_fooled_by_a_saturated_softmax(cnn, digits):
+    """Logits x 1000: CE-PGD stalls, margin-PGD does not, and neither does the cascade (APGD-T's DLR, FAB-T and
+    Square are all scale-invariant)."""
+    clf = Classifier(Scaled(cnn, 1000.0), num_classes=10).eval()
+    x, y, eps = digits.x_test[:N], digits.y_test[:N], 0.2
+    ce = robust(clf, PGD(steps=20)(clf, x, Goal(y), eps=eps), y)
+    margin = robust(clf, PGD(steps=20, loss="margin")(clf, x, Goal(y), eps=eps), y)
+    aa = AutoAttack(steps=20, targets=3, queries=200)
+    cascade = robust(clf, aa(clf, x, Goal(y), eps=eps), y)
+    assert ce > margin + 20
+    assert cascade <= margin + 1
+
+
+def test_square_beating_the_gradients_inside_the_cascade_is_flagged(cnn, digits):
+    clf = Classifier(Quantized(cnn), num_classes=10).eval()
+    aa = AutoAttack(version="custom", attacks=["apgd-ce", "square"], steps=10, queries=300)
+    res = benchmark(clf, (digits.x_test[:N], digits.y_test[:N]), attacks=[aa], eps=[0.2], progress=False)
+    flagged = {(f["check"], f["attack"]) for f in res.flags}
+    assert ("black-box-below-white-box", "autoattack/square") in flagged
+
+
+def test_versions_and_bad_configs():
+    standard = AutoAttack()
+    assert standard.component_names == ("apgd-ce", "apgd-t", "fab-t", "square") and standard.is_standard
+    assert not AutoAttack(steps=20).is_standard
+    rand = make_attack("autoattack", version="rand")
+    assert [label for label, _ in rand.components()] == ["apgd-ce", "apgd-dlr"]
+    assert all(c.eot_samples == 20 for _, c in rand.components())
+    assert not rand.is_standard
+    custom = AutoAttack(version="custom", attacks=["square", "apgd-dlr"])
+    assert [type(c).__name__ for _, c in custom.components()] == ["Square", "APGD"]
+    for bad, words in (({"version": "plus"}, "version must be one of"),
+                       ({"version": "custom"}, "needs attacks"),
+                       ({"version": "custom", "attacks": ["apgd-ce", "pgd"]}, "unknown autoattack component 'pgd'"),
+                       ({"attacks": ["square"]}, "only for version = 'custom'")):
+        with pytest.raises(ConfigError, match=words):
+            AutoAttack(**bad)
+    with pytest.raises(ConfigError, match="untargeted"):
+        AutoAttack(version="custom", attacks=["square"]).perturb_many(
+            None, torch.zeros(1, 1, 2, 2), Goal(torch.zeros(1, dtype=torch.long), True), [0.1])
+
+
+def test_export_card_says_autoattack_only_for_the_standard_version():
+    from robustbench_gan.results import Results
+
+    board = [{"model": "m", "defense": "none", "norm": "inf", "eps": 0.3, "n": 10, "clean_accuracy": 0.9,
+              "worst_case_accuracy": 0.4, "worst_case_low": 0.2, "worst_case_high": 0.7, "attacks": 3,
+              "strongest_attack": "aa", "strongest_attack_accuracy": 0.4}]
+    records = [{"model": "m", "defense": "none", "attack": "aa", "norm": "inf", "eps": 0.3, "source": "",
+                "robust_accuracy": 0.5},
+               {"model": "m", "defense": "none", "attack": "aa/square", "norm": "inf", "eps": 0.3, "source": "",
+                "robust_accuracy": 0.5}]
+    ran = Results(manifest={"suite": "s", "standard_autoattack": ["aa"]}, extra={"leaderboard": board})
+    ran.extend(records)
+    (card,) = robustbench_entries(ran)
+    assert card["autoattack_acc"] == "50.00" and card["worst_case_acc"] == "40.00"
+    assert card["footnote"].startswith("AutoAttack (standard") and "not AutoAttack" not in card["footnote"]
+    other = Results(manifest={"suite": "s", "standard_autoattack": []}, extra={"leaderboard": board})
+    other.extend(records)
+    (card,) = robustbench_entries(other)
+    assert card["autoattack_acc"] == "40.00" and "not AutoAttack" in card["footnote"]
+
+
+@pytest.fixture(scope="module")
+def pgd_trained(digits) -> Classifier:
+    from robustbench_gan.defenses import make_defense
+    from robustbench_gan.models import build_model
+    from robustbench_gan.training import TrainConfig
+
+    defense = make_defense("adversarial-training", method="pgd", eps=0.2, steps=5)
+    return defense.fit(lambda: build_model("cnn", digits.spec), digits, train=TrainConfig(epochs=8), seed=0,
+                       device="cpu", progress=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["natural", "pgd-trained"])
+@pytest.mark.parametrize("eps", [0.1, 0.2])
+def test_autoattack_at_least_as_strong_as_torchattacks(which, eps, cnn, pgd_trained, digits):
+    """Our standard AutoAttack (full budget) leaves at most torchattacks' AutoAttack(version="standard") plus one
+    sample, on the same model and data."""
+    torchattacks = pytest.importorskip("torchattacks")
+    clf = cnn if which == "natural" else pgd_trained
+    x, y = digits.x_test[:N], digits.y_test[:N]
+    ours = robust(clf, AutoAttack()(clf, x, Goal(y), eps=eps), y)
+    theirs = robust(clf, torchattacks.AutoAttack(clf, norm="Linf", eps=eps, version="standard", n_classes=10,
+                                                 seed=0)(x, y), y)
+    assert ours <= theirs + 1, (which, eps, ours, theirs)
+
+
+@pytest.mark.parametrize("make", [lambda: APGD(steps=15), lambda: APGD(steps=15, loss="dlr", restarts=2),
+                                  lambda: APGDT(steps=10, targets=3)])
+def test_apgd_active_set_gives_the_same_examples_for_fewer_passes(make, cnn, digits):
+    """Fooled samples leave the batch: identical examples (same seed), fewer forward passes."""
+    x, y = digits.x_test[:N], digits.y_test[:N]
+    runs = {}
+    for active in (True, False):
+        attack = make()
+        attack.active_set = active
+        before = cnn.queries
+        runs[active] = attack(cnn, x, Goal(y), eps=0.15), cnn.queries - before
+    (with_set, q_with), (without, q_without) = runs[True], runs[False]
+    assert torch.equal(with_set, without)
+    assert q_with < 0.8 * q_without
