@@ -39,8 +39,26 @@ def int_option(minimum: int, example: str) -> Callable[[str], int]:
     return parse
 
 
+def float_option(strict: bool, example: str) -> Callable[[str], float]:
+    """An argparse type: a finite number > 0 (``strict``) or >= 0, with an example of a good value in its error."""
+    kind = "a number > 0" if strict else "a number >= 0"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not (value > 0 if strict else value >= 0) or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be {kind}, e.g. {example} (got {text!r})")
+        return value
+
+    return parse
+
+
 seed_value = int_option(0, "--seed 0")
 positive_int = int_option(1, "--threads 1")
+positive_float = float_option(True, "--num-cpus 1")
+non_negative_float = float_option(False, "--num-gpus 0.5")
 
 
 def build_parser() -> Parser:
@@ -66,6 +84,16 @@ def build_parser() -> Parser:
                      help="torch CPU threads (default: one per core); several runs sharing a machine each run best "
                           "with cores / runs, e.g. --threads 1 for two runs on 2 cores. The numbers can depend on "
                           "it (it is part of the cache keys and the manifest)")
+    run.add_argument("--executor", choices=("local", "ray"), default=None,
+                     help="where cells run: local (this process, the default) or ray (a Ray cluster; needs "
+                          "pip install 'robustbench_gan[ray]'); overrides [execution] executor")
+    run.add_argument("--address", default=None,
+                     help="ray: the cluster to connect to (auto, ray://HOST:10001; default: RAY_ADDRESS, else a "
+                          "local cluster sized to this machine)")
+    run.add_argument("--num-cpus", type=positive_float, default=None,
+                     help="ray: CPUs per task, fractions allowed (default 1; torch uses that many threads)")
+    run.add_argument("--num-gpus", type=non_negative_float, default=None,
+                     help="ray: GPUs per task, fractions allowed (default 1 with --device cuda, else 0)")
     run.add_argument("--trust-checkpoint", action="store_true",
                      help="DANGEROUS: allow loading checkpoints that run pickled code; only for files you trust")
 
@@ -108,6 +136,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides["device"] = args.device
     if args.data_root is not None:
         overrides["data.root"] = str(Path(args.data_root).resolve())
+    for flag in ("executor", "address", "num_cpus", "num_gpus"):
+        if getattr(args, flag) is not None:
+            overrides[f"execution.{flag}"] = getattr(args, flag)
     suite = load_suite(args.suite, overrides=overrides)
     if args.trust_checkpoint:
         from dataclasses import replace

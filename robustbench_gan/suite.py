@@ -21,7 +21,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 TOP_KEYS = ("name", "description", "seed", "device", "data", "models", "defenses", "attacks", "evaluation",
-            "transfer")
+            "transfer", "execution")
+EXECUTION_KEYS = ("executor", "address", "num_cpus", "num_gpus")
+EXECUTORS = ("local", "ray")
 TRANSFER_KEYS = ("sources", "ensemble")
 TRANSFER_SOURCES = ("all", "undefended", "none")
 MODEL_KEYS = ("name", "arch", "factory", "weights", "params", "trust_checkpoint", "mean", "std", "bounds") + tuple(
@@ -98,6 +100,14 @@ class TransferConfig:
 
 
 @dataclass(frozen=True)
+class ExecutionConfig:
+    executor: str = "local"  # local | ray
+    address: str | None = None  # ray: a running cluster ("auto", "ray://host:10001"); None: RAY_ADDRESS or a new one
+    num_cpus: float | None = None  # ray: CPUs per task (default 1; torch uses that many threads)
+    num_gpus: float | None = None  # ray: GPUs per task (default 1 with a CUDA device, else 0; fractions allowed)
+
+
+@dataclass(frozen=True)
 class SuiteConfig:
     name: str
     data: dict[str, Any]
@@ -106,6 +116,7 @@ class SuiteConfig:
     defenses: tuple[DefenseConfig, ...] = ()
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     seed: int = 0
     device: str = "auto"
     description: str = ""
@@ -397,12 +408,34 @@ def validate_suite(doc: dict[str, Any], *, source: str = "<dict>", base: Path | 
     if not isinstance(tr.get("ensemble", False), bool):
         raise ConfigError(f"{source}: [transfer]: ensemble must be true or false")
     transfer = TransferConfig(**tr)
+    execution = parse_execution(source, doc.get("execution", {}))
 
     return SuiteConfig(
         name=name, data=data, models=tuple(models), attacks=tuple(attacks), defenses=tuple(defenses),
-        evaluation=evaluation, transfer=transfer, seed=seed, device=device, description=str(doc.get("description", "")),
+        evaluation=evaluation, transfer=transfer, execution=execution, seed=seed, device=device,
+        description=str(doc.get("description", "")),
         source=source, raw=doc,
     )
+
+
+def parse_execution(source: str, table: Any) -> ExecutionConfig:
+    """The ``[execution]`` table: which executor runs the cells and each task's resources."""
+    ex = check_keys(source, "[execution]", table, EXECUTION_KEYS)
+    if ex.get("executor", "local") not in EXECUTORS:
+        raise ConfigError(f"{source}: [execution]: executor must be one of {', '.join(EXECUTORS)}, "
+                          f"got {ex['executor']!r}")
+    address = ex.get("address")
+    if address is not None and (not isinstance(address, str) or not address):
+        raise ConfigError(f"{source}: [execution]: address must be a non-empty string such as \"auto\", "
+                          f"got {address!r}")
+    for key, low in (("num_cpus", "> 0"), ("num_gpus", ">= 0")):
+        v = ex.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
+                              or not (v > 0 if key == "num_cpus" else v >= 0)):
+            raise ConfigError(f"{source}: [execution]: {key} must be a number {low} (fractions allowed, "
+                              f"e.g. {key} = 0.5), got {v!r}")
+    return ExecutionConfig(ex.get("executor", "local"), address,
+                           *(float(ex[k]) if ex.get(k) is not None else None for k in ("num_cpus", "num_gpus")))
 
 
 def parse_normalization(source: str, where: str, table: dict[str, Any]) -> tuple[Any, Any]:

@@ -7,6 +7,7 @@ from typing import Iterable, Iterator, Mapping, Protocol
 from tqdm.auto import tqdm
 
 from ..classifier import Classifier
+from ..errors import ConfigError
 from .cells import EvalData, run_cell
 from .plan import Cell, ClassifierId
 from .records import CellOutput
@@ -15,6 +16,9 @@ Task = tuple[int, Cell, Mapping[ClassifierId, Classifier]]
 
 
 class Executor(Protocol):
+    """Runs tasks and yields ``(index, CellOutput)`` as they finish. An executor may set ``threads``: torch's CPU
+    threads its cells run with (the run's numerics, part of the cache keys, must match them)."""
+
     def run(self, tasks: Iterable[Task], data: EvalData, *, total: int, desc: str) -> Iterator[tuple[int, CellOutput]]:
         ...
 
@@ -28,3 +32,16 @@ class LocalExecutor:
     def run(self, tasks: Iterable[Task], data: EvalData, *, total: int, desc: str) -> Iterator[tuple[int, CellOutput]]:
         for index, cell, classifiers in tqdm(tasks, total=total, desc=desc, disable=not self.progress):
             yield index, run_cell(cell, classifiers, data, progress=self.progress)
+
+
+def make_executor(kind: str = "local", *, address: str | None = None, num_cpus: float | None = None,
+                  num_gpus: float | None = None, progress: bool = True) -> Executor:
+    """The executor named by ``kind`` (``local`` or ``ray``); ``local`` never imports Ray."""
+    if kind == "local":
+        return LocalExecutor(progress=progress)
+    if kind == "ray":
+        from .ray_executor import RayExecutor
+
+        return RayExecutor(address=address, num_cpus=1.0 if num_cpus is None else num_cpus, num_gpus=num_gpus,
+                           progress=progress)
+    raise ConfigError(f"executor must be local or ray, got {kind!r}")

@@ -10,13 +10,14 @@ from typing import Any, Iterator, Mapping
 
 from ..classifier import Classifier
 from ..core.device import numerics, resolve_device, torch_threads
+from ..errors import ConfigError
 from ..data import DATASETS, Data, load_dataset, subset
 from ..results import Results, new_manifest
 from ..suite import SuiteConfig, load_suite, validate_suite
 from .cache import CellCache, cell_key
 from .cells import EvalData
 from .classifiers import Classifiers, classifier_key
-from .executors import Executor, LocalExecutor, Task
+from .executors import Executor, LocalExecutor, Task, make_executor
 from .plan import Cell, ClassifierId, classifier_pairs, plan_cells, source_name
 from .records import CellOutput, aggregate
 
@@ -92,6 +93,12 @@ def run_pipeline(
     ``prebuilt`` classifiers (``benchmark()``'s model) are used as given instead of being trained. ``threads``
     sets torch's CPU threads for the run (restored afterwards); the numbers can depend on it, so it is part of
     every cache key and of the manifest."""
+    executor_threads = getattr(executor, "threads", None)
+    if threads is None:  # the executor's cells run with its threads: the numerics in the cache keys must say so
+        threads = executor_threads
+    elif executor_threads is not None and threads != executor_threads:
+        raise ConfigError(f"threads={threads} but the executor runs each cell with {executor_threads} thread(s); "
+                          "with the ray executor set the CPUs per task (--num-cpus) instead of --threads")
     with torch_threads(threads):
         return _run_pipeline(suite, data, device=device, cache_dir=cache_dir, progress=progress, checks=checks,
                              prebuilt=prebuilt, executor=executor, manifest_config=manifest_config)
@@ -185,7 +192,8 @@ def run_suite(
 
     ``out`` writes results.csv, results.json, samples.csv.gz and index.html there; trained weights and finished
     cells are cached in ``cache_dir`` (default ``out/cache``; no cache when both are None or ``cache=False``).
-    ``threads``: torch's CPU threads for this run (default: as set, normally one per core).
+    ``threads``: torch's CPU threads for this run (default: as set, normally one per core). ``executor``: where
+    cells run (default: the suite's ``[execution]`` table, else this process).
     """
     overrides: dict[str, Any] = {}
     if seed is not None:
@@ -201,6 +209,10 @@ def run_suite(
         cache_dir = None
     elif cache_dir is None and out is not None:
         cache_dir = Path(out) / "cache"
+    if executor is None:
+        ex = suite.execution
+        executor = make_executor(ex.executor, address=ex.address, num_cpus=ex.num_cpus, num_gpus=ex.num_gpus,
+                                 progress=progress)
     results = run_pipeline(suite, load_suite_data(suite), cache_dir=cache_dir, progress=progress,
                            executor=executor, threads=threads)
     if out is not None:
