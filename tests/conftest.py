@@ -28,6 +28,17 @@ def cnn(digits) -> Classifier:
 
 
 @pytest.fixture(scope="session")
+def pgd_trained(digits) -> Classifier:
+    """A digits CNN adversarially trained with PGD (eps 0.2, 5 steps, 8 epochs): the robust model the attack
+    cross-checks against torchattacks use."""
+    from robustbench_gan.defenses import make_defense
+
+    defense = make_defense("adversarial-training", method="pgd", eps=0.2, steps=5)
+    return defense.fit(lambda: build_model("cnn", digits.spec), digits, train=TrainConfig(epochs=8), seed=0,
+                       device="cpu", progress=False)
+
+
+@pytest.fixture(scope="session")
 def logistic(digits) -> Classifier:
     return _trained("logistic", digits, 30)
 

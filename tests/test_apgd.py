@@ -13,22 +13,12 @@ from torch import nn
 from robustbench_gan.attacks import APGD, APGDT, PGD, Goal
 from robustbench_gan.attacks.apgd import dlr_loss, targeted_dlr_loss
 from robustbench_gan.classifier import Classifier
-from robustbench_gan.defenses import make_defense
-from robustbench_gan.models import build_model
-from robustbench_gan.training import TrainConfig
 
 torchattacks = pytest.importorskip("torchattacks")
 
 N = 100  # evaluated samples: one sample is 1%
 STEPS = 25
 SEEDS = range(4)
-
-
-@pytest.fixture(scope="module")
-def pgd_trained(digits) -> Classifier:
-    defense = make_defense("adversarial-training", method="pgd", eps=0.2, steps=5)
-    return defense.fit(lambda: build_model("cnn", digits.spec), digits, train=TrainConfig(epochs=8), seed=0,
-                       device="cpu", progress=False)
 
 
 def accuracy(clf: Classifier, x: torch.Tensor, y: torch.Tensor) -> float:

@@ -146,17 +146,6 @@ def test_export_card_says_autoattack_only_for_the_standard_version():
     assert card["autoattack_acc"] == "40.00" and "not AutoAttack" in card["footnote"]
 
 
-@pytest.fixture(scope="module")
-def pgd_trained(digits) -> Classifier:
-    from robustbench_gan.defenses import make_defense
-    from robustbench_gan.models import build_model
-    from robustbench_gan.training import TrainConfig
-
-    defense = make_defense("adversarial-training", method="pgd", eps=0.2, steps=5)
-    return defense.fit(lambda: build_model("cnn", digits.spec), digits, train=TrainConfig(epochs=8), seed=0,
-                       device="cpu", progress=False)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("which", ["natural", "pgd-trained"])
 @pytest.mark.parametrize("eps", [0.1, 0.2])

@@ -18,10 +18,7 @@ from robustbench_gan.attacks import FAB, FABT, Goal, make_attack
 from robustbench_gan.attacks.base import flat_norm
 from robustbench_gan.attacks.fab import project_onto_hyperplane
 from robustbench_gan.classifier import Classifier
-from robustbench_gan.defenses import make_defense
 from robustbench_gan.errors import ConfigError
-from robustbench_gan.models import build_model
-from robustbench_gan.training import TrainConfig
 
 torchattacks = pytest.importorskip("torchattacks")
 from torchattacks.attacks.fab import projection_l2, projection_linf  # noqa: E402
@@ -29,13 +26,6 @@ from torchattacks.attacks.fab import projection_l2, projection_linf  # noqa: E40
 N = 60  # evaluated samples
 STEPS = 20
 TARGETS = 3  # torchattacks' multi-targeted FAB attacks n_classes - 1 targets: n_classes = 4
-
-
-@pytest.fixture(scope="module")
-def pgd_trained(digits) -> Classifier:
-    defense = make_defense("adversarial-training", method="pgd", eps=0.2, steps=5)
-    return defense.fit(lambda: build_model("cnn", digits.spec), digits, train=TrainConfig(epochs=8), seed=0,
-                       device="cpu", progress=False)
 
 
 def robust(clf: Classifier, x: torch.Tensor, y: torch.Tensor) -> int:
