@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-import robustbench_gan.gan.cache as gan_cache
+import robustbench_gan.gan.training as gan_training
 from robustbench_gan.cli import main
 from robustbench_gan.defenses import FitContext, make_defense
 from robustbench_gan.defenses import gan_augmentation as gan_aug
@@ -41,8 +41,7 @@ class Spy:
             teacher_fit(d, *a, **k) if d.name.endswith("-teacher") else fake_fit(d, *a, **k)))
 
 
-def fit(defense, digits, generators=None, epochs=2):
-    context = FitContext(shared={"generators": generators}) if generators is not None else None
+def fit(defense, digits, context=None, epochs=2):
     return defense.fit(lambda: build_model("cnn", digits.spec), digits, train=TrainConfig(epochs=epochs), seed=0,
                        context=context,
                        device="cpu", progress=False)
@@ -86,17 +85,18 @@ def test_adversarial_training_on_the_mix(digits, monkeypatch):
 
 def test_generator_is_shared_and_cached_on_disk(digits, tmp_path, monkeypatch):
     Spy(monkeypatch)
-    cache = GeneratorCache(WeightCache(tmp_path))
+    context = FitContext(WeightCache(tmp_path))
     a = make_defense("gan-augmentation", name="a", samples=50, **SMALL_GAN)
     b = make_defense("gan-augmentation", name="b", samples=50, labels="teacher", **SMALL_GAN)
     c = make_defense("gan-augmentation", name="c", samples=50, **{**SMALL_GAN, "width": 8})
     for d in (a, b, c):
-        fit(d, digits, cache)
-    assert cache.trained == 2 and a.generator is b.generator and a.generator is not c.generator
-    fresh = GeneratorCache(WeightCache(tmp_path))  # a later run: loads from disk, trains nothing
+        fit(d, digits, context)
+    assert [label for label, _ in context.built] == ["GAN generator"] * 2
+    assert a.generator is b.generator and a.generator is not c.generator
+    fresh = FitContext(WeightCache(tmp_path))  # a later run: loads from disk, trains nothing
     d = make_defense("gan-augmentation", name="d", samples=50, **SMALL_GAN)
     fit(d, digits, fresh)
-    assert fresh.trained == 0 and d.history.g_loss == a.history.g_loss
+    assert fresh.built == [] and d.history.g_loss == a.history.g_loss
     x_a, _ = sample_balanced(a.generator, 3, seed=5)
     x_d, _ = sample_balanced(d.generator, 3, seed=5)
     assert torch.equal(x_a, x_d)
@@ -161,8 +161,8 @@ def test_suite_reports_gan_metrics_and_reuses_cache(tmp_path, monkeypatch):
     path = tmp_path / "gan.toml"
     path.write_text(SUITE)
     calls = []
-    real_train = gan_cache.train_gan
-    monkeypatch.setattr(gan_cache, "train_gan", lambda *a, **k: calls.append(1) or real_train(*a, **k))
+    real_train = gan_training.train_gan
+    monkeypatch.setattr(gan_training, "train_gan", lambda *a, **k: calls.append(1) or real_train(*a, **k))
     out, cache = tmp_path / "out", tmp_path / "cache"
     assert main(["-q", "run", str(path), "--out", str(out), "--cache-dir", str(cache), "--device", "cpu"]) == 0
     assert len(calls) == 1  # two defenses, one GAN

@@ -130,6 +130,75 @@ def test_resume_across_executors(ray_cluster, small, tmp_path, monkeypatch):
     assert calls == [] and third.table[cols].equals(first.table[cols])
 
 
+DEPENDENT_SUITE = """\
+name = "dependent"
+seed = 2
+[data]
+dataset = "digits"
+[[models]]
+name = "logistic"
+arch = "logistic"
+epochs = 2
+[[defenses]]
+name = "distilled"
+kind = "distillation"
+temperature = 20
+[[defenses]]
+name = "gan-a"
+kind = "gan-augmentation"
+samples = 100
+gan_epochs = 1
+width = 8
+z_dim = 8
+[[defenses]]
+name = "gan-b"                     # the same GAN settings as gan-a: one generator for both
+kind = "gan-augmentation"
+samples = 200
+gan_epochs = 1
+width = 8
+z_dim = 8
+[[attacks]]
+name = "fgsm"
+eps = [0.1]
+[transfer]
+sources = "none"
+[evaluation]
+n = 100
+"""
+
+
+def test_training_tasks_respect_dependencies_and_train_each_thing_once(ray_cluster, tmp_path):
+    """Classifiers train in Ray tasks: the distillation teacher and the GAN shared by two defenses are each built
+    by one task that the fits wait on; every classifier trains once; the results, GAN report and cache equal a
+    local run's; a second Ray run on the same cache trains nothing."""
+    path = tmp_path / "dependent.toml"
+    path.write_text(DEPENDENT_SUITE)
+    local = run_suite(path, out=tmp_path / "local", device="cpu", progress=False, threads=1)
+    executor = RayExecutor(progress=False)
+    remote = run_suite(path, out=tmp_path / "ray", device="cpu", progress=False, executor=executor)
+
+    built = [(b.what, b.key) for b in executor.trainings]
+    assert sorted(what for what, _ in built) == ["GAN generator", "classifier", "classifier", "classifier",
+                                                  "classifier", "classifier", "distillation teacher"]
+    assert len(set(built)) == len(built)  # 4 classifiers of the suite + the GAN report's reference CNN
+    assert {b.pid for b in executor.trainings} - {os.getpid()} == {b.pid for b in executor.trainings}  # not here
+    teacher, = (key for what, key in built if what == "distillation teacher")
+    generator, = (key for what, key in built if what == "GAN generator")
+    models = {p.name for p in (tmp_path / "ray" / "cache" / "models").glob("*.pt")}
+    assert models == {p.name for p in (tmp_path / "local" / "cache" / "models").glob("*.pt")}
+    assert {f"{teacher}.pt", f"{generator}.pt"} <= models  # the driver cached what the tasks built
+
+    cols = [c for c in local.table.columns if c != "seconds"]
+    assert remote.table[cols].equals(local.table[cols])
+    doc, ref = (json.loads((tmp_path / o / "results.json").read_text()) for o in ("ray", "local"))
+    assert doc["gan"] == ref["gan"] and doc["flags"] == ref["flags"]
+    assert [g["defense"] for g in doc["gan"]] == ["gan-a", "gan-b"]
+
+    again = RayExecutor(progress=False)
+    run_suite(path, out=tmp_path / "ray", device="cpu", progress=False, executor=again)
+    assert again.trainings == []
+
+
 FAILING_SUITE = """\
 name = "fails"
 seed = 0

@@ -15,7 +15,7 @@ from ..data import Data
 from ..errors import ConfigError
 from ..training import TrainConfig
 from .adversarial_training import METHODS, AdversarialTraining
-from .base import DEFENSES, Defense, FitContext, MakeModel, NoDefense, ReportContext
+from .base import DEFENSES, Defense, FitContext, MakeModel, NoDefense, Prerequisite, ReportContext
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ class GanAugmentation(Defense):
     """
 
     kind = "gan-augmentation"
+    report_uses_reference = True
 
     def __init__(
         self,
@@ -78,14 +79,13 @@ class GanAugmentation(Defense):
         return {"samples": self.samples, "labels": self.labels, "min_confidence": self.min_confidence,
                 "adversarial": self.adversarial, "eps": self.eps, "gan": self.gan_config.as_dict()}
 
-    @staticmethod
-    def generators(context: FitContext) -> Any:
-        """The run's one :class:`~robustbench_gan.gan.cache.GeneratorCache` (kept in the fit context's memo)."""
-        from ..gan.cache import GeneratorCache
+    def generator_need(self, data: Data, *, seed: int, context: FitContext) -> Prerequisite:
+        """The class-conditional GAN this defense samples from: one per (data, GAN settings, seed) in a run."""
+        return GeneratorNeed(data, self.gan_config, seed, context.numerics)
 
-        if "generators" not in context.shared:
-            context.shared["generators"] = GeneratorCache(context.weights, context.numerics)
-        return context.shared["generators"]
+    def prerequisites(self, make_model: MakeModel, data: Data, *, train: TrainConfig, seed: int,
+                      context: FitContext) -> list[Prerequisite]:
+        return [self.generator_need(data, seed=seed, context=context)]
 
     def fit(
         self, make_model: MakeModel, data: Data, *, train: TrainConfig, seed: int, device: str, progress: bool = True,
@@ -93,8 +93,10 @@ class GanAugmentation(Defense):
     ) -> Classifier:
         from ..gan.training import sample_balanced
 
-        generator, self.history, self.generator_key = self.generators(context or FitContext()).get(
-            data, self.gan_config, seed=seed, device=device, progress=progress)
+        context = context or FitContext()
+        need = self.generator_need(data, seed=seed, context=context)
+        generator, self.history = context.obtain(need, device=device, progress=progress)
+        generator, self.generator_key = generator.to(device).eval(), need.key
         self.generator = generator
         k = data.spec.num_classes
         n = self.samples if self.samples is not None else len(data.y_train)
@@ -126,8 +128,9 @@ class GanAugmentation(Defense):
         corner cases of this model's undefended classifier (once per generator and model)."""
         from ..gan.report import corner_case_report, generator_report
 
-        generator, history, key = self.generators(ctx.fit).get(ctx.data, self.gan_config, seed=ctx.seed,
-                                                                device=ctx.device, progress=False)
+        need = self.generator_need(ctx.data, seed=ctx.seed, context=ctx.fit)
+        generator, history = ctx.fit.obtain(need, device=ctx.device, progress=False)
+        generator, key = generator.to(ctx.device).eval(), need.key
         memo = ctx.fit.shared.setdefault("gan-reports", {})
         if key not in memo:
             memo[key] = generator_report(generator, history, key, self.gan_config, reference=ctx.reference(),
@@ -140,3 +143,33 @@ class GanAugmentation(Defense):
         details.update(model=ctx.model, defense=ctx.defense, corner_cases=copy.deepcopy(memo[(key, ctx.model)]))
         details["metrics"].update(model=ctx.model, defense=ctx.defense)
         return {"gan": details}
+
+
+class GeneratorNeed(Prerequisite):
+    """A trained class-conditional generator and its loss history, ``(generator, history)``, kept in the weight
+    cache under :meth:`GeneratorCache.key <robustbench_gan.gan.cache.GeneratorCache.key>`."""
+
+    label = "GAN generator"
+
+    def __init__(self, data: Data, config: Any, seed: int, numerics: str) -> None:
+        from ..gan.cache import GeneratorCache
+
+        self.data, self.config, self.seed = data, config, seed
+        self.key = GeneratorCache(numerics=numerics).key(data, config, seed)
+
+    def build(self, *, device: str, progress: bool) -> tuple[Any, Any]:
+        from ..gan.training import train_gan
+
+        generator, history = train_gan(self.data.x_train, self.data.y_train, self.data.spec, config=self.config,
+                                       seed=self.seed, device=device, progress=progress)
+        return generator.eval(), history
+
+    def load(self, context: FitContext) -> tuple[Any, Any] | None:
+        from ..gan.cache import GeneratorCache
+
+        return GeneratorCache(context.weights, context.numerics).load(self.key, self.data, self.config)
+
+    def save(self, context: FitContext, artefact: tuple[Any, Any]) -> None:
+        from ..gan.cache import GeneratorCache
+
+        GeneratorCache(context.weights, context.numerics).save(self.key, *artefact, self.config, self.seed)

@@ -41,20 +41,32 @@ class GeneratorCache:
         key = self.key(data, config, seed)
         if key in self._memo:
             return (*self._memo[key], key)
-        generator = ConditionalGenerator(data.spec, z_dim=config.z_dim, width=config.width)
-        history = self._load_history(key)
-        if history is not None and self.weights.load(key, generator):
-            generator = generator.to(device).eval()
+        loaded = self.load(key, data, config)
+        if loaded is not None:
+            generator, history = loaded[0].to(device).eval(), loaded[1]
         else:
             generator, history = train_gan(data.x_train, data.y_train, data.spec, config=config, seed=seed,
                                            device=device, progress=progress)
             self.trained += 1
-            self.weights.save(key, generator, {"gan": config.as_dict(), "seed": seed})
-            path = self._history_path(key)
-            if path is not None:
-                atomic_write_text(path, json.dumps(history.as_dict()))
+            self.save(key, generator, history, config, seed)
         self._memo[key] = (generator, history)
         return generator, history, key
+
+    def load(self, key: str, data: Data, config: GanConfig) -> tuple[ConditionalGenerator, GanHistory] | None:
+        """The generator and its loss history from the weight cache (CPU, eval mode); None when not there."""
+        generator = ConditionalGenerator(data.spec, z_dim=config.z_dim, width=config.width)
+        history = self._load_history(key)
+        if history is None or not self.weights.load(key, generator):
+            return None
+        return generator.eval(), history
+
+    def save(self, key: str, generator: ConditionalGenerator, history: GanHistory, config: GanConfig,
+             seed: int) -> None:
+        """Write the generator's weights and loss history to the weight cache (nothing without a folder)."""
+        self.weights.save(key, generator, {"gan": config.as_dict(), "seed": seed})
+        path = self._history_path(key)
+        if path is not None:
+            atomic_write_text(path, json.dumps(history.as_dict()))
 
     def _load_history(self, key: str) -> GanHistory | None:
         path = self._history_path(key)

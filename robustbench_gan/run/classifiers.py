@@ -3,7 +3,7 @@ their defense's report sections."""
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,6 +15,7 @@ from ..core.device import numerics
 from ..core.io import config_hash, read_checked_json, write_checked_json
 from ..data import Data
 from ..defenses import FitContext, ReportContext, make_defense
+from ..defenses.base import Prerequisite
 from ..errors import RobustBenchError
 from ..models import build_model, build_user_model, load_weights
 from ..suite import DefenseConfig, ModelConfig
@@ -70,6 +71,43 @@ def classifier_key(model: ModelConfig, defense: DefenseConfig, data: Data, seed:
     })
 
 
+@dataclass(frozen=True)
+class TrainJob:
+    """Training one classifier, in any process: picklable, and the same code whichever process runs it."""
+
+    model: ModelConfig
+    defense: DefenseConfig
+    key: str
+    seed: int
+    numerics: str
+
+    @property
+    def ident(self) -> ClassifierId:
+        return (self.model.name, self.defense.name)
+
+    def defense_object(self) -> Any:
+        return make_defense(self.defense.kind, name=self.defense.name, **self.defense.params)
+
+    def skeleton(self, data: Data) -> Classifier:
+        """The untrained classifier (built with the seed, as training starts from it)."""
+        seen = model_data(self.model, data)
+        return self.defense_object().classifier(model_factory(self.model, seen), seen, seed=self.seed)
+
+    def prerequisites(self, data: Data, context: FitContext) -> list[Prerequisite]:
+        """What the defense's fit obtains from its context (a shared GAN, a teacher), in order."""
+        seen = model_data(self.model, data)
+        train = replace(self.model.train, **self.defense.train)
+        return self.defense_object().prerequisites(model_factory(self.model, seen), seen, train=train, seed=self.seed,
+                                                   context=context.for_recipe(self.key))
+
+    def fit(self, data: Data, *, device: str, progress: bool, context: FitContext) -> Classifier:
+        """Train the classifier; prerequisites come from ``context`` (memo, cache) or are built there."""
+        seen = model_data(self.model, data)
+        train = replace(self.model.train, **self.defense.train)
+        return self.defense_object().fit(model_factory(self.model, seen), seen, train=train, seed=self.seed,
+                                         device=device, progress=progress, context=context.for_recipe(self.key))
+
+
 class Classifiers:
     """Obtains each classifier of a run once: prebuilt, loaded from the weight cache, or trained by its defense.
 
@@ -93,6 +131,9 @@ class Classifiers:
         self.flags: list[dict[str, Any]] = []
         self.sections: list[dict[str, Any]] = []
         self.trained = 0  # classifiers trained (not loaded from the cache) by this run
+        self.remote: dict[ClassifierId, Callable[[], tuple[Classifier, dict[int, Any]]]] = {}
+        """Classifiers an executor trains elsewhere: ``ident -> wait()`` returning the trained classifier and the
+        prerequisites it was fitted with (index -> artefact), which are memoised and cached here."""
 
     @property
     def weights(self) -> WeightCache:
@@ -134,22 +175,46 @@ class Classifiers:
         if self.checks:
             self.flags += classifier_flags(clf, self.x_check, self.y_check, model=model, defense=defense)
 
+    def job(self, model: ModelConfig, defense: DefenseConfig) -> TrainJob:
+        """How (model, defense) is trained, as a picklable job another process can run."""
+        return TrainJob(model, defense, classifier_key(model, defense, self.data, self.seed, self.numerics),
+                        self.seed, self.numerics)
+
+    def to_train(self, pairs: list[tuple[ModelConfig, DefenseConfig]]) -> list[TrainJob]:
+        """The jobs among ``pairs`` this run must train: neither obtained yet, nor a weights file, nor cached."""
+        jobs: dict[ClassifierId, TrainJob] = {}
+        for model, defense in pairs:
+            ident = (model.name, defense.name)
+            if ident in jobs or ident in self._items or (model.weights is not None and defense.kind == "none"):
+                continue
+            job = self.job(model, defense)
+            path = self.weights.path(job.key)
+            if path is None or not path.is_file():
+                jobs[ident] = job
+        return list(jobs.values())
+
     def _obtain(self, model: ModelConfig, defense: DefenseConfig) -> tuple[Classifier, str]:
         data = model_data(model, self.data)
-        make = model_factory(model, data)
-        defense_obj = make_defense(defense.kind, name=defense.name, **defense.params)
-        skeleton = defense_obj.classifier(make, data, seed=self.seed).to(self.device)
+        job = self.job(model, defense)
+        defense_obj = job.defense_object()
+        skeleton = job.skeleton(self.data).to(self.device)
         skeleton.check(self.x_check[:4])  # fail fast, before any training, on a model of the wrong shape
-        key = classifier_key(model, defense, self.data, self.seed, self.numerics)
+        key = job.key
         if model.weights is not None and defense.kind == "none":
             load_weights(skeleton.model, model.weights, trust_checkpoint=model.trust_checkpoint)
             skeleton.check(self.x_check[:4])
             return skeleton.eval(), key
         if not self.weights.load(key, skeleton):
-            log.info("training %s / %s", model.name, defense.name)
-            train = replace(model.train, **defense.train)
-            skeleton = defense_obj.fit(make, data, train=train, seed=self.seed, device=self.device,
-                                       progress=self.progress, context=self.fit_context)
+            remote = self.remote.pop((model.name, defense.name), None)
+            if remote is not None:  # trained by an executor elsewhere; its prerequisites come along
+                skeleton, prerequisites = remote()
+                for index, artefact in prerequisites.items():
+                    need = job.prerequisites(self.data, self.fit_context)[index]
+                    if need.key not in self.fit_context.shared:
+                        self.fit_context.put(need, artefact)
+            else:
+                log.info("training %s / %s", model.name, defense.name)
+                skeleton = job.fit(self.data, device=self.device, progress=self.progress, context=self.fit_context)
             self.weights.save(key, skeleton, {"model": model.name, "defense": defense.name,
                                               "spec": data.spec.as_dict()})
             self.trained += 1

@@ -9,7 +9,8 @@ from tqdm.auto import tqdm
 from ..classifier import Classifier
 from ..errors import ConfigError
 from .cells import EvalData, run_cell
-from .plan import Cell, ClassifierId
+from .classifiers import Classifiers
+from .plan import Cell, ClassifierId, Pair
 from .records import CellOutput
 
 Task = tuple[int, Cell, Mapping[ClassifierId, Classifier]]
@@ -19,17 +20,22 @@ class Executor(Protocol):
     """Runs tasks and yields ``(index, CellOutput)`` as they finish. An executor may set ``threads``: torch's CPU
     threads its cells run with (the run's numerics, part of the cache keys, must match them)."""
 
-    def run(self, tasks: Iterable[Task], data: EvalData, *, total: int, desc: str) -> Iterator[tuple[int, CellOutput]]:
+    def run(self, tasks: Iterable[Task], data: EvalData, *, total: int, desc: str,
+            classifiers: Classifiers | None = None, pairs: list[Pair] = ()) -> Iterator[tuple[int, CellOutput]]:
+        """``classifiers`` and ``pairs``: the run's classifiers and those its cells need, in order, for an
+        executor that trains them elsewhere (the cells' classifiers are obtained from ``classifiers`` either way)."""
         ...
 
 
 class LocalExecutor:
-    """Runs cells one after the other in this process (the default)."""
+    """Runs cells one after the other in this process (the default), training each classifier here when its first
+    cell needs it."""
 
     def __init__(self, *, progress: bool = True) -> None:
         self.progress = progress
 
-    def run(self, tasks: Iterable[Task], data: EvalData, *, total: int, desc: str) -> Iterator[tuple[int, CellOutput]]:
+    def run(self, tasks: Iterable[Task], data: EvalData, *, total: int, desc: str,
+            classifiers: Classifiers | None = None, pairs: list[Pair] = ()) -> Iterator[tuple[int, CellOutput]]:
         for index, cell, classifiers in tqdm(tasks, total=total, desc=desc, disable=not self.progress):
             yield index, run_cell(cell, classifiers, data, progress=self.progress)
 

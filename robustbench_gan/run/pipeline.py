@@ -12,13 +12,14 @@ from ..classifier import Classifier
 from ..core.device import numerics, resolve_device, torch_threads
 from ..errors import ConfigError
 from ..data import DATASETS, Data, load_dataset, subset
+from ..defenses import DEFENSES
 from ..results import Results, new_manifest
 from ..suite import SuiteConfig, load_suite, validate_suite
 from .cache import CellCache, cell_key
 from .cells import EvalData
-from .classifiers import Classifiers, classifier_key
+from .classifiers import REFERENCE, Classifiers, classifier_key
 from .executors import Executor, LocalExecutor, Task, make_executor
-from .plan import Cell, ClassifierId, classifier_pairs, plan_cells, source_name
+from .plan import NO_DEFENSE, Cell, ClassifierId, classifier_pairs, plan_cells, source_name
 from .records import CellOutput, aggregate
 
 log = logging.getLogger(__name__)
@@ -157,10 +158,14 @@ def _run_pipeline(
             if i not in outputs:
                 yield i, cell, classifiers.mapping(cell.classifier_ids())
 
+    pairs = [pair for cell in cells for pair in (*(cell.source or ()), *cell.targets)]
+    if any(DEFENSES.get(d.kind).report_uses_reference for _, d in pairs):
+        pairs.append((REFERENCE, NO_DEFENSE))
     done = 0
     try:
-        for i, out in (executor or LocalExecutor(progress=progress)).run(tasks(), eval_data, total=len(cells),
-                                                                          desc=f"suite {suite.name}"):
+        for i, out in (executor or LocalExecutor(progress=progress)).run(
+                tasks(), eval_data, total=len(cells), desc=f"suite {suite.name}", classifiers=classifiers,
+                pairs=pairs):
             outputs[i] = out
             cache.save(keys[i], out)
             done += 1
