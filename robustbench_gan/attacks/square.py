@@ -137,37 +137,47 @@ class Square(Attack):
         low, high = clip(x - eps, clf), clip(x + eps, clf)  # the eps ball within the bounds, per pixel
         margin, loss = self.margin_and_loss(clf, best, goal)
         side_max = min(h, w)
-        rows, cols = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
-        # the samples still searching, compacted: positions, current point, ball, labels, loss
+        # a step moves the window by +-2 eps (sign per channel), then clamps it to the ball: only the window changes,
+        # since every other pixel is already in the ball. Drawn bits 0 / 1 pick the step -2 eps / +2 eps.
+        moves = (2 * eps) * (torch.tensor([0, 1], device=x.device) * 2 - 1).to(x.dtype)
+        windows: dict[int, Tensor] = {}  # side -> flat offsets [c, s * s] of the square at the corner, per channel
+        # the samples still searching, compacted and flattened: positions, current point, ball, labels, loss
         idx = (margin > 0).nonzero().squeeze(1)
-        current, lo, hi, labels, loss = best[idx], low[idx], high[idx], goal.labels[idx], loss[idx]
-        for i in range(self.queries - 1):  # the start was the first query
-            k = len(idx)
-            if k == 0:
-                break
-            p = p_schedule(self.p_init, i, self.queries)
-            s = min(max(int(round(math.sqrt(p * h * w))), 1), side_max)
-            top = dev(torch.randint(0, h - s + 1, (k,), generator=gen))
-            left = dev(torch.randint(0, w - s + 1, (k,), generator=gen))
-            in_rows = (rows >= top[:, None]) & (rows < top[:, None] + s)
-            in_cols = (cols >= left[:, None]) & (cols < left[:, None] + s)
-            window = in_rows[:, None, :, None] & in_cols[:, None, None, :]
-            signs = (torch.randint(0, 2, (k, c, 1, 1), generator=gen) * 2 - 1).to(x.device, x.dtype)
-            candidate = torch.clamp(current + (2 * eps) * (window * signs), lo, hi)
-            same = (candidate == current).flatten(1).all(1)  # the window already has these signs: flip them
-            if same.any():  # (the reference resamples; a flip is the one draw that changes it on one channel)
-                j = same.nonzero().squeeze(1)
-                candidate[j] = torch.clamp(current[j] + (2 * eps) * (window[j] * -signs[j]), lo[j], hi[j])
-            m_new, l_new = self.margin_and_loss(clf, candidate, Goal(labels, goal.targeted))
-            fooled = m_new <= 0
-            keep = (l_new < loss) | fooled
-            current = torch.where(keep.view(-1, 1, 1, 1), candidate, current)
-            loss = torch.where(keep, l_new, loss)
-            if fooled.any():  # fooled samples stop querying: write them back and leave the batch
-                best[idx[fooled]] = current[fooled]
-                stay = ~fooled
-                idx, current, lo, hi, labels, loss = (v[stay] for v in (idx, current, lo, hi, labels, loss))
-        best[idx] = current
+        current, lo, hi = (t[idx].flatten(1) for t in (best, low, high))
+        labels, loss = goal.labels[idx], loss[idx]
+        with torch.no_grad():
+            for i in range(self.queries - 1):  # the start was the first query
+                k = len(idx)
+                if k == 0:
+                    break
+                p = p_schedule(self.p_init, i, self.queries)
+                s = min(max(int(round(math.sqrt(p * h * w))), 1), side_max)
+                if s not in windows:
+                    span = torch.arange(s, device=x.device)
+                    windows[s] = ((torch.arange(c, device=x.device) * (h * w))[:, None]
+                                  + (span[:, None] * w + span).flatten())
+                top = torch.randint(0, h - s + 1, (k,), generator=gen)
+                left = torch.randint(0, w - s + 1, (k,), generator=gen)
+                move = moves[dev(torch.randint(0, 2, (k, c, 1), generator=gen))]  # [k, c, 1]
+                at = (dev(top * w + left)[:, None, None] + windows[s]).view(k, -1)  # the window's pixels, flat
+                old, lo_w, hi_w = current.gather(1, at), lo.gather(1, at), hi.gather(1, at)
+                old = old.view(k, c, -1)
+                up = torch.clamp(old + move, lo_w.view_as(old), hi_w.view_as(old))
+                down = torch.clamp(old - move, lo_w.view_as(old), hi_w.view_as(old))
+                # the window already has these signs: flip them (the reference resamples; a flip is the one draw
+                # that changes it on one channel)
+                same = (up == old).view(k, -1).all(1)
+                candidate = current.scatter(1, at, torch.where(same.view(-1, 1, 1), down, up).view(k, -1))
+                m_new, l_new = self.margin_and_loss(clf, candidate.view(k, c, h, w), Goal(labels, goal.targeted))
+                fooled = m_new <= 0
+                keep = (l_new < loss) | fooled
+                current = torch.where(keep.view(-1, 1), candidate, current)
+                loss = torch.where(keep, l_new, loss)
+                if fooled.any():  # fooled samples stop querying: write them back and leave the batch
+                    best[idx[fooled]] = current[fooled].view(-1, c, h, w)
+                    stay = ~fooled
+                    idx, current, lo, hi, labels, loss = (v[stay] for v in (idx, current, lo, hi, labels, loss))
+        best[idx] = current.view(-1, c, h, w)
         return best
 
     def _search_l2(self, clf: Classifier, x: Tensor, goal: Goal, eps: float) -> Tensor:
