@@ -41,26 +41,31 @@ def project_onto_hyperplane(t: Tensor, w: Tensor, b: Tensor, bounds: tuple[float
     """
     lo, hi = bounds
     c = (w * t).sum(1) - b  # which side of the hyperplane t lies on, and how far in w . z
-    ws = torch.where(c[:, None] >= 0, w, -w)  # flipped so that ws . z must drop by |c|
+    ws = w * torch.where(c >= 0, 1.0, -1.0)[:, None]  # flipped so that ws . z must drop by |c|
     need = c.abs()[:, None]
     down = ws > 0
-    cap = torch.where(down, t - lo, hi - t).clamp_min(0)
+    cap = torch.where(down, t - lo, hi - t).clamp_min_(0)
     aw = ws.abs()
     live = aw > 0  # coordinates with w_i = 0 neither move nor count, wherever their breakpoint sorts
-    rate = torch.ones_like(aw) if norm == "inf" else aw
-    breaks, order = (cap / torch.where(live, rate, torch.ones_like(rate))).sort(1)
-    aw_s, cap_s, rate_s = aw.gather(1, order), cap.gather(1, order), rate.gather(1, order)
+    if norm == "inf":  # rate 1: the breakpoints are the caps, and a coordinate's slope is |w_i|
+        breaks, order = cap.sort(1)
+        aw_s, cap_s = aw.gather(1, order), cap.gather(1, order)
+        slope = aw_s
+    else:
+        rate = aw
+        breaks, order = (cap / torch.where(live, rate, 1.0)).sort(1)
+        aw_s, cap_s = aw.gather(1, order), cap.gather(1, order)
+        slope = aw_s * aw_s  # aw_s * rate_s
     gain = aw_s * cap_s  # drop in ws . z from a coordinate moved all the way to the box
-    slope = aw_s * rate_s  # drop per unit lam from a coordinate still moving
-    saturated = gain.cumsum(1) - gain  # the coordinates before the breakpoint are at the box
+    saturated = gain.cumsum(1).sub_(gain)  # the coordinates before the breakpoint are at the box
     moving = slope.flip(1).cumsum(1).flip(1)  # the breakpoint's coordinate and those after still move
     k = ((saturated + breaks * moving) < need).sum(1, keepdim=True)  # breakpoints passed before the hyperplane
     feasible = k < t.shape[1]
-    k = k.clamp(max=t.shape[1] - 1)
+    k = k.clamp_(max=t.shape[1] - 1)
     rest, den = need - saturated.gather(1, k), moving.gather(1, k)
-    inf = torch.full_like(den, math.inf)
-    lam = torch.where(feasible & (den > 0), rest / torch.where(den > 0, den, torch.ones_like(den)), inf)
-    size = torch.where(live, torch.minimum(lam.clamp_min(0) * rate, cap), torch.zeros_like(cap))
+    positive = den > 0
+    lam = torch.where(feasible & positive, rest / torch.where(positive, den, 1.0), math.inf).clamp_min_(0)
+    size = torch.where(live, torch.minimum(lam if norm == "inf" else lam * rate, cap), 0.0)
     return torch.where(down, -size, size)
 
 

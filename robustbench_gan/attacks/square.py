@@ -45,21 +45,23 @@ def meta_bump(s: int) -> Tensor:
     return out / out.norm()
 
 
-def _window(top: Tensor, left: Tensor, s: int, h: int, w: int) -> Tensor:
-    """Boolean masks ``[k, 1, h, w]``: per sample, the ``s x s`` square with its corner at ``(top, left)``."""
-    rows = torch.arange(h, device=top.device)
-    cols = torch.arange(w, device=top.device)
-    in_rows = (rows >= top[:, None]) & (rows < top[:, None] + s)
-    in_cols = (cols >= left[:, None]) & (cols < left[:, None] + s)
-    return in_rows[:, None, :, None] & in_cols[:, None, None, :]
+def _pixels(top: Tensor, left: Tensor, s: int, w: int) -> Tensor:
+    """Flat pixel indices ``[k, s * s]`` (row-major within an ``h x w`` image) of the ``s x s`` squares at
+    ``(top, left)``."""
+    span = torch.arange(s, device=top.device)
+    return (top * w + left)[:, None] + (span[:, None] * w + span).flatten()
 
 
-def _square_index(top: Tensor, left: Tensor, s: int, c: int) -> tuple[Tensor, ...]:
-    """Advanced indices that read or write the ``[k, c, s, s]`` squares of ``[k, c, h, w]`` at ``(top, left)``."""
-    dev = top.device
-    span = torch.arange(s, device=dev)
-    return (torch.arange(len(top), device=dev)[:, None, None, None], torch.arange(c, device=dev)[:, None, None],
-            (top[:, None] + span)[:, None, :, None], (left[:, None] + span)[:, None, None, :])
+def _channels(pixels: Tensor, c: int, hw: int) -> Tensor:
+    """``pixels`` ``[k, m]`` repeated over ``c`` channels of ``hw`` pixels each: flat indices ``[k, c * m]`` into a
+    ``[k, c * hw]`` view."""
+    return (pixels[:, None, :] + torch.arange(0, c * hw, hw, device=pixels.device)[:, None]).flatten(1)
+
+
+def _mask(pixels: Tensor, hw: int, base: Tensor | None = None) -> Tensor:
+    """Boolean ``[k, hw]``: ``base`` (default all False) with ``pixels`` ``[k, m]`` set."""
+    out = pixels.new_zeros(len(pixels), hw, dtype=torch.bool) if base is None else base.clone()
+    return out.scatter_(1, pixels, True)
 
 
 def _sq_norm(t: Tensor) -> Tensor:
@@ -137,65 +139,89 @@ class Square(Attack):
         low, high = clip(x - eps, clf), clip(x + eps, clf)  # the eps ball within the bounds, per pixel
         margin, loss = self.margin_and_loss(clf, best, goal)
         side_max = min(h, w)
-        rows, cols = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
-        # the samples still searching, compacted: positions, current point, ball, labels, loss
+        # a step moves the window by +-2 eps (sign per channel), then clamps it to the ball: only the window changes,
+        # since every other pixel is already in the ball. Drawn bits 0 / 1 pick the step -2 eps / +2 eps.
+        moves = (2 * eps) * (torch.tensor([0, 1], device=x.device) * 2 - 1).to(x.dtype)
+        windows: dict[int, Tensor] = {}  # side -> flat offsets [c, s * s] of the square at the corner, per channel
+        # the samples still searching, compacted and flattened: positions, current point, ball, labels, loss
         idx = (margin > 0).nonzero().squeeze(1)
-        current, lo, hi, labels, loss = best[idx], low[idx], high[idx], goal.labels[idx], loss[idx]
-        for i in range(self.queries - 1):  # the start was the first query
-            k = len(idx)
-            if k == 0:
-                break
-            p = p_schedule(self.p_init, i, self.queries)
-            s = min(max(int(round(math.sqrt(p * h * w))), 1), side_max)
-            top = dev(torch.randint(0, h - s + 1, (k,), generator=gen))
-            left = dev(torch.randint(0, w - s + 1, (k,), generator=gen))
-            in_rows = (rows >= top[:, None]) & (rows < top[:, None] + s)
-            in_cols = (cols >= left[:, None]) & (cols < left[:, None] + s)
-            window = in_rows[:, None, :, None] & in_cols[:, None, None, :]
-            signs = (torch.randint(0, 2, (k, c, 1, 1), generator=gen) * 2 - 1).to(x.device, x.dtype)
-            candidate = torch.clamp(current + (2 * eps) * (window * signs), lo, hi)
-            same = (candidate == current).flatten(1).all(1)  # the window already has these signs: flip them
-            if same.any():  # (the reference resamples; a flip is the one draw that changes it on one channel)
-                j = same.nonzero().squeeze(1)
-                candidate[j] = torch.clamp(current[j] + (2 * eps) * (window[j] * -signs[j]), lo[j], hi[j])
-            m_new, l_new = self.margin_and_loss(clf, candidate, Goal(labels, goal.targeted))
-            fooled = m_new <= 0
-            keep = (l_new < loss) | fooled
-            current = torch.where(keep.view(-1, 1, 1, 1), candidate, current)
-            loss = torch.where(keep, l_new, loss)
-            if fooled.any():  # fooled samples stop querying: write them back and leave the batch
-                best[idx[fooled]] = current[fooled]
-                stay = ~fooled
-                idx, current, lo, hi, labels, loss = (v[stay] for v in (idx, current, lo, hi, labels, loss))
-        best[idx] = current
+        current, lo, hi = (t[idx].flatten(1) for t in (best, low, high))
+        labels, loss = goal.labels[idx], loss[idx]
+        with torch.no_grad():
+            for i in range(self.queries - 1):  # the start was the first query
+                k = len(idx)
+                if k == 0:
+                    break
+                p = p_schedule(self.p_init, i, self.queries)
+                s = min(max(int(round(math.sqrt(p * h * w))), 1), side_max)
+                if s not in windows:
+                    span = torch.arange(s, device=x.device)
+                    windows[s] = ((torch.arange(c, device=x.device) * (h * w))[:, None]
+                                  + (span[:, None] * w + span).flatten())
+                top = torch.randint(0, h - s + 1, (k,), generator=gen)
+                left = torch.randint(0, w - s + 1, (k,), generator=gen)
+                move = moves[dev(torch.randint(0, 2, (k, c, 1), generator=gen))]  # [k, c, 1]
+                at = (dev(top * w + left)[:, None, None] + windows[s]).view(k, -1)  # the window's pixels, flat
+                old, lo_w, hi_w = current.gather(1, at), lo.gather(1, at), hi.gather(1, at)
+                old = old.view(k, c, -1)
+                up = torch.clamp(old + move, lo_w.view_as(old), hi_w.view_as(old))
+                down = torch.clamp(old - move, lo_w.view_as(old), hi_w.view_as(old))
+                # the window already has these signs: flip them (the reference resamples; a flip is the one draw
+                # that changes it on one channel)
+                same = (up == old).view(k, -1).all(1)
+                candidate = current.scatter(1, at, torch.where(same.view(-1, 1, 1), down, up).view(k, -1))
+                m_new, l_new = self.margin_and_loss(clf, candidate.view(k, c, h, w), Goal(labels, goal.targeted))
+                fooled = m_new <= 0
+                keep = (l_new < loss) | fooled
+                current = torch.where(keep.view(-1, 1), candidate, current)
+                loss = torch.where(keep, l_new, loss)
+                if fooled.any():  # fooled samples stop querying: write them back and leave the batch
+                    best[idx[fooled]] = current[fooled].view(-1, c, h, w)
+                    stay = ~fooled
+                    idx, current, lo, hi, labels, loss = (v[stay] for v in (idx, current, lo, hi, labels, loss))
+        best[idx] = current.view(-1, c, h, w)
         return best
 
     def _search_l2(self, clf: Classifier, x: Tensor, goal: Goal, eps: float) -> Tensor:
         gen = torch.Generator().manual_seed(self.seed)
         n, c, h, w = x.shape
+        dev = (lambda t: t) if x.device.type == "cpu" else (lambda t: t.to(x.device))
         best = clip(x + eps * l2_start(x, gen), clf)
         margin, loss = self.margin_and_loss(clf, best, goal)
-        for i in range(self.queries - 1):  # the start was the first query
-            active = (margin > 0).nonzero().squeeze(1)
-            if len(active) == 0:
-                break
-            p = p_schedule(self.p_init, i, self.queries)
-            s = max(int(round(math.sqrt(p * h * w))), 3)
-            s = min(s + 1 - s % 2, h, w)  # odd and at least 3 (theirs), but within the image
-            k = len(active)
-            top, left, top2, left2 = (torch.randint(0, m - s + 1, (k,), generator=gen).to(x.device)
-                                      for m in (h, w, h, w))
-            pattern = patterns(s, k, gen, x)  # [k, 1, s, s], randomly transposed per sample
-            signs = (torch.randint(0, 2, (k, c, 1, 1), generator=gen) * 2 - 1).to(x.device, x.dtype)
-            xa = x[active]
-            delta = l2_window_update(best[active] - xa, eps, (top, left), (top2, left2), pattern * signs)
-            scale = eps / flat_norm(delta, "2").clamp_min(torch.finfo(x.dtype).tiny)
-            candidate = clip(xa + delta * scale.view(-1, 1, 1, 1), clf)  # norm eps, then the bounds (theirs)
-            ga = Goal(goal.labels[active], goal.targeted)
-            m_new, l_new = self.margin_and_loss(clf, candidate, ga)
-            keep = (l_new < loss[active]) | (m_new <= 0)
-            idx = active[keep]
-            best[idx], margin[idx], loss[idx] = candidate[keep], m_new[keep], l_new[keep]
+        tiny = torch.finfo(x.dtype).tiny
+        unit = torch.tensor([-1, 1], device=x.device).to(x.dtype)  # drawn bits 0 / 1 pick the sign -1 / +1
+        bases: dict[int, tuple[Tensor, Tensor]] = {}  # side -> the meta pseudo-Gaussian square and its transpose
+        # the samples still searching (margin > 0), compacted: positions, input, current point, labels, loss
+        idx = (margin > 0).nonzero().squeeze(1)
+        xa, current, labels, loss = x[idx], best[idx], goal.labels[idx], loss[idx]
+        with torch.no_grad():
+            for i in range(self.queries - 1):  # the start was the first query
+                k = len(idx)
+                if k == 0:
+                    break
+                p = p_schedule(self.p_init, i, self.queries)
+                s = max(int(round(math.sqrt(p * h * w))), 3)
+                s = min(s + 1 - s % 2, h, w)  # odd and at least 3 (theirs), but within the image
+                top, left, top2, left2 = (dev(torch.randint(0, m - s + 1, (k,), generator=gen)) for m in (h, w, h, w))
+                if s not in bases:
+                    base = meta_bump(s).to(x.dtype)
+                    bases[s] = base.T.to(x.device), base.to(x.device)
+                flip = dev(torch.randint(0, 2, (k, 1, 1, 1), generator=gen).bool())  # transposed with prob. 1/2
+                pattern = torch.where(flip, *bases[s])  # [k, 1, s, s], as patterns()
+                signs = unit[dev(torch.randint(0, 2, (k, c, 1, 1), generator=gen))]
+                delta = l2_window_update(current - xa, eps, (top, left), (top2, left2), pattern * signs)
+                scale = eps / flat_norm(delta, "2").clamp_min(tiny)
+                candidate = clip(xa + delta * scale.view(-1, 1, 1, 1), clf)  # norm eps, then the bounds (theirs)
+                m_new, l_new = self.margin_and_loss(clf, candidate, Goal(labels, goal.targeted))
+                fooled = m_new <= 0
+                keep = (l_new < loss) | fooled
+                current = torch.where(keep.view(-1, 1, 1, 1), candidate, current)
+                loss = torch.where(keep, l_new, loss)
+                if fooled.any():  # fooled samples stop querying: write them back and leave the batch
+                    best[idx[fooled]] = current[fooled]
+                    stay = ~fooled
+                    idx, xa, current, labels, loss = (v[stay] for v in (idx, xa, current, labels, loss))
+        best[idx] = current
         return best
 
 
@@ -235,12 +261,14 @@ def l2_window_update(delta: Tensor, eps: float, first: tuple[Tensor, Tensor], se
     k, c, h, w = delta.shape
     s = step.shape[-1]
     tiny = torch.finfo(delta.dtype).tiny  # guards 0 / 0 (a window without perturbation) at any scale
-    in_first, in_second = _window(*first, s, h, w), _window(*second, s, h, w)
-    square = _square_index(*first, s, c)
-    old = delta[square]
+    first_px, second_px = _pixels(*first, s, w), _pixels(*second, s, w)
+    in_second = _mask(second_px, h * w)
+    in_either = _mask(first_px, h * w, in_second).view(k, 1, h, w)
+    square = _channels(first_px, c, h * w)  # the first window's pixels in every channel, [k, c * s * s]
+    old = delta.reshape(k, -1).gather(1, square).view(k, c, s, s)
     budget = (eps ** 2 - flat_norm(delta, "2").square()).clamp_min(0).view(-1, 1, 1, 1) / c
-    mass = (budget + _sq_norm(delta * (in_first | in_second)).square()).sqrt()  # per channel, [k, c, 1, 1]
+    mass = (budget + _sq_norm(delta * in_either).square()).sqrt()  # per channel, [k, c, 1, 1]
     new = step + old / _sq_norm(old).clamp_min(tiny)
-    out = delta.masked_fill(in_second, 0)
-    out[square] = new / _sq_norm(new).clamp_min(tiny) * mass
-    return out
+    out = delta.masked_fill(in_second.view(k, 1, h, w), 0)
+    new = new / _sq_norm(new).clamp_min(tiny) * mass
+    return out.view(k, -1).scatter_(1, square, new.reshape(k, -1)).view_as(out)
