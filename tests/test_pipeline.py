@@ -2,6 +2,7 @@
 default suite gives the numbers it gave before the pipeline was redesigned (tests/golden)."""
 from __future__ import annotations
 
+import json
 import math
 import pickle
 import subprocess
@@ -23,6 +24,7 @@ from robustbench_gan.run.classifiers import Classifiers
 from robustbench_gan.suite import validate_suite
 
 GOLDEN = Path(__file__).parent / "golden" / "default_results.csv"
+GOLDEN_REPORT = Path(__file__).parent / "golden" / "default_report.json"  # its flags and leaderboard
 """results.csv of `robustbench-gan run default --no-cache` made with the code before the pipeline redesign."""
 
 
@@ -37,15 +39,31 @@ class Scaled(nn.Module):
         return self.inner(x) * self.scale
 
 
-def test_default_suite_matches_the_golden_copy(default_run):
-    """Same seed, same numbers: every column of every row but `seconds`, rows matched by their key. The golden
-    copy is `robustbench-gan -q run default --no-cache` (2 threads); it changes only with a change meant to change
-    numbers, named in its commit (last: the default suite gained APGD-CE and APGD-T, and the substitute attack's
-    default became the strong preset, issue 13)."""
-    new = pd.read_csv(default_run / "results.csv", keep_default_na=False, na_values=[""])
+def assert_matches_golden(out: Path) -> None:
+    """``out``'s results.csv equals the golden copy in every column of every row but `seconds` (rows matched by
+    their key), and its flags and leaderboard equal the golden ones."""
+    new = pd.read_csv(out / "results.csv", keep_default_na=False, na_values=[""])
     old = pd.read_csv(GOLDEN, keep_default_na=False, na_values=[""])
     key = ["model", "defense", "attack", "threat", "source", "eps"]
     assert not new.duplicated(key).any() and not old.duplicated(key).any()
+    cols = [c for c in old.columns if c != "seconds"]
+    assert list(new.columns) == list(old.columns)
+    pd.testing.assert_frame_equal(new.sort_values(key)[cols].reset_index(drop=True),
+                                  old.sort_values(key)[cols].reset_index(drop=True))
+    doc = json.loads((out / "results.json").read_text())
+    golden = json.loads(GOLDEN_REPORT.read_text())
+    assert doc["flags"] == golden["flags"]
+    assert doc["leaderboard"] == golden["leaderboard"]
+
+
+def test_default_suite_matches_the_golden_copy(default_run):
+    """Same seed, same numbers: every column of every row but `seconds`, rows matched by their key, and the same
+    flags and leaderboard. The golden copy is `robustbench-gan -q run default --no-cache` (2 threads, and no
+    OMP_NUM_THREADS in the environment); it changes only with a change meant to change numbers, named in its
+    commit (last: the default suite gained APGD-CE and APGD-T, and the substitute attack's default became the
+    strong preset, issue 13)."""
+    assert_matches_golden(default_run)
+    new = pd.read_csv(default_run / "results.csv", keep_default_na=False, na_values=[""])
     white = new["threat"] == "white-box"
     counted = new[white & (new["eps"] > 0) & (new["attack_role"] != "probe")]
     per_attack = counted.groupby(["model", "defense", "attack"])[["queries", "n"]].agg({"queries": "sum", "n": "max"})
@@ -54,10 +72,6 @@ def test_default_suite_matches_the_golden_copy(default_run):
     assert (pgd["queries"] <= 20 * pgd["n"] + pgd["n"]).all()  # 20 gradient steps and one final check at most
     probe = new["attack_role"] == "probe"
     assert probe.sum() > 0 and new.loc[probe, "robust_accuracy"].isna().all()
-    cols = [c for c in old.columns if c != "seconds"]
-    assert list(new.columns) == list(old.columns)
-    pd.testing.assert_frame_equal(new.sort_values(key)[cols].reset_index(drop=True),
-                                  old.sort_values(key)[cols].reset_index(drop=True))
 
 
 def test_robust_accuracy_never_exceeds_clean_accuracy(default_run):

@@ -21,6 +21,7 @@ from robustbench_gan.run import plan_cells, run_suite  # noqa: E402
 from robustbench_gan.run.ray_executor import RayExecutor  # noqa: E402
 from robustbench_gan.suite import load_suite  # noqa: E402
 
+from test_pipeline import assert_matches_golden  # noqa: E402
 from test_resume import rows_without_seconds  # noqa: E402
 
 # 2 models x 2 attacks white-box + transfer both ways: 6 cells, a few seconds in all
@@ -363,3 +364,18 @@ def test_a_two_node_cluster_runs_cells_on_both_nodes_with_the_same_results(small
     assert len(doc["nodes"]) == 2
     assert set(doc["ran_on"]) == set(doc["nodes"]), doc  # cells ran on both nodes
     assert rows_without_seconds(out / "results.csv") == rows_without_seconds(local_run / "results.csv")
+
+
+@pytest.mark.slow
+def test_the_default_suite_on_ray_matches_the_golden_copy(tmp_path):
+    """``robustbench-gan run default --executor ray --num-cpus 2`` (a local cluster of this machine's 2 CPUs, tasks
+    with 2 torch threads, the golden copy's numerics; classifiers, the GAN and cells all trained in tasks): the
+    golden results.csv, flags and leaderboard. In a process of its own, so the session's cluster is left alone."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "RAY_ADDRESS")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "robustbench_gan.cli", "-q", "run", "default", "--no-cache",
+                           "--executor", "ray", "--num-cpus", "2", "--out", str(out)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_matches_golden(out)
