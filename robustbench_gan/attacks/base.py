@@ -32,6 +32,10 @@ class Goal:
     labels: Tensor
     targeted: bool = False
 
+    def subset(self, index: Tensor) -> Goal:
+        """The goal of the samples ``index``."""
+        return Goal(self.labels[index], self.targeted)
+
 
 ROLES = ("single-step", "iterative", "minimum-norm", "black-box", "ensemble", "baseline", "probe")
 """What an attack is, for the sanity checks and the leaderboard:

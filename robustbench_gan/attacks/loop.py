@@ -1,7 +1,7 @@
 """The one iterative-gradient engine: start, step, project, keep the best point per sample.
 
-PGD, BIM, the final-iterate examples used for transfer, and every adversarial-training method run through
-:func:`descend`; the norm-specific parts are the hooks of :mod:`~robustbench_gan.attacks.norms` and the loss is
+PGD and BIM run through :func:`descend_to_goal` (each sample stops at its first success and leaves the batch);
+the final-iterate examples used for transfer and every adversarial-training method through :func:`descend`; the norm-specific parts are the hooks of :mod:`~robustbench_gan.attacks.norms` and the loss is
 any per-sample function of the logits to *ascend*.
 """
 from __future__ import annotations
@@ -58,36 +58,68 @@ def descend(
     step_size: float,
     loss: LossFn,
     start: Tensor | None = None,
-    success: SuccessFn | None = None,
     eot_samples: int = 1,
-) -> tuple[Tensor, Tensor]:
-    """``steps`` projected steepest-ascent steps of ``loss`` in the eps-ball of ``norm`` around ``x``.
+) -> Tensor:
+    """``steps`` projected steepest-ascent steps of ``loss`` in the eps-ball of ``norm`` around ``x``; the final
+    iterate of every sample (what adversarial training and transfer use).
 
-    ``start`` is the first iterate (default ``x``; it is clipped to the bounds). Without ``success`` every sample
-    runs all steps and the final iterate is returned (what adversarial training and transfer use). With
-    ``success`` each sample keeps its *first* successful iterate, so a later step cannot undo a success, and the
-    loop stops once every sample has succeeded; samples that never succeed get the final iterate. Returns the
-    points and the per-sample success mask (all False without ``success``). ``eot_samples`` averages each step's
-    gradient over that many passes (see :func:`gradient`).
+    ``start`` is the first iterate (default ``x``; it is clipped to the bounds). ``eot_samples`` averages each
+    step's gradient over that many passes (see :func:`gradient`).
     """
-    found = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     with frozen(clf):
         xk = clip(x if start is None else start, clf).detach()
-        best = xk.clone() if success is not None else xk
         for _ in range(steps):
-            grad, logits = gradient(clf, xk, loss, eot_samples)
-            if success is not None:
-                new = success(logits) & ~found
-                if new.any():
-                    best[new] = xk[new]
-                    found |= new
-                    if found.all():
-                        return best, found
+            grad, _ = gradient(clf, xk, loss, eot_samples)
             xk = clip(x + project(xk + step_size * ascent_direction(grad, norm) - x, eps, norm), clf)
-        if success is None:
-            return xk.detach(), found
+    return xk.detach()
+
+
+def descend_to_goal(
+    clf: Classifier,
+    x: Tensor,
+    *,
+    eps: float,
+    norm: str,
+    steps: int,
+    step_size: float,
+    loss: Callable[[Tensor], LossFn],
+    success: Callable[[Tensor], SuccessFn],
+    start: Tensor | None = None,
+    eot_samples: int = 1,
+    active_set: bool = True,
+) -> tuple[Tensor, Tensor]:
+    """:func:`descend` until each sample succeeds: a sample keeps its *first* successful iterate (a later step
+    cannot undo a success); samples that never succeed get the final iterate. Returns the points and the
+    per-sample success mask.
+
+    ``loss(index)`` and ``success(index)`` give the loss and the success test of the samples ``index`` (a long
+    tensor into ``x``). With ``active_set`` a sample leaves the batch as soon as it succeeds, so it costs no further
+    passes; without it every sample runs until all have succeeded. The points are the same either way.
+    """
+    n = len(x)
+    found = torch.zeros(n, dtype=torch.bool, device=x.device)
+    every = torch.arange(n, device=x.device)
+    with frozen(clf):
+        xk = clip(x if start is None else start, clf).detach()
+        best = xk.clone()
+        idx, xa = every, x  # the samples still iterating, and their clean inputs
+        step_loss, step_success = loss(idx), success(idx)
+        for _ in range(steps):
+            grad, logits = gradient(clf, xk, step_loss, eot_samples)
+            new = step_success(logits) & ~found[idx]
+            if new.any():
+                best[idx[new]] = xk[new]
+                found[idx[new]] = True
+                if bool(found.all()):
+                    return best.detach(), found
+                if active_set:
+                    stay = ~new
+                    idx, xa, xk, grad = idx[stay], xa[stay], xk[stay], grad[stay]
+                    step_loss, step_success = loss(idx), success(idx)
+            xk = clip(xa + project(xk + step_size * ascent_direction(grad, norm) - xa, eps, norm), clf)
         with torch.no_grad():
-            new = success(clf(xk)) & ~found
-        found |= new
-        best[~found | new] = xk[~found | new]
+            new = step_success(clf(xk)) & ~found[idx]
+        last = ~found[idx] | new  # never fooled before: the final iterate, whether it succeeds or not
+        best[idx[last]] = xk[last]
+        found[idx[new]] = True
     return best.detach(), found

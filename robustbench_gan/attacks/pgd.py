@@ -12,7 +12,7 @@ from .base import (
     ATTACKS, Attack, Goal, check_bool, check_loss, check_positive, check_seed, check_target, goal_loss, is_success,
     parse_norm,
 )
-from .loop import descend
+from .loop import descend, descend_to_goal
 from .norms import random_delta
 
 
@@ -30,6 +30,7 @@ class PGD(Attack):
 
     name = "pgd"
     role = "iterative"
+    active_set = True  # a fooled sample leaves the batch (the examples are the same without; tests compare)
 
     def __init__(
         self,
@@ -86,9 +87,11 @@ class PGD(Attack):
             xa = x[active]
             ga = Goal(goal.labels[active], goal.targeted)
             start = xa + random_delta(xa, eps, self.norm, gen) if self.random_start or restart > 0 else xa
-            xk, found = descend(clf, xa, eps=eps, norm=self.norm, steps=steps, step_size=step,
-                                loss=goal_loss(ga, self.loss), start=start, success=lambda z: is_success(z, ga),
-                                eot_samples=self.eot_samples)
+            xk, found = descend_to_goal(
+                clf, xa, eps=eps, norm=self.norm, steps=steps, step_size=step, start=start,
+                loss=lambda i, g=ga: goal_loss(g.subset(i), self.loss),
+                success=lambda i, g=ga: (lambda z, gi=g.subset(i): is_success(z, gi)),
+                eot_samples=self.eot_samples, active_set=self.active_set)
             done[active[found]] = True
             # samples never fooled keep the last iterate of the last restart (a valid in-ball example)
             keep = found if restart < self.restarts - 1 else torch.ones_like(found)
@@ -103,9 +106,8 @@ class PGD(Attack):
         steps, step = self.schedule(clf, eps)
         gen = torch.Generator().manual_seed(self.seed)
         start = x + random_delta(x, eps, self.norm, gen) if self.random_start else x
-        xk, _ = descend(clf, x, eps=eps, norm=self.norm, steps=steps, step_size=step,
-                        loss=goal_loss(goal, self.loss), start=start, eot_samples=self.eot_samples)
-        return xk
+        return descend(clf, x, eps=eps, norm=self.norm, steps=steps, step_size=step,
+                       loss=goal_loss(goal, self.loss), start=start, eot_samples=self.eot_samples)
 
 
 @ATTACKS.register("bim")

@@ -123,9 +123,8 @@ class AdversarialTraining(Defense):
         g = torch.Generator().manual_seed(seed)
         if self.method == "fast":  # Wong et al. 2020: uniform start, one step of 1.25 eps, projected
             start = x + random_delta(x, eps, self.norm, g)
-            xk, _ = descend(clf, x, eps=eps, norm=self.norm, steps=1, step_size=1.25 * eps, loss=goal_loss(goal),
-                            start=start)
-            return xk
+            return descend(clf, x, eps=eps, norm=self.norm, steps=1, step_size=1.25 * eps, loss=goal_loss(goal),
+                           start=start)
         # TRADES inner maximisation: PGD on KL(p(x) || p(x')) from x + 0.001 * N(0, 1) (Zhang et al. 2019)
         with frozen(clf), torch.no_grad():
             p_clean = F.softmax(clf(x), 1)
@@ -134,9 +133,8 @@ class AdversarialTraining(Defense):
         def kl(logits: Tensor) -> Tensor:
             return F.kl_div(F.log_softmax(logits, 1), p_clean, reduction="none").flatten(1).sum(1)
 
-        xk, _ = descend(clf, x, eps=eps, norm=self.norm, steps=self.steps, step_size=self._step(eps), loss=kl,
-                        start=start)
-        return xk
+        return descend(clf, x, eps=eps, norm=self.norm, steps=self.steps, step_size=self._step(eps), loss=kl,
+                       start=start)
 
     def _step(self, eps: float) -> float:
         return float(self.step_size) if self.step_size is not None else 2.5 * eps / self.steps
