@@ -55,7 +55,7 @@ def main() -> None:
     clf.eval()
     x, y = data.x_test[: args.n], data.y_test[: args.n]
     clean = float((clf.predict(x).argmax(1) == y).float().mean())
-    print(f"MLP 64-96-64-10 on digits, {len(x)} test images, clean accuracy {clean:.1%}, {args.threads} threads")
+    print(f"MLP 64-96-64-10 on digits, {len(x)} test images, clean accuracy {clean:.1%}, {args.threads} thread(s)")
     rows = []
     for eps in args.eps:
         ours = AutoAttack(version="standard", steps=args.steps)
