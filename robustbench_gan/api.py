@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from .attacks import ATTACKS, Attack, make_attack
+from .attacks.precision import check_precision
 from .classifier import Classifier, eval_mode
 from .core.device import resolve_device
 from .data import Data, from_tensors, load_dataset
@@ -134,6 +135,7 @@ def benchmark(
     name: str | None = None,
     checks: bool = True,
     progress: bool = True,
+    precision: str = "fp32",
 ) -> Results:
     """Attack ``model`` (any ``nn.Module`` returning logits) on ``data`` and return :class:`Results`.
 
@@ -145,9 +147,11 @@ def benchmark(
     evaluated in eval mode and left in the mode it came in. ``n`` evaluates a seeded subset; ``out`` also writes
     results.csv, results.json, samples.csv.gz and index.html. The results carry per-sample data and the worst-case
     leaderboard, and (``checks=True``) the sanity flags of :mod:`robustbench_gan.checks` (gradient masking and
-    friends; a fixed cost per model).
+    friends; a fixed cost per model). ``precision`` (``fp32``, ``bf16``, ``fp16``) is that of the attacks' own
+    passes; every reported decision is taken in fp32.
     """
     dev = resolve_device(device)
+    check_precision(precision)
     if not isinstance(model, nn.Module):
         raise ModelError(f"model must be a torch.nn.Module returning logits, got {type(model).__name__}")
     d = _as_data(data, num_classes=num_classes, bounds=bounds, mean=mean, std=std)
@@ -163,7 +167,7 @@ def benchmark(
     try:
         return _benchmark(model, d, configs, eps_list, num_classes=num_classes, mean=mean, std=std, out=out,
                           device=dev, seed=seed, n=n, batch_size=batch_size, name=name, checks=checks,
-                          progress=progress)
+                          progress=progress, precision=precision)
     finally:
         for module, training in modes.items():
             module.training = training
@@ -174,7 +178,7 @@ def benchmark(
 def _benchmark(
     model: nn.Module, d: Data, configs: tuple[AttackConfig, ...], eps_list: tuple[float, ...], *,
     num_classes: int | None, mean: Any, std: Any, out: str | Path | None, device: str, seed: int, n: int | None,
-    batch_size: int, name: str | None, checks: bool, progress: bool,
+    batch_size: int, name: str | None, checks: bool, progress: bool, precision: str = "fp32",
 ) -> Results:
     dev = device
     if isinstance(model, Classifier):
@@ -190,11 +194,11 @@ def _benchmark(
     model_name = name or type(getattr(clf, "model", clf)).__name__
     suite = SuiteConfig(
         name="benchmark", data={"dataset": d.spec.name}, models=(ModelConfig(model_name),), attacks=configs,
-        evaluation=EvalConfig(n=n, batch_size=batch_size), transfer=TransferConfig(sources="none"), seed=seed,
+        evaluation=EvalConfig(n=n, batch_size=batch_size, precision=precision), transfer=TransferConfig(sources="none"), seed=seed,
         device=dev,
     )
     config = {"model": model_name, "attacks": [c.kind if c.instance is None else repr(c.instance) for c in configs],
-              "eps": list(eps_list), "n": n, "bounds": list(d.spec.bounds)}
+              "eps": list(eps_list), "n": n, "bounds": list(d.spec.bounds), "precision": precision}
     results = run_pipeline(suite, d, device=dev, progress=progress, checks=checks,
                            prebuilt={(model_name, "none"): clf}, manifest_config=config)
     if out is not None:

@@ -29,7 +29,7 @@ TRANSFER_SOURCES = ("all", "undefended", "none")
 MODEL_KEYS = ("name", "arch", "factory", "weights", "params", "trust_checkpoint", "mean", "std", "bounds") + tuple(
     TrainConfig.__dataclass_fields__)
 NORMALIZATION_KEYS = ("mean", "std")  # [data] and [[models]]: the wrapper normalizes, attacks stay in pixel space
-EVAL_KEYS = ("n", "batch_size", "gallery")
+EVAL_KEYS = ("n", "batch_size", "gallery", "precision")
 PATH_KEYS = ("images", "labels", "test_images", "test_labels", "path", "root")
 DEVICES = ("auto", "cpu", "cuda")
 MAX_SEED = 2**63 - 1  # torch generators take 64-bit seeds
@@ -91,6 +91,7 @@ class EvalConfig:
     n: int | None = None  # evaluate on the first n test samples (after a seeded shuffle); None: all
     batch_size: int = 256
     gallery: int = 4
+    precision: str = "fp32"  # of the attacks' own passes: fp32 | bf16 | fp16 (decisions always in fp32)
 
 
 @dataclass(frozen=True)
@@ -395,8 +396,15 @@ def validate_suite(doc: dict[str, Any], *, source: str = "<dict>", base: Path | 
     _unique(source, "attacks", [a.name for a in attacks])
 
     ev = check_keys(source, "[evaluation]", doc.get("evaluation", {}), EVAL_KEYS)
+    from .attacks.precision import PRECISIONS
+
+    if "precision" in ev and ev["precision"] not in PRECISIONS:
+        raise ConfigError(f"{source}: [evaluation]: precision must be one of {', '.join(PRECISIONS)}, "
+                          f"got {ev['precision']!r}")
     for key in ev:
         v = ev[key]
+        if key == "precision":
+            continue
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < (0 if key == "gallery" else 1)):
             raise ConfigError(f"{source}: [evaluation]: {key} must be a positive integer, got {v!r}")
     evaluation = EvalConfig(**ev)

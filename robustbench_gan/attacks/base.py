@@ -69,6 +69,7 @@ class Attack:
     targeted: bool = False
     target_mode: str = ""
     norm: str = "inf"
+    precision: str = "fp32"  # of the attack's own passes (see attacks.precision); the suite's [evaluation] sets it
 
     def __init__(self) -> None:
         self.queries_made = 0

@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from ..classifier import Classifier
 from .norms import flat_norm
 from .outcome import Outcome, accuracy_metrics
+from .precision import attack_precision
 
 if TYPE_CHECKING:
     from .base import Attack
@@ -55,7 +56,8 @@ def evaluate_batched(
         attack.queries_made, attack.queries_per_eps = 0, None
         scored = clf.queries
         t0 = time.perf_counter()
-        advs = attack.perturb_many(clf, xb, goal, eps_list)
+        with attack_precision(xb.device, getattr(attack, "precision", "fp32")):  # the decisions below: fp32
+            advs = attack.perturb_many(clf, xb, goal, eps_list)
         if xb.is_cuda:
             torch.cuda.synchronize()
         seconds += time.perf_counter() - t0

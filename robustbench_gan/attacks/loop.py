@@ -12,7 +12,9 @@ import torch
 from torch import Tensor
 
 from ..classifier import Classifier, frozen
+from . import precision
 from .norms import ascent_direction, project
+from .precision import FP16_LOSS_SCALE
 
 LossFn = Callable[[Tensor], Tensor]
 """Per-sample loss of the logits that the attacker ascends."""
@@ -35,11 +37,18 @@ def loss_gradient(clf: Classifier, x: Tensor, loss: LossFn, eot_samples: int = 1
         values, logits, grads = zip(*(loss_gradient(clf, x, loss) for _ in range(eot_samples)))
         return torch.stack(values).mean(0), torch.stack(logits).mean(0), torch.stack(grads).mean(0)
     x = x.detach().requires_grad_(True)
+    scale = FP16_LOSS_SCALE if precision.current() == "fp16" else 1.0
     with torch.enable_grad():
         logits = clf(x)
-        values = loss(logits)
-        (grad,) = torch.autograd.grad(values.sum(), x)
-    return values.detach(), logits.detach(), grad
+        values = loss(logits).float()
+        total = values.sum() if scale == 1.0 else values.sum() * scale
+        (grad,) = torch.autograd.grad(total, x)
+    if scale != 1.0:
+        if not bool(torch.isfinite(grad).all()):  # the scaled fp16 gradient overflowed: this step in fp32
+            with precision.full_precision(x.device):
+                return loss_gradient(clf, x, loss)
+        grad = grad / scale
+    return values.detach(), logits.detach().float(), grad
 
 
 def gradient(clf: Classifier, x: Tensor, loss: LossFn, eot_samples: int = 1) -> tuple[Tensor, Tensor]:
@@ -93,7 +102,8 @@ def descend_to_goal(
     per-sample success mask.
 
     ``loss(index)`` and ``success(index)`` give the loss and the success test of the samples ``index`` (a long
-    tensor into ``x``). With ``active_set`` a sample leaves the batch as soon as it succeeds, so it costs no further
+    tensor into ``x``). Under a low :mod:`~robustbench_gan.attacks.precision`, a success counts (and the sample
+    stops) only once an fp32 pass confirms it; the final check is in fp32. With ``active_set`` a sample leaves the batch as soon as it succeeds, so it costs no further
     passes; without it every sample runs until all have succeeded. The points are the same either way.
     """
     n = len(x)
@@ -107,6 +117,8 @@ def descend_to_goal(
         for _ in range(steps):
             grad, logits = gradient(clf, xk, step_loss, eot_samples)
             new = step_success(logits) & ~found[idx]
+            if new.any() and precision.current() != "fp32":  # a low-precision success counts once fp32 agrees
+                new[new.clone()] = _confirmed(clf, xk[new], success(idx[new]))
             if new.any():
                 best[idx[new]] = xk[new]
                 found[idx[new]] = True
@@ -117,9 +129,15 @@ def descend_to_goal(
                     idx, xa, xk, grad = idx[stay], xa[stay], xk[stay], grad[stay]
                     step_loss, step_success = loss(idx), success(idx)
             xk = clip(xa + project(xk + step_size * ascent_direction(grad, norm) - xa, eps, norm), clf)
-        with torch.no_grad():
+        with torch.no_grad(), precision.full_precision(x.device):  # the final decision, in fp32
             new = step_success(clf(xk)) & ~found[idx]
         last = ~found[idx] | new  # never fooled before: the final iterate, whether it succeeds or not
         best[idx[last]] = xk[last]
         found[idx[new]] = True
     return best.detach(), found
+
+
+def _confirmed(clf: Classifier, x: Tensor, success: SuccessFn) -> Tensor:
+    """``success`` of ``x`` decided in fp32 (a re-check of successes found in low precision)."""
+    with torch.no_grad(), precision.full_precision(x.device):
+        return success(clf(x))

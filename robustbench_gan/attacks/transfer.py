@@ -12,6 +12,7 @@ from torch import Tensor
 from ..classifier import Classifier
 from .base import Attack, flat_norm
 from .outcome import Outcome, accuracy_metrics
+from .precision import attack_precision
 
 
 @dataclass
@@ -38,8 +39,10 @@ def craft(
         xb, yb = x[start : start + batch_size], y[start : start + batch_size]
         goal = attack.make_goal(source, xb, yb, seed=seed + bi)
         labels.append(goal.labels)
-        for i, xa in enumerate(attack.transfer_many(source, xb, goal, eps_list)):
-            per_eps[i].append(xa.detach())
+        with attack_precision(xb.device, attack.precision):
+            crafted = attack.transfer_many(source, xb, goal, eps_list)
+        for i, xa in enumerate(crafted):
+            per_eps[i].append(xa.detach().float())
     seconds = time.perf_counter() - t0
     return Crafted(eps_list, [torch.cat(p) for p in per_eps], torch.cat(labels), attack.targeted, seconds)
 

@@ -11,7 +11,7 @@ from .records import CellOutput
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: PGD and BIM count fewer queries (active set)
 """Bumped when a cell's output changes shape or meaning (2: transfer cells hold every target; probe rows NaN)."""
 
 
@@ -23,7 +23,8 @@ def cell_key(cell: Cell, target_keys: list[str], source_keys: list[str] | None, 
     if cell.attack.instance is not None:
         attack["instance"] = repr(cell.attack.instance)
     names = [s.suite, s.dataset, cell.attack.name, cell.source_name, [[m.name, d.name] for m, d in cell.targets]]
-    return config_hash({"version": CACHE_VERSION, "targets": target_keys, "source": source_keys, "attack": attack,
+    extra = {"precision": s.precision} if s.precision != "fp32" else {}
+    return config_hash({**extra,"version": CACHE_VERSION, "targets": target_keys, "source": source_keys, "attack": attack,
                         "names": names,  # the records carry them
                         "eval_n": s.eval_n, "seed": s.seed, "gallery": s.gallery, "batch_size": s.batch_size,
                         "numerics": numerics})

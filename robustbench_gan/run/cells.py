@@ -64,6 +64,7 @@ def _run_cell(cell: Cell, classifiers: Mapping[ClassifierId, Classifier], data: 
               progress: bool) -> CellOutput:
     s = cell.settings
     attack = cell.attack.build()
+    attack.precision = s.precision
     if cell.source is not None:
         members = [classifiers[(m.name, d.name)] for m, d in cell.source]
         source = members[0] if len(members) == 1 else ensemble(members)

@@ -117,6 +117,7 @@ def _run_pipeline(
                             config=manifest_config if manifest_config is not None else suite.raw)
     manifest["source"] = suite.source
     manifest["numerics"] = numerics(dev)
+    manifest["precision"] = suite.evaluation.precision  # of the attacks' passes; decisions are fp32
     manifest["standard_autoattack"] = [c.name for c in suite.attacks if getattr(c.build(), "is_standard", False)]
     manifest["data"] = {**data.spec.as_dict(), "train": len(data.y_train), "test": len(data.y_test),
                         "evaluated": len(y_eval)}

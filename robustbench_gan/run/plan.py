@@ -26,6 +26,7 @@ class CellSettings:
     batch_size: int = 256
     gallery: int = 4
     eval_n: int | None = None
+    precision: str = "fp32"
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def transferable(cfg: AttackConfig) -> bool:
 
 def settings_of(suite: SuiteConfig, dataset: str) -> CellSettings:
     ev = suite.evaluation
-    return CellSettings(suite.name, dataset, suite.seed, ev.batch_size, ev.gallery, ev.n)
+    return CellSettings(suite.name, dataset, suite.seed, ev.batch_size, ev.gallery, ev.n, ev.precision)
 
 
 def classifier_pairs(suite: SuiteConfig) -> list[Pair]:

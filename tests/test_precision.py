@@ -1,0 +1,120 @@
+"""Attack precision (issue 15): bf16 / fp16 autocast for the attack's own passes, every success re-checked in fp32
+before it counts, fp16 loss scaling, and the suite key / benchmark() argument."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from robustbench_gan import benchmark
+from robustbench_gan.attacks import make_attack
+from robustbench_gan.attacks.base import Goal
+from robustbench_gan.attacks.evaluate import evaluate_attack
+from robustbench_gan.attacks.loop import descend_to_goal, loss_gradient
+from robustbench_gan.attacks.precision import attack_precision, current, supported
+from robustbench_gan.classifier import Classifier
+from robustbench_gan.errors import ConfigError
+from robustbench_gan.suite import validate_suite
+
+LOW = [p for p in ("bf16", "fp16") if supported("cpu", p)]
+N = 100
+
+
+class Liar(nn.Module):
+    """The wrapped classifier's logits in fp32; in low precision, rolled by one class, so every correctly
+    classified input *looks* misclassified: a success no fp32 decision confirms."""
+
+    def __init__(self, inner: Classifier) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        logits = self.inner(x)
+        return logits if current() == "fp32" else logits.roll(1, dims=1)
+
+
+def liar(clf: Classifier) -> Classifier:
+    return Classifier(Liar(clf), num_classes=clf.num_classes, bounds=clf.bounds).eval()
+
+
+@pytest.mark.skipif(not LOW, reason="no low-precision autocast on this CPU")
+@pytest.mark.parametrize("precision", LOW)
+def test_a_low_precision_success_counts_only_once_fp32_confirms_it(precision, cnn, digits):
+    x, y = digits.x_test[:N], digits.y_test[:N]
+    fake = liar(cnn)
+    with attack_precision("cpu", precision):
+        adv, found = descend_to_goal(
+            fake, x, eps=0.02, norm="inf", steps=5, step_size=0.01,
+            loss=lambda i: (lambda z, yi=y[i]: F.cross_entropy(z.float(), yi, reduction="none")),
+            success=lambda i: (lambda z, yi=y[i]: z.argmax(1) != yi))
+    truly = cnn.predict(adv).argmax(1) != y
+    assert torch.equal(found, truly)  # without the fp32 re-check every sample would be "found" at the first step
+    assert found.float().mean() < 0.5
+
+
+@pytest.mark.skipif(not LOW, reason="no low-precision autocast on this CPU")
+@pytest.mark.parametrize("precision", LOW)
+@pytest.mark.parametrize("attack", ["pgd", "apgd", "square"])
+def test_reported_decisions_are_fp32(precision, attack, cnn, digits):
+    """The evaluation labels the examples in fp32 whatever the attack believed: with the liar, the reported
+    predictions are exactly fp32's on the same examples (the attack's own low-precision view is never reported)."""
+    x, y = digits.x_test[:N], digits.y_test[:N]
+    fake = liar(cnn)
+    params = {"square": {"queries": 50}, "apgd": {"steps": 5}, "pgd": {"steps": 5}}[attack]
+    run = make_attack(attack, **params)
+    run.precision = precision
+    outcome, = evaluate_attack(fake, x, y, run, [0.1], batch_size=N, progress=False)
+    again = make_attack(attack, **params)
+    with attack_precision("cpu", precision):
+        adv, = again.perturb_many(fake, x, again.make_goal(fake, x, y, seed=0), [0.1])
+    assert torch.equal(outcome.adv_pred, cnn.predict(adv).argmax(1))
+
+
+@pytest.mark.skipif(not LOW, reason="no low-precision autocast on this CPU")
+@pytest.mark.parametrize("precision", LOW)
+def test_low_precision_pgd_is_about_as_strong_as_fp32(precision, cnn, digits):
+    x, y = digits.x_test[:200], digits.y_test[:200]
+    acc = {}
+    for p in ("fp32", precision):
+        res = benchmark(cnn, (x, y), attacks=["pgd"], eps=[0.1], precision=p, checks=False, progress=False)
+        row = res.table[res.table["eps"] == 0.1].iloc[0]
+        acc[p] = float(row["robust_accuracy"])
+        assert res.manifest["precision"] == p
+    assert abs(acc["fp32"] - acc[precision]) <= 0.05, acc
+
+
+@pytest.mark.skipif("fp16" not in LOW, reason="no fp16 autocast on this CPU")
+def test_fp16_loss_scaling_keeps_small_input_gradients():
+    """Logits 1e-6 times a linear map: unscaled fp16 backward flushes a quarter of the input gradients to zero;
+    the scaled one keeps them all, equal to fp32's to within fp16 rounding."""
+    torch.manual_seed(0)
+    lin = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+
+    class Tiny(nn.Module):
+        def forward(self, x):
+            return lin(x) * 1e-6
+
+    clf = Classifier(Tiny(), num_classes=10)
+    x, y = torch.rand(8, 1, 8, 8), torch.randint(0, 10, (8,))
+    ce = lambda z: F.cross_entropy(z, y, reduction="none")  # noqa: E731
+    _, _, g32 = loss_gradient(clf, x, ce)
+    with attack_precision("cpu", "fp16"):
+        _, _, g16 = loss_gradient(clf, x, ce)
+    x2 = x.clone().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.float16):
+        loss = F.cross_entropy(clf(x2), y, reduction="none").float().sum()
+    unscaled, = torch.autograd.grad(loss, x2)
+    assert (unscaled == 0).float().mean() > 0.1  # the problem is real here
+    assert (g16 != 0).all() and torch.allclose(g16, g32, rtol=0.02, atol=1e-9)
+
+
+def test_fp32_is_the_default_and_bad_values_are_one_line_errors(cnn, digits):
+    assert make_attack("pgd").precision == "fp32"
+    base = {"name": "p", "data": {"dataset": "digits"}, "models": [{"name": "m", "arch": "logistic"}],
+            "attacks": [{"name": "fgsm", "eps": [0.1]}]}
+    assert validate_suite({**base, "evaluation": {"precision": "bf16"}}).evaluation.precision == "bf16"
+    with pytest.raises(ConfigError, match=r"precision must be one of fp32, bf16, fp16, got 'half'"):
+        validate_suite({**base, "evaluation": {"precision": "half"}})
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        benchmark(cnn, (digits.x_test[:10], digits.y_test[:10]), precision="fp8", progress=False)
