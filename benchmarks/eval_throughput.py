@@ -144,9 +144,10 @@ def main() -> None:
                 f"{ours[0] / limit:.2f}x the active-set limit ({sum(rows_seen) / (k * len(x)):.0%} of the bare rows)")
         if ta is not None:
             theirs = result["torchattacks PGD"]
-            line += (f"; torchattacks PGD-{k} {theirs[0]:.2f} s ({theirs[1]:.1%}): theirs / ours = {theirs[0] / ours[0]:.2f}x "
-                     f"in time; APGD ours {result['ours APGD'][0]:.2f} s ({result['ours APGD'][1]:.1%}) vs theirs "
-                     f"{result['torchattacks APGD'][0]:.2f} s ({result['torchattacks APGD'][1]:.1%})")
+            apgd, their_apgd = result["ours APGD"], result["torchattacks APGD"]
+            line += (f"; torchattacks PGD-{k} {theirs[0]:.2f} s ({theirs[1]:.1%}): theirs / ours = "
+                     f"{theirs[0] / ours[0]:.2f}x in time; APGD ours {apgd[0]:.2f} s ({apgd[1]:.1%}) vs theirs "
+                     f"{their_apgd[0]:.2f} s ({their_apgd[1]:.1%})")
         print(line, flush=True)
     print()
     print(f"{'eps':>5} {'method':18} {'seconds':>8} {'images/s':>9} {'robust':>7}")

@@ -194,8 +194,8 @@ def _benchmark(
     model_name = name or type(getattr(clf, "model", clf)).__name__
     suite = SuiteConfig(
         name="benchmark", data={"dataset": d.spec.name}, models=(ModelConfig(model_name),), attacks=configs,
-        evaluation=EvalConfig(n=n, batch_size=batch_size, precision=precision), transfer=TransferConfig(sources="none"), seed=seed,
-        device=dev,
+        evaluation=EvalConfig(n=n, batch_size=batch_size, precision=precision), transfer=TransferConfig(sources="none"),
+        seed=seed, device=dev,
     )
     config = {"model": model_name, "attacks": [c.kind if c.instance is None else repr(c.instance) for c in configs],
               "eps": list(eps_list), "n": n, "bounds": list(d.spec.bounds), "precision": precision}
