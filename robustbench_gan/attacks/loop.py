@@ -1,8 +1,9 @@
 """The one iterative-gradient engine: start, step, project, keep the best point per sample.
 
 PGD and BIM run through :func:`descend_to_goal` (each sample stops at its first success and leaves the batch);
-the final-iterate examples used for transfer and every adversarial-training method through :func:`descend`; the norm-specific parts are the hooks of :mod:`~robustbench_gan.attacks.norms` and the loss is
-any per-sample function of the logits to *ascend*.
+the final-iterate examples used for transfer and every adversarial-training method through :func:`descend`. The
+norm-specific parts are the hooks of :mod:`~robustbench_gan.attacks.norms`; the loss is any per-sample function of
+the logits to *ascend*.
 """
 from __future__ import annotations
 
@@ -103,8 +104,9 @@ def descend_to_goal(
 
     ``loss(index)`` and ``success(index)`` give the loss and the success test of the samples ``index`` (a long
     tensor into ``x``). Under a low :mod:`~robustbench_gan.attacks.precision`, a success counts (and the sample
-    stops) only once an fp32 pass confirms it; the final check is in fp32. With ``active_set`` a sample leaves the batch as soon as it succeeds, so it costs no further
-    passes; without it every sample runs until all have succeeded. The points are the same either way.
+    stops) only once an fp32 pass confirms it; the final check is in fp32. With ``active_set`` a sample leaves the
+    batch as soon as it succeeds, so it costs no further passes; without it every sample runs until all have
+    succeeded. The points are the same either way.
     """
     n = len(x)
     found = torch.zeros(n, dtype=torch.bool, device=x.device)

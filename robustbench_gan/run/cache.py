@@ -24,7 +24,8 @@ def cell_key(cell: Cell, target_keys: list[str], source_keys: list[str] | None, 
         attack["instance"] = repr(cell.attack.instance)
     names = [s.suite, s.dataset, cell.attack.name, cell.source_name, [[m.name, d.name] for m, d in cell.targets]]
     extra = {"precision": s.precision} if s.precision != "fp32" else {}
-    return config_hash({**extra,"version": CACHE_VERSION, "targets": target_keys, "source": source_keys, "attack": attack,
+    return config_hash({**extra, "version": CACHE_VERSION, "targets": target_keys, "source": source_keys,
+                        "attack": attack,
                         "names": names,  # the records carry them
                         "eval_n": s.eval_n, "seed": s.seed, "gallery": s.gallery, "batch_size": s.batch_size,
                         "numerics": numerics})
