@@ -59,3 +59,19 @@ def test_fooled_samples_stop_costing_passes(cnn, digits):
     finally:
         hook.remove()
     assert set(sizes_full) == {N} and len(sizes_full) == len(sizes)
+
+
+@pytest.mark.parametrize("params, eps", [({"steps": 5, "restarts": 3}, 0.05),
+                                         ({"steps": 5, "restarts": 3, "norm": "2"}, 0.6)])
+def test_a_samples_random_restarts_do_not_depend_on_the_others(params, eps, cnn, digits):
+    """The first 30 samples get wrong labels, so they count as fooled at once and leave before the second restart;
+    every other sample must get the very same example as when those 30 were still running (its restart draws are
+    its own, not the next in a stream shared by whoever is left)."""
+    x, y = digits.x_test[:N], digits.y_test[:N]
+    wrong = y.clone()
+    wrong[:30] = (y[:30] + 1) % 10
+    first = make_attack("pgd", **params)(cnn, x, Goal(y), eps=eps)
+    second = make_attack("pgd", **params)(cnn, x, Goal(wrong), eps=eps)
+    standing = (cnn.predict(first).argmax(1) == y)[30:]
+    assert standing.sum() > 10  # restarts happened for these
+    assert torch.equal(first[30:], second[30:])

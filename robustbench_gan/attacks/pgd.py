@@ -80,21 +80,27 @@ class PGD(Attack):
         steps, step = self.schedule(clf, eps)
         best = x.clone()
         done = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        every = torch.arange(len(x), device=x.device)
         for restart in range(self.restarts):
-            active = (~done).nonzero().squeeze(1)
-            if len(active) == 0:
+            if bool(done.all()):
                 break
+            # the samples still standing run again; without the active set every sample does (keeping its first
+            # success). Random starts are drawn for the whole batch, so a sample's start does not depend on which
+            # others are still running: the examples are the same either way.
+            active = (~done).nonzero().squeeze(1) if self.active_set else every
             xa = x[active]
             ga = Goal(goal.labels[active], goal.targeted)
-            start = xa + random_delta(xa, eps, self.norm, gen) if self.random_start or restart > 0 else xa
+            random = self.random_start or restart > 0
+            start = xa + random_delta(x, eps, self.norm, gen)[active] if random else xa
+            fresh = ~done[active]
             xk, found = descend_to_goal(
                 clf, xa, eps=eps, norm=self.norm, steps=steps, step_size=step, start=start,
                 loss=lambda i, g=ga: goal_loss(g.subset(i), self.loss),
                 success=lambda i, g=ga: (lambda z, gi=g.subset(i): is_success(z, gi)),
                 eot_samples=self.eot_samples, active_set=self.active_set)
-            done[active[found]] = True
-            # samples never fooled keep the last iterate of the last restart (a valid in-ball example)
-            keep = found if restart < self.restarts - 1 else torch.ones_like(found)
+            # a sample keeps its first success; one never fooled keeps the last iterate of the last restart
+            keep = fresh & (found | (restart == self.restarts - 1))
+            done[active[fresh & found]] = True
             best[active[keep]] = xk[keep]
         return best.detach()
 
