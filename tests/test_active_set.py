@@ -1,6 +1,7 @@
 """The active set of PGD and BIM (issue 15): a sample that is fooled leaves the batch at once, so it stops
-costing forward passes, and the examples are identical with and without it (same seed). APGD's own active set
-is checked in test_autoattack.py."""
+costing forward passes, and the examples are identical with and without it (same seed); and a sample's random
+restarts (PGD, APGD, APGD-T) never depend on which other samples are still running. APGD's own active set is
+checked in test_autoattack.py."""
 from __future__ import annotations
 
 import pytest
@@ -61,17 +62,21 @@ def test_fooled_samples_stop_costing_passes(cnn, digits):
     assert set(sizes_full) == {N} and len(sizes_full) == len(sizes)
 
 
-@pytest.mark.parametrize("params, eps", [({"steps": 5, "restarts": 3}, 0.05),
-                                         ({"steps": 5, "restarts": 3, "norm": "2"}, 0.6)])
-def test_a_samples_random_restarts_do_not_depend_on_the_others(params, eps, cnn, digits):
+@pytest.mark.parametrize("name, params, eps", [
+    ("pgd", {"steps": 5, "restarts": 3}, 0.05),
+    ("pgd", {"steps": 5, "restarts": 3, "norm": "2"}, 0.6),
+    ("apgd", {"steps": 5, "restarts": 3}, 0.05),
+    ("apgd-t", {"steps": 5, "targets": 3}, 0.05),
+])
+def test_a_samples_random_restarts_do_not_depend_on_the_others(name, params, eps, cnn, digits):
     """The first 30 samples get wrong labels, so they count as fooled at once and leave before the second restart;
     every other sample must get the very same example as when those 30 were still running (its restart draws are
     its own, not the next in a stream shared by whoever is left)."""
     x, y = digits.x_test[:N], digits.y_test[:N]
     wrong = y.clone()
     wrong[:30] = (y[:30] + 1) % 10
-    first = make_attack("pgd", **params)(cnn, x, Goal(y), eps=eps)
-    second = make_attack("pgd", **params)(cnn, x, Goal(wrong), eps=eps)
+    first = make_attack(name, **params)(cnn, x, Goal(y), eps=eps)
+    second = make_attack(name, **params)(cnn, x, Goal(wrong), eps=eps)
     standing = (cnn.predict(first).argmax(1) == y)[30:]
     assert standing.sum() > 10  # restarts happened for these
     assert torch.equal(first[30:], second[30:])

@@ -48,7 +48,7 @@ def _per_sample(v: Tensor, like: Tensor) -> Tensor:
 def apgd_run(
     clf: Classifier, x: Tensor, goal: Goal, loss_for: Callable[[Tensor], LossFn], *, eps: float, norm: str,
     steps: int, rho: float, gen: torch.Generator, eot_samples: int = 1, stop_at_success: bool = True,
-    active_set: bool = True,
+    active_set: bool = True, rows: Tensor | None = None, batch: int = 0,
 ) -> tuple[Tensor, Tensor]:
     """One APGD run (Croce & Hein 2020, Algorithm 1) from a random start; returns each sample's first successful
     iterate (or, where none succeeded, its highest-loss point) and the success mask. ``loss_for(idx)`` is the
@@ -62,15 +62,20 @@ def apgd_run(
 
     ``active_set``: a sample leaves the batch as soon as it succeeds (its first successful iterate is kept), so
     fooled samples cost no more passes. Every sample's trajectory depends only on itself and the random start is
-    drawn for the whole batch first, so the result is the same either way (tested).
+    drawn for the whole batch first, so the result is the same either way (tested). ``rows``: the positions of
+    ``x``'s samples in a larger batch of ``batch`` samples (a later run on the samples still standing); the random
+    start is drawn for that whole batch and these rows taken, so it never depends on which samples are left.
     """
     n = len(x)
+    shape = x.shape if rows is None else (batch, *x.shape[1:])
     if norm == "inf":
-        t = 2 * torch.rand(x.shape, generator=gen, dtype=x.dtype) - 1
+        t = 2 * torch.rand(shape, generator=gen, dtype=x.dtype) - 1
         t = t / _per_sample(t.flatten(1).abs().amax(1).clamp_min(1e-12), t)
     else:
-        t = torch.randn(x.shape, generator=gen, dtype=x.dtype)
+        t = torch.randn(shape, generator=gen, dtype=x.dtype)
         t = t / _per_sample(t.flatten(1).norm(dim=1).clamp_min(1e-12), t)
+    if rows is not None:
+        t = t[rows.cpu()]
     x_k = clip(x + eps * t.to(x.device), clf)
     out, succeeded = x_k.clone(), torch.zeros(n, dtype=torch.bool, device=x.device)
     idx = torch.arange(n, device=x.device)  # positions in x of the samples still iterating
@@ -201,7 +206,7 @@ class APGD(Attack):
 
                 adv, found = apgd_run(clf, x[active], ga, loss_for, eps=eps, norm=self.norm, steps=self.steps,
                                       rho=self.rho, gen=gen, eot_samples=self.eot_samples,
-                                      active_set=self.active_set)
+                                      active_set=self.active_set, rows=active, batch=len(x))
                 best[active] = adv
                 done[active[found]] = True
         return best
