@@ -235,3 +235,27 @@ def test_no_cache_flag_neither_reads_nor_writes_the_cache(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["-q", "run", str(suite), "--out", str(out), "--device", "cpu", "--no-cache"]) == 0
     assert not (out / "cache").exists()
+
+
+def test_an_executor_written_for_cells_only_still_runs(tmp_path):
+    """A user's executor with the cells-only ``run(tasks, data, *, total, desc)`` (no ``classifiers``/``pairs``:
+    it never trains anything itself) still runs a suite, with the same results as the local executor."""
+    from robustbench_gan.run import run_suite
+    from robustbench_gan.run.cells import run_cell
+
+    class CellsOnly:
+        def __init__(self) -> None:
+            self.cells = 0
+
+        def run(self, tasks, data, *, total, desc):
+            for index, cell, classifiers in tasks:
+                self.cells += 1
+                yield index, run_cell(cell, classifiers, data)
+
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(TINY_SUITE)
+    executor = CellsOnly()
+    theirs = run_suite(suite, out=tmp_path / "a", device="cpu", progress=False, executor=executor)
+    ours = run_suite(suite, out=tmp_path / "b", device="cpu", progress=False)
+    cols = [c for c in ours.table.columns if c != "seconds"]
+    assert executor.cells > 0 and theirs.table[cols].equals(ours.table[cols])

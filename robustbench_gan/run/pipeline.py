@@ -162,11 +162,13 @@ def _run_pipeline(
     pairs = [pair for cell in cells for pair in (*(cell.source or ()), *cell.targets)]
     if any(DEFENSES.get(d.kind).report_uses_reference for _, d in pairs):
         pairs.append((REFERENCE, NO_DEFENSE))
+    run = (executor or LocalExecutor(progress=progress)).run
+    # an executor that trains elsewhere takes the classifiers; one written for cells only still works
+    training = {"classifiers": classifiers, "pairs": pairs} if "classifiers" in inspect.signature(run).parameters \
+        else {}
     done = 0
     try:
-        for i, out in (executor or LocalExecutor(progress=progress)).run(
-                tasks(), eval_data, total=len(cells), desc=f"suite {suite.name}", classifiers=classifiers,
-                pairs=pairs):
+        for i, out in run(tasks(), eval_data, total=len(cells), desc=f"suite {suite.name}", **training):
             outputs[i] = out
             cache.save(keys[i], out)
             done += 1
