@@ -367,6 +367,7 @@ def test_a_two_node_cluster_runs_cells_on_both_nodes_with_the_same_results(small
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # 3 minutes: `make test-heavy` (kept out of CI's time budget)
 def test_the_default_suite_on_ray_matches_the_golden_copy(tmp_path):
     """``robustbench-gan run default --executor ray --num-cpus 2`` (a local cluster of this machine's 2 CPUs, tasks
     with 2 torch threads, the golden copy's numerics; classifiers, the GAN and cells all trained in tasks): the
