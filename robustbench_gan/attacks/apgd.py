@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..classifier import Classifier, frozen
+from ..purified import check_adaptive
 from ..errors import ConfigError
 from .base import ATTACKS, Attack, Goal, attack_loss, check_positive, check_seed, is_success, parse_norm
 from .loop import clip, loss_gradient
@@ -141,14 +142,16 @@ def apgd_run(
 class APGD(Attack):
     """APGD-CE / APGD-DLR (Croce & Hein 2020): ``loss = "ce"`` or ``"dlr"``, ``steps`` 100 and ``rho`` 0.75 as in the
     paper, ``restarts`` from new random starts on the samples still standing, ``eot_samples`` gradients averaged per
-    step for randomized models. Untargeted; each sample keeps its first successful iterate."""
+    step for randomized models, ``adaptive`` what is differentiated of a purifying defense (see
+    :mod:`robustbench_gan.purified`). Untargeted; each sample keeps its first successful iterate."""
 
     name = "apgd"
     role = "iterative"
 
     def __init__(self, *, norm: str = "inf", steps: int = 100, restarts: int = 1, loss: str = "ce", rho: float = 0.75,
-                 eot_samples: int = 1, seed: int = 0) -> None:
+                 eot_samples: int = 1, seed: int = 0, adaptive: str = "none") -> None:
         super().__init__()
+        self.adaptive = check_adaptive(adaptive)
         for key, value in (("steps", steps), ("restarts", restarts), ("eot_samples", eot_samples)):
             check_positive(key, value, integer=True)
         if loss not in ("ce", "dlr"):
@@ -221,9 +224,9 @@ class APGDT(APGD):
     name = "apgd-t"
 
     def __init__(self, *, norm: str = "inf", steps: int = 100, targets: int = 9, restarts: int = 1,
-                 rho: float = 0.75, eot_samples: int = 1, seed: int = 0) -> None:
+                 rho: float = 0.75, eot_samples: int = 1, seed: int = 0, adaptive: str = "none") -> None:
         super().__init__(norm=norm, steps=steps, restarts=restarts, loss="dlr", rho=rho, eot_samples=eot_samples,
-                         seed=seed)
+                         seed=seed, adaptive=adaptive)
         check_positive("targets", targets, integer=True)
         self.targets = int(targets)
 

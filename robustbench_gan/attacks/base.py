@@ -70,6 +70,7 @@ class Attack:
     target_mode: str = ""
     norm: str = "inf"
     precision: str = "fp32"  # of the attack's own passes (see attacks.precision); the suite's [evaluation] sets it
+    adaptive: str = "none"  # what a gradient attack differentiates of a purifying defense (see purified.py)
 
     def __init__(self) -> None:
         self.queries_made = 0

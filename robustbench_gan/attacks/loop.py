@@ -43,7 +43,10 @@ def loss_gradient(clf: Classifier, x: Tensor, loss: LossFn, eot_samples: int = 1
         logits = clf(x)
         values = loss(logits).float()
         total = values.sum() if scale == 1.0 else values.sum() * scale
-        (grad,) = torch.autograd.grad(total, x)
+        # a model whose output does not depend on x through autograd (a detached input purification) has a zero
+        # gradient: the naive attack then fails honestly instead of crashing (the checks flag such defenses)
+        (grad,) = torch.autograd.grad(total, x, allow_unused=True) if total.requires_grad else (None,)
+        grad = torch.zeros_like(x) if grad is None else grad
     if scale != 1.0:
         if not bool(torch.isfinite(grad).all()):  # the scaled fp16 gradient overflowed: this step in fp32
             with precision.full_precision(x.device):

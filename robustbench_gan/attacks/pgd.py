@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from ..classifier import Classifier
+from ..purified import check_adaptive
 from .base import (
     ATTACKS, Attack, Goal, check_bool, check_loss, check_positive, check_seed, check_target, goal_loss, is_success,
     parse_norm,
@@ -25,7 +26,9 @@ class PGD(Attack):
     iterate can reach the boundary from anywhere in the ball). ``loss="margin"`` uses the Carlini-Wagner logit
     margin, robust to saturated softmax (gradient masking by distillation). Each sample keeps the first iterate
     that succeeds, across steps and restarts, so a later step cannot undo a success. ``eot_samples`` averages
-    each step's gradient over that many passes, for randomized models (EOT, Athalye et al. 2018).
+    each step's gradient over that many passes, for randomized models (EOT, Athalye et al. 2018). ``adaptive``
+    chooses what is differentiated of a purifying defense (``bpda``, or a view the purifier offers; see
+    :mod:`robustbench_gan.purified`).
     """
 
     name = "pgd"
@@ -46,8 +49,10 @@ class PGD(Attack):
         target: int = 0,
         seed: int = 0,
         eot_samples: int = 1,
+        adaptive: str = "none",
     ) -> None:
         super().__init__()
+        self.adaptive = check_adaptive(adaptive)
         check_positive("steps", steps, integer=True)
         check_positive("eot_samples", eot_samples, integer=True)
         check_positive("restarts", restarts, integer=True)
@@ -138,12 +143,13 @@ class BIM(PGD):
         target_mode: str = "least-likely",
         target: int = 0,
         eot_samples: int = 1,
+        adaptive: str = "none",
     ) -> None:
         if steps is not None:
             check_positive("steps", steps, integer=True)
         super().__init__(
             norm=norm, steps=steps or 10, step_size=step_size, random_start=False, loss=loss,
-            targeted=targeted, target_mode=target_mode, target=target, eot_samples=eot_samples,
+            targeted=targeted, target_mode=target_mode, target=target, eot_samples=eot_samples, adaptive=adaptive,
         )
         self.steps = None if steps is None else int(steps)  # type: ignore[assignment]  # None: Kurakin's rule per eps
 
