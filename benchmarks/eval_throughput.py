@@ -17,7 +17,7 @@ Prints, per eps, each method's median time over ``--repeats`` runs, images/s and
 the fast-evaluation issue asks about. torchattacks is skipped when it is not installed.
 
 Usage: python benchmarks/eval_throughput.py --data-root ../shared/data/mnist-t10k [--n 1000] [--threads 2]
-       [--eps 0.05 0.1 0.2 0.3] [--steps 10] [--batch 256] [--repeats 3] [--device cpu]
+       [--eps 0.05 0.1 0.2 0.3] [--steps 10] [--batch 256|auto] [--repeats 3] [--device cpu] [--compile]
        python benchmarks/eval_throughput.py --model resnet18 --device cuda --batch 512 --n 4096 --eps 0.031373
 """
 from __future__ import annotations
@@ -32,8 +32,10 @@ import torch
 from robustbench_gan.attacks import make_attack
 from robustbench_gan.attacks.base import Goal
 from robustbench_gan.classifier import Classifier
+from robustbench_gan.core.device import tune_for_device
 from robustbench_gan.data import Data, DataSpec, load_dataset
 from robustbench_gan.models import build_model
+from robustbench_gan.run.tuning import batch_size_for, compiled
 from robustbench_gan.throughput import bare_pgd_loop
 from robustbench_gan.training import TrainConfig, seed_everything, train_model
 
@@ -75,7 +77,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--eps", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.3])
     p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--batch", default="256", help="a batch size, or 'auto' (the toolkit's: largest that fits on CUDA)")
+    p.add_argument("--compile", action="store_true", help="also time our PGD on a torch.compile'd twin")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--device", default="cpu")
@@ -96,10 +99,11 @@ def main() -> None:
     t0 = time.perf_counter()
     train_model(clf, data.x_train, data.y_train, config=TrainConfig(epochs=args.epochs), seed=0, progress=False)
     print(f"trained in {time.perf_counter() - t0:.1f} s", flush=True)
-    clf.eval()
+    clf = tune_for_device(clf, dev).eval()  # as suites run it: channels_last for conv nets on CUDA
     for param in clf.parameters():
         param.requires_grad_(False)
     x, y = data.x_test[:args.n].to(dev), data.y_test[:args.n].to(dev)
+    args.batch = batch_size_for(clf, x, None if args.batch == "auto" else int(args.batch))
     with torch.inference_mode():
         clean = float((clf(x).argmax(1) == y).float().mean())
     print(f"{what}, {len(x)} held-out images, clean accuracy {clean:.1%}; "
@@ -121,6 +125,9 @@ def main() -> None:
             methods["torchattacks PGD"] = lambda a, b: ta.PGD(clf, eps=eps, alpha=2.5 * eps / k, steps=k,
                                                               random_start=True)(a, b)
             methods["torchattacks APGD"] = lambda a, b: ta.APGD(clf, eps=eps, steps=k, seed=0)(a, b)
+        if args.compile:
+            twin = compiled(clf)
+            methods["ours PGD compiled"] = lambda a, b: make_attack("pgd", steps=k)(twin, a, Goal(b), eps=eps)
         rows_seen: list[int] = []
         hook = clf.model.register_forward_hook(lambda m, inp, out: rows_seen.append(len(inp[0])))
         try:  # our PGD once with the hook: the rows its passes carried (fooled samples leave the batch)

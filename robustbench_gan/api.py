@@ -131,11 +131,12 @@ def benchmark(
     device: str = "auto",
     seed: int = 0,
     n: int | None = None,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     name: str | None = None,
     checks: bool = True,
     progress: bool = True,
     precision: str = "fp32",
+    compile: bool = False,
 ) -> Results:
     """Attack ``model`` (any ``nn.Module`` returning logits) on ``data`` and return :class:`Results`.
 
@@ -148,10 +149,15 @@ def benchmark(
     results.csv, results.json, samples.csv.gz and index.html. The results carry per-sample data and the worst-case
     leaderboard, and (``checks=True``) the sanity flags of :mod:`robustbench_gan.checks` (gradient masking and
     friends; a fixed cost per model). ``precision`` (``fp32``, ``bf16``, ``fp16``) is that of the attacks' own
-    passes; every reported decision is taken in fp32.
+    passes; every reported decision is taken in fp32. ``batch_size`` ``None`` is 256 on the CPU and on CUDA the
+    largest batch that fits (found once per architecture); ``compile=True`` attacks a ``torch.compile``'d copy.
     """
     dev = resolve_device(device)
     check_precision(precision)
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ConfigError(f"batch_size must be a positive integer or None (automatic), got {batch_size!r}")
+    if not isinstance(compile, bool):
+        raise ConfigError(f"compile must be True or False, got {compile!r}")
     if not isinstance(model, nn.Module):
         raise ModelError(f"model must be a torch.nn.Module returning logits, got {type(model).__name__}")
     d = _as_data(data, num_classes=num_classes, bounds=bounds, mean=mean, std=std)
@@ -167,7 +173,7 @@ def benchmark(
     try:
         return _benchmark(model, d, configs, eps_list, num_classes=num_classes, mean=mean, std=std, out=out,
                           device=dev, seed=seed, n=n, batch_size=batch_size, name=name, checks=checks,
-                          progress=progress, precision=precision)
+                          progress=progress, precision=precision, compile=compile)
     finally:
         for module, training in modes.items():
             module.training = training
@@ -178,7 +184,8 @@ def benchmark(
 def _benchmark(
     model: nn.Module, d: Data, configs: tuple[AttackConfig, ...], eps_list: tuple[float, ...], *,
     num_classes: int | None, mean: Any, std: Any, out: str | Path | None, device: str, seed: int, n: int | None,
-    batch_size: int, name: str | None, checks: bool, progress: bool, precision: str = "fp32",
+    batch_size: int | None, name: str | None, checks: bool, progress: bool, precision: str = "fp32",
+    compile: bool = False,
 ) -> Results:
     dev = device
     if isinstance(model, Classifier):
@@ -194,7 +201,7 @@ def _benchmark(
     model_name = name or type(getattr(clf, "model", clf)).__name__
     suite = SuiteConfig(
         name="benchmark", data={"dataset": d.spec.name}, models=(ModelConfig(model_name),), attacks=configs,
-        evaluation=EvalConfig(n=n, batch_size=batch_size, precision=precision), transfer=TransferConfig(sources="none"),
+        evaluation=EvalConfig(n=n, batch_size=batch_size, precision=precision, compile=compile), transfer=TransferConfig(sources="none"),
         seed=seed, device=dev,
     )
     config = {"model": model_name, "attacks": [c.kind if c.instance is None else repr(c.instance) for c in configs],

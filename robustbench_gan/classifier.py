@@ -20,6 +20,9 @@ class Classifier(nn.Module):
     wrapper has labelled or scored (each forward pass, with or without gradients).
     """
 
+    autograd_in_forward: bool = False
+    """True when ``forward`` runs autograd itself (an inner optimisation): clean passes then use ``no_grad``."""
+
     def __init__(
         self,
         model: nn.Module,
@@ -69,12 +72,15 @@ class Classifier(nn.Module):
             return t.device
         return torch.device("cpu")
 
-    @torch.no_grad()
     def predict(self, x: Tensor, *, batch_size: int = 512) -> Tensor:
-        """Logits for ``x`` in batches, in eval mode, without gradients."""
-        with eval_mode(self):
+        """Logits for ``x`` in batches, in eval mode, without gradients: in ``torch.inference_mode`` (no autograd
+        bookkeeping at all), or under ``no_grad`` for classifiers whose forward needs autograd inside
+        (``autograd_in_forward``: Defense-GAN optimises its latent code). The logits are ordinary tensors."""
+        clean_pass = torch.no_grad() if self.autograd_in_forward else torch.inference_mode()
+        with clean_pass, eval_mode(self):
             outs = [self(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
-        return torch.cat(outs) if outs else torch.empty(0, self.num_classes, device=x.device)
+            out = torch.cat(outs) if outs else torch.empty(0, self.num_classes, device=x.device)
+        return out.clone() if out.is_inference() else out  # usable outside inference mode (as labels, say)
 
     def check(self, x: Tensor) -> None:
         """Raise :class:`ModelError` unless the model maps ``x`` to finite logits ``[batch, num_classes]``."""

@@ -58,6 +58,8 @@ class PurifiedClassifier(Classifier):
     """``inner(purifier(x))``: the defended classifier. ``inner`` keeps bounds and normalization; the counter of
     queries is this wrapper's."""
 
+    autograd_in_forward = True  # a purifier may optimise (Defense-GAN): clean passes run under no_grad
+
     def __init__(self, inner: Classifier, purifier: Purifier) -> None:
         super().__init__(nn.Identity(), num_classes=inner.num_classes, bounds=inner.bounds)
         self.inner = inner
@@ -74,6 +76,8 @@ class PurifiedClassifier(Classifier):
 class _GradientView(Classifier):
     """What an adaptive attack differentiates: same forward values as ``target`` (for ``bpda``) or the
     purifier's stand-in, with gradients through ``transform``. Queries count on ``target``."""
+
+    autograd_in_forward = True
 
     def __init__(self, target: PurifiedClassifier, transform: Callable[[Tensor], Tensor], mode: str) -> None:
         super().__init__(nn.Identity(), num_classes=target.num_classes, bounds=target.bounds)

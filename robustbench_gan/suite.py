@@ -29,7 +29,7 @@ TRANSFER_SOURCES = ("all", "undefended", "none")
 MODEL_KEYS = ("name", "arch", "factory", "weights", "params", "trust_checkpoint", "mean", "std", "bounds") + tuple(
     TrainConfig.__dataclass_fields__)
 NORMALIZATION_KEYS = ("mean", "std")  # [data] and [[models]]: the wrapper normalizes, attacks stay in pixel space
-EVAL_KEYS = ("n", "batch_size", "gallery", "precision")
+EVAL_KEYS = ("n", "batch_size", "gallery", "precision", "compile", "cudnn_benchmark")
 PATH_KEYS = ("images", "labels", "test_images", "test_labels", "path", "root")
 DEVICES = ("auto", "cpu", "cuda")
 MAX_SEED = 2**63 - 1  # torch generators take 64-bit seeds
@@ -89,9 +89,11 @@ class DefenseConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     n: int | None = None  # evaluate on the first n test samples (after a seeded shuffle); None: all
-    batch_size: int = 256
+    batch_size: int | None = None  # None ("auto"): 256 on the CPU, on CUDA the largest that fits (run.tuning)
     gallery: int = 4
     precision: str = "fp32"  # of the attacks' own passes: fp32 | bf16 | fp16 (decisions always in fp32)
+    compile: bool = False  # attack a torch.compile'd copy of each plain classifier (run.tuning.compiled)
+    cudnn_benchmark: bool = False  # CUDA: let cuDNN time its kernels (faster; not bitwise repeatable across runs)
 
 
 @dataclass(frozen=True)
@@ -401,12 +403,18 @@ def validate_suite(doc: dict[str, Any], *, source: str = "<dict>", base: Path | 
     if "precision" in ev and ev["precision"] not in PRECISIONS:
         raise ConfigError(f"{source}: [evaluation]: precision must be one of {', '.join(PRECISIONS)}, "
                           f"got {ev['precision']!r}")
+    if ev.get("batch_size") == "auto":
+        ev["batch_size"] = None
+    for key in ("compile", "cudnn_benchmark"):
+        if key in ev and not isinstance(ev[key], bool):
+            raise ConfigError(f"{source}: [evaluation]: {key} must be true or false, got {ev[key]!r}")
     for key in ev:
         v = ev[key]
-        if key == "precision":
+        if key in ("precision", "compile", "cudnn_benchmark"):
             continue
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < (0 if key == "gallery" else 1)):
-            raise ConfigError(f"{source}: [evaluation]: {key} must be a positive integer, got {v!r}")
+            raise ConfigError(f"{source}: [evaluation]: {key} must be a positive integer"
+                              f"{' or auto' if key == 'batch_size' else ''}, got {v!r}")
     evaluation = EvalConfig(**ev)
 
     tr = check_keys(source, "[transfer]", doc.get("transfer", {}), TRANSFER_KEYS)

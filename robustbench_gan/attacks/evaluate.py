@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ..classifier import Classifier
+from ..classifier import Classifier, frozen
 from ..purified import gradient_view
 from .norms import flat_norm
 from .outcome import Outcome, accuracy_metrics
@@ -57,9 +57,11 @@ def evaluate_batched(
         attack.queries_made, attack.queries_per_eps = 0, None
         scored = clf.queries
         t0 = time.perf_counter()
-        with attack_precision(xb.device, getattr(attack, "precision", "fp32")):  # the decisions below: fp32
-            # an adaptive attack differentiates a view of a purifying defense; decisions use the real classifier
-            advs = attack.perturb_many(gradient_view(clf, getattr(attack, "adaptive", "none")), xb, goal, eps_list)
+        # an adaptive attack differentiates a view of a purifying defense; decisions use the real classifier.
+        # Parameters are frozen: the attack needs input gradients only. Decisions below are taken in fp32.
+        view = gradient_view(clf, getattr(attack, "adaptive", "none"))
+        with frozen(view), attack_precision(xb.device, getattr(attack, "precision", "fp32")):
+            advs = attack.perturb_many(view, xb, goal, eps_list)
         if xb.is_cuda:
             torch.cuda.synchronize()
         seconds += time.perf_counter() - t0

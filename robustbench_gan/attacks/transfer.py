@@ -9,7 +9,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from ..classifier import Classifier
+from ..classifier import Classifier, frozen
 from .base import Attack, flat_norm
 from .outcome import Outcome, accuracy_metrics
 from .precision import attack_precision
@@ -39,7 +39,7 @@ def craft(
         xb, yb = x[start : start + batch_size], y[start : start + batch_size]
         goal = attack.make_goal(source, xb, yb, seed=seed + bi)
         labels.append(goal.labels)
-        with attack_precision(xb.device, attack.precision):
+        with frozen(source), attack_precision(xb.device, attack.precision):
             crafted = attack.transfer_many(source, xb, goal, eps_list)
         for i, xa in enumerate(crafted):
             per_eps[i].append(xa.detach().float())

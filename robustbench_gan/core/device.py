@@ -2,7 +2,12 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, TypeVar
+
+if TYPE_CHECKING:
+    from torch import nn
+
+ModuleT = TypeVar("ModuleT", bound="nn.Module")
 
 from ..errors import ConfigError
 
@@ -48,3 +53,71 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def oom_errors() -> tuple[type[BaseException], ...]:
+    """The exception types torch raises when a device runs out of memory."""
+    import torch
+
+    found = {getattr(torch, "OutOfMemoryError", None), getattr(torch.cuda, "OutOfMemoryError", None)}
+    return tuple(t for t in found if isinstance(t, type))
+
+
+def largest_batch(fits: Callable[[int], None], *, start: int, limit: int) -> int:
+    """The largest batch size ``b <= limit`` on the doubling ladder from ``start`` for which ``fits(b)`` does not run
+    out of memory (halving below ``start`` when ``start`` itself does not fit; at least 1)."""
+    if start < 1 or limit < 1:
+        raise ValueError("start and limit must be positive")
+    b = min(start, limit)
+    errors = oom_errors()
+    while True:  # down until one fits
+        try:
+            fits(b)
+            break
+        except errors:
+            if b == 1:
+                raise
+            b = max(1, b // 2)
+    while b < limit:  # up while the doubled size fits
+        nxt = min(2 * b, limit)
+        try:
+            fits(nxt)
+        except errors:
+            break
+        b = nxt
+    return b
+
+
+def uses_convolutions(module: "nn.Module") -> bool:
+    import torch.nn as nn
+
+    return any(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in module.modules())
+
+
+def tune_for_device(module: "ModuleT", device: str) -> "ModuleT":
+    """``module`` on ``device``; convolutional models on CUDA in channels_last memory format (NHWC, what cuDNN's
+    fastest convolution kernels and tensor cores read)."""
+    import torch
+
+    module = module.to(device)
+    if str(device).startswith("cuda") and uses_convolutions(module):
+        module = module.to(memory_format=torch.channels_last)
+    return module
+
+
+@contextmanager
+def cudnn_autotune(device: str, enabled: bool) -> Iterator[None]:
+    """``torch.backends.cudnn.benchmark`` for the block on CUDA when ``enabled`` (restored afterwards). It picks the
+    fastest convolution algorithm per input shape by timing them, so results may differ in the last bits between
+    runs: off by default (same seed, same device, same results)."""
+    import torch
+
+    if not (enabled and str(device).startswith("cuda")):
+        yield
+        return
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before

@@ -23,7 +23,9 @@ def cell_key(cell: Cell, target_keys: list[str], source_keys: list[str] | None, 
     if cell.attack.instance is not None:
         attack["instance"] = repr(cell.attack.instance)
     names = [s.suite, s.dataset, cell.attack.name, cell.source_name, [[m.name, d.name] for m, d in cell.targets]]
-    extra = {"precision": s.precision} if s.precision != "fp32" else {}
+    extra: dict[str, Any] = {"precision": s.precision} if s.precision != "fp32" else {}
+    if s.compile:
+        extra["compile"] = True
     return config_hash({**extra, "version": CACHE_VERSION, "targets": target_keys, "source": source_keys,
                         "attack": attack,
                         "names": names,  # the records carry them

@@ -13,6 +13,7 @@ from ..attacks import craft, evaluate_attack, evaluate_transfer
 from ..classifier import Classifier
 from .plan import Cell, ClassifierId
 from .records import CellOutput, component_records, gallery_entry, make_record, sample_blocks
+from .tuning import batch_size_for, compiled
 
 
 @dataclass
@@ -65,21 +66,26 @@ def _run_cell(cell: Cell, classifiers: Mapping[ClassifierId, Classifier], data: 
     s = cell.settings
     attack = cell.attack.build()
     attack.precision = s.precision
+    if s.compile:
+        classifiers = {ident: compiled(clf) for ident, clf in classifiers.items()}
     if cell.source is not None:
         members = [classifiers[(m.name, d.name)] for m, d in cell.source]
         source = members[0] if len(members) == 1 else ensemble(members)
-        crafted = craft(source, data.x, data.y, attack, cell.attack.eps, batch_size=s.batch_size, seed=s.seed)
+        crafted = craft(source, data.x, data.y, attack, cell.attack.eps, seed=s.seed,
+                        batch_size=batch_size_for(source, data.x, s.batch_size))
         out = CellOutput([])
         for m, d in cell.targets:
-            outcomes = evaluate_transfer(classifiers[(m.name, d.name)], data.x, data.y, crafted,
-                                         batch_size=s.batch_size)
+            target = classifiers[(m.name, d.name)]
+            outcomes = evaluate_transfer(target, data.x, data.y, crafted,
+                                         batch_size=batch_size_for(target, data.x, s.batch_size))
             out.records += [make_record(s, m.name, d, cell.attack, attack, o, source=cell.source_name)
                             for o in outcomes]
             out.samples += sample_blocks(m.name, d.name, cell.attack, attack, outcomes, source=cell.source_name)
         return out
     ((m, d),) = cell.targets
+    clf = classifiers[(m.name, d.name)]
     outcomes = evaluate_attack(
-        classifiers[(m.name, d.name)], data.x, data.y, attack, cell.attack.eps, batch_size=s.batch_size,
+        clf, data.x, data.y, attack, cell.attack.eps, batch_size=batch_size_for(clf, data.x, s.batch_size),
         seed=s.seed, gallery_size=s.gallery, desc=f"{m.name}/{d.name}/{cell.attack.name}", progress=progress,
     )
     history = getattr(attack, "history", None)

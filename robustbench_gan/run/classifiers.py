@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from ..checks.probes import classifier_flags
 from ..classifier import Classifier
-from ..core.device import numerics
+from ..core.device import numerics, tune_for_device
 from ..core.io import config_hash, read_checked_json, write_checked_json
 from ..data import Data
 from ..defenses import FitContext, ReportContext, make_defense
@@ -141,7 +141,7 @@ class Classifiers:
 
     def add(self, ident: ClassifierId, clf: Classifier, key: str) -> None:
         """Use a classifier built elsewhere (``benchmark()``'s model); its sanity checks run as for any other."""
-        clf = clf.to(self.device).eval()
+        clf = tune_for_device(clf, self.device).eval()
         clf.check(self.x_check[:4])
         self._items[ident] = (clf, key)
         self._check(clf, *ident)
@@ -218,7 +218,7 @@ class Classifiers:
             self.weights.save(key, skeleton, {"model": model.name, "defense": defense.name,
                                               "spec": data.spec.as_dict()})
             self.trained += 1
-        clf = skeleton.to(self.device).eval()
+        clf = tune_for_device(skeleton, self.device).eval()
         self._items[(model.name, defense.name)] = (clf, key)  # the report may ask for this classifier
         section = self._report_section(defense_obj, model, defense, key)
         if section:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from ..classifier import Classifier
-from ..core.device import numerics, resolve_device, torch_threads
+from ..core.device import cudnn_autotune, numerics, resolve_device, torch_threads
 from ..errors import ConfigError
 from ..data import DATASETS, Data, load_dataset, subset
 from ..defenses import DEFENSES
@@ -100,7 +100,8 @@ def run_pipeline(
     elif executor_threads is not None and threads != executor_threads:
         raise ConfigError(f"threads={threads} but the executor runs each cell with {executor_threads} thread(s); "
                           "with the ray executor set the CPUs per task (--num-cpus) instead of --threads")
-    with torch_threads(threads):
+    tuned = resolve_device(device or suite.device)
+    with torch_threads(threads), cudnn_autotune(tuned, suite.evaluation.cudnn_benchmark):
         return _run_pipeline(suite, data, device=device, cache_dir=cache_dir, progress=progress, checks=checks,
                              prebuilt=prebuilt, executor=executor, manifest_config=manifest_config)
 
@@ -118,6 +119,9 @@ def _run_pipeline(
     manifest["source"] = suite.source
     manifest["numerics"] = numerics(dev)
     manifest["precision"] = suite.evaluation.precision  # of the attacks' passes; decisions are fp32
+    manifest["batch_size"] = suite.evaluation.batch_size or "auto"
+    manifest["compile"] = suite.evaluation.compile
+    manifest["cudnn_benchmark"] = suite.evaluation.cudnn_benchmark and dev.startswith("cuda")
     manifest["standard_autoattack"] = [c.name for c in suite.attacks if getattr(c.build(), "is_standard", False)]
     manifest["data"] = {**data.spec.as_dict(), "train": len(data.y_train), "test": len(data.y_test),
                         "evaluated": len(y_eval)}

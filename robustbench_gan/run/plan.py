@@ -23,10 +23,11 @@ class CellSettings:
     suite: str
     dataset: str
     seed: int = 0
-    batch_size: int = 256
+    batch_size: int | None = None  # None: automatic (run.tuning.batch_size_for)
     gallery: int = 4
     eval_n: int | None = None
     precision: str = "fp32"
+    compile: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def transferable(cfg: AttackConfig) -> bool:
 
 def settings_of(suite: SuiteConfig, dataset: str) -> CellSettings:
     ev = suite.evaluation
-    return CellSettings(suite.name, dataset, suite.seed, ev.batch_size, ev.gallery, ev.n, ev.precision)
+    return CellSettings(suite.name, dataset, suite.seed, ev.batch_size, ev.gallery, ev.n, ev.precision, ev.compile)
 
 
 def classifier_pairs(suite: SuiteConfig) -> list[Pair]:
