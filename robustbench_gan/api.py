@@ -135,7 +135,7 @@ def benchmark(
     name: str | None = None,
     checks: bool = True,
     progress: bool = True,
-    precision: str = "fp32",
+    precision: str = "auto",
     compile: bool = False,
 ) -> Results:
     """Attack ``model`` (any ``nn.Module`` returning logits) on ``data`` and return :class:`Results`.
@@ -148,12 +148,13 @@ def benchmark(
     evaluated in eval mode and left in the mode it came in. ``n`` evaluates a seeded subset; ``out`` also writes
     results.csv, results.json, samples.csv.gz and index.html. The results carry per-sample data and the worst-case
     leaderboard, and (``checks=True``) the sanity flags of :mod:`robustbench_gan.checks` (gradient masking and
-    friends; a fixed cost per model). ``precision`` (``fp32``, ``bf16``, ``fp16``) is that of the attacks' own
-    passes; every reported decision is taken in fp32. ``batch_size`` ``None`` is 256 on the CPU and on CUDA the
+    friends; a fixed cost per model). ``precision`` (``auto``, ``fp32``, ``bf16``, ``fp16``) is that of the attacks'
+    own passes (``auto``: fp32 on the CPU; on CUDA bf16 where a calibration run agrees with fp32); every reported
+    decision is taken in fp32. ``batch_size`` ``None`` is 256 on the CPU and on CUDA the
     largest batch that fits (found once per architecture); ``compile=True`` attacks a ``torch.compile``'d copy.
     """
     dev = resolve_device(device)
-    check_precision(precision)
+    check_precision(precision, allow_auto=True)
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise ConfigError(f"batch_size must be a positive integer or None (automatic), got {batch_size!r}")
     if not isinstance(compile, bool):
@@ -184,7 +185,7 @@ def benchmark(
 def _benchmark(
     model: nn.Module, d: Data, configs: tuple[AttackConfig, ...], eps_list: tuple[float, ...], *,
     num_classes: int | None, mean: Any, std: Any, out: str | Path | None, device: str, seed: int, n: int | None,
-    batch_size: int | None, name: str | None, checks: bool, progress: bool, precision: str = "fp32",
+    batch_size: int | None, name: str | None, checks: bool, progress: bool, precision: str = "auto",
     compile: bool = False,
 ) -> Results:
     dev = device

@@ -91,7 +91,7 @@ class EvalConfig:
     n: int | None = None  # evaluate on the first n test samples (after a seeded shuffle); None: all
     batch_size: int | None = None  # None ("auto"): 256 on the CPU, on CUDA the largest that fits (run.tuning)
     gallery: int = 4
-    precision: str = "fp32"  # of the attacks' own passes: fp32 | bf16 | fp16 (decisions always in fp32)
+    precision: str = "auto"  # of the attacks' own passes: auto | fp32 | bf16 | fp16 (decisions always in fp32)
     compile: bool = False  # attack a torch.compile'd copy of each plain classifier (run.tuning.compiled)
     cudnn_benchmark: bool = False  # CUDA: let cuDNN time its kernels (faster; not bitwise repeatable across runs)
 
@@ -398,10 +398,10 @@ def validate_suite(doc: dict[str, Any], *, source: str = "<dict>", base: Path | 
     _unique(source, "attacks", [a.name for a in attacks])
 
     ev = check_keys(source, "[evaluation]", doc.get("evaluation", {}), EVAL_KEYS)
-    from .attacks.precision import PRECISIONS
+    from .attacks.precision import SETTINGS
 
-    if "precision" in ev and ev["precision"] not in PRECISIONS:
-        raise ConfigError(f"{source}: [evaluation]: precision must be one of {', '.join(PRECISIONS)}, "
+    if "precision" in ev and ev["precision"] not in SETTINGS:
+        raise ConfigError(f"{source}: [evaluation]: precision must be one of {', '.join(SETTINGS)}, "
                           f"got {ev['precision']!r}")
     if ev.get("batch_size") == "auto":
         ev["batch_size"] = None

@@ -15,6 +15,7 @@ from robustbench_gan.attacks.loop import descend_to_goal, loss_gradient
 from robustbench_gan.attacks.precision import attack_precision, current, supported
 from robustbench_gan.classifier import Classifier
 from robustbench_gan.errors import ConfigError
+from robustbench_gan.run.tuning import precision_for
 from robustbench_gan.suite import validate_suite
 
 LOW = [p for p in ("bf16", "fp16") if supported("cpu", p)]
@@ -109,12 +110,23 @@ def test_fp16_loss_scaling_keeps_small_input_gradients():
     assert (g16 != 0).all() and torch.allclose(g16, g32, rtol=0.02, atol=1e-9)
 
 
-def test_fp32_is_the_default_and_bad_values_are_one_line_errors(cnn, digits):
-    assert make_attack("pgd").precision == "fp32"
+def test_auto_is_the_default_and_bad_values_are_one_line_errors(cnn, digits):
+    assert make_attack("pgd").precision == "fp32"  # an attack alone; suites and benchmark() resolve "auto"
     base = {"name": "p", "data": {"dataset": "digits"}, "models": [{"name": "m", "arch": "logistic"}],
             "attacks": [{"name": "fgsm", "eps": [0.1]}]}
+    assert validate_suite(base).evaluation.precision == "auto"
     assert validate_suite({**base, "evaluation": {"precision": "bf16"}}).evaluation.precision == "bf16"
-    with pytest.raises(ConfigError, match=r"precision must be one of fp32, bf16, fp16, got 'half'"):
+    with pytest.raises(ConfigError, match=r"precision must be one of auto, fp32, bf16, fp16, got 'half'"):
         validate_suite({**base, "evaluation": {"precision": "half"}})
     with pytest.raises(ConfigError, match="precision must be one of"):
         benchmark(cnn, (digits.x_test[:10], digits.y_test[:10]), precision="fp8", progress=False)
+
+
+@pytest.mark.skipif("bf16" not in LOW, reason="bf16 autocast does not run on this CPU")
+def test_auto_precision_is_fp32_on_the_cpu_and_bf16_on_cuda_only_where_calibration_agrees(cnn, digits):
+    x, y = digits.x_test[:N], digits.y_test[:N]
+    assert precision_for(cnn, x, y, "auto") == "fp32"  # CPU tensors: fp32, no calibration
+    assert precision_for(cnn, x, y, "fp16") == "fp16"  # what the user sets wins
+    assert precision_for(cnn, x, y, "auto", probe=True) == "bf16"  # an honest model: bf16 PGD matches fp32
+    # a model whose low-precision gradients point the wrong way: the bf16 attack is weaker, so fp32 it is
+    assert precision_for(liar(cnn), x, y, "auto", probe=True) == "fp32"

@@ -14,6 +14,9 @@ import torch
 from ..errors import ConfigError
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+SETTINGS = ("auto", *PRECISIONS)
+"""What a suite or ``benchmark()`` may ask for: ``auto`` is fp32 on the CPU and, on CUDA, bf16 where a calibration
+run on the model agrees with fp32 (:func:`robustbench_gan.run.tuning.precision_for`)."""
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 FP16_LOSS_SCALE = 2.0 ** 12
 """Static loss scale of fp16 attack gradients (input gradients are only compared or normalised, so the scale
@@ -22,9 +25,10 @@ cancels; a non-finite scaled gradient falls back to fp32 for that step)."""
 _current: contextvars.ContextVar[str] = contextvars.ContextVar("attack_precision", default="fp32")
 
 
-def check_precision(value: object) -> str:
-    if value not in PRECISIONS:
-        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {value!r}")
+def check_precision(value: object, *, allow_auto: bool = False) -> str:
+    allowed = SETTINGS if allow_auto else PRECISIONS
+    if value not in allowed:
+        raise ConfigError(f"precision must be one of {', '.join(allowed)}, got {value!r}")
     return str(value)
 
 

@@ -13,7 +13,7 @@ from ..attacks import craft, evaluate_attack, evaluate_transfer
 from ..classifier import Classifier
 from .plan import Cell, ClassifierId
 from .records import CellOutput, component_records, gallery_entry, make_record, sample_blocks
-from .tuning import batch_size_for, compiled
+from .tuning import batch_size_for, compiled, precision_for
 
 
 @dataclass
@@ -65,12 +65,12 @@ def _run_cell(cell: Cell, classifiers: Mapping[ClassifierId, Classifier], data: 
               progress: bool) -> CellOutput:
     s = cell.settings
     attack = cell.attack.build()
-    attack.precision = s.precision
     if s.compile:
         classifiers = {ident: compiled(clf) for ident, clf in classifiers.items()}
     if cell.source is not None:
         members = [classifiers[(m.name, d.name)] for m, d in cell.source]
         source = members[0] if len(members) == 1 else ensemble(members)
+        attack.precision = precision_for(source, data.x, data.y, s.precision)
         crafted = craft(source, data.x, data.y, attack, cell.attack.eps, seed=s.seed,
                         batch_size=batch_size_for(source, data.x, s.batch_size))
         out = CellOutput([])
@@ -84,6 +84,7 @@ def _run_cell(cell: Cell, classifiers: Mapping[ClassifierId, Classifier], data: 
         return out
     ((m, d),) = cell.targets
     clf = classifiers[(m.name, d.name)]
+    attack.precision = precision_for(clf, data.x, data.y, s.precision)
     outcomes = evaluate_attack(
         clf, data.x, data.y, attack, cell.attack.eps, batch_size=batch_size_for(clf, data.x, s.batch_size),
         seed=s.seed, gallery_size=s.gallery, desc=f"{m.name}/{d.name}/{cell.attack.name}", progress=progress,

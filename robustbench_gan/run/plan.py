@@ -26,7 +26,7 @@ class CellSettings:
     batch_size: int | None = None  # None: automatic (run.tuning.batch_size_for)
     gallery: int = 4
     eval_n: int | None = None
-    precision: str = "fp32"
+    precision: str = "auto"
     compile: bool = False
 
 

@@ -10,7 +10,10 @@ from typing import Hashable
 import torch
 from torch import Tensor
 
+from ..attacks.base import Goal
 from ..attacks.loop import gradient
+from ..attacks.pgd import PGD
+from ..attacks.precision import attack_precision, supported
 from ..classifier import Classifier, frozen
 from ..core.device import largest_batch
 
@@ -74,3 +77,36 @@ def compiled(clf: Classifier) -> Classifier:
         twin._modules["model"] = torch.compile(clf.model, dynamic=True, backend=COMPILE_BACKEND)
         _compiled[clf] = twin
     return _compiled[clf]
+
+
+CALIBRATION_N = 256
+CALIBRATION_EPS = 8 / 255
+"""Calibration of ``precision = "auto"`` on CUDA: PGD-10 at eps 8/255 of the pixel range (the CIFAR-10 Linf budget
+of RobustBench) on the first 256 evaluated samples."""
+_precisions: "weakref.WeakKeyDictionary[Classifier, str]" = weakref.WeakKeyDictionary()
+
+
+def precision_for(clf: Classifier, x: Tensor, y: Tensor, requested: str, *, probe: bool | None = None) -> str:
+    """``requested`` unless it is ``auto``. ``auto``: fp32 on the CPU; on CUDA (``probe``) bf16 when autocast works
+    and PGD-10 in bf16 leaves the same robust accuracy as in fp32 on a calibration subset (within one sample or
+    0.5 points; decisions in fp32 both times), else fp32. Decided once per classifier, then remembered."""
+    if requested != "auto":
+        return requested
+    if not (x.is_cuda if probe is None else probe):
+        return "fp32"
+    if clf not in _precisions:
+        choice = "fp32"
+        if supported(str(x.device), "bf16"):
+            xs, ys = x[:CALIBRATION_N], y[:CALIBRATION_N]
+            eps = CALIBRATION_EPS * (clf.bounds[1] - clf.bounds[0])
+            robust = {}
+            for precision in ("fp32", "bf16"):
+                with frozen(clf), attack_precision(xs.device, precision):
+                    adv = PGD(steps=10)(clf, xs, Goal(ys), eps=eps)
+                robust[precision] = float((clf.predict(adv).argmax(1) == ys).float().mean())
+            if abs(robust["bf16"] - robust["fp32"]) <= max(0.005, 1 / len(xs)):
+                choice = "bf16"
+            log.info("precision auto for %s: %s (robust accuracy on %d calibration samples: fp32 %.3f, bf16 %.3f)",
+                     type(clf.model).__name__, choice, len(xs), robust["fp32"], robust["bf16"])
+        _precisions[clf] = choice
+    return _precisions[clf]
