@@ -83,8 +83,14 @@ def descend(
         xk = clip(x if start is None else start, clf).detach()
         for _ in range(steps):
             grad, _ = gradient(clf, xk, loss, eot_samples)
-            xk = clip(x + project(xk + step_size * ascent_direction(grad, norm) - x, eps, norm), clf)
+            xk = projected_step(clf, x, xk, grad, eps=eps, norm=norm, step_size=step_size)
     return xk.detach()
+
+
+def projected_step(clf: Classifier, x: Tensor, xk: Tensor, grad: Tensor, *, eps: float, norm: str,
+                   step_size: float) -> Tensor:
+    """One steepest-ascent step from ``xk`` along ``grad``, projected onto the eps-ball around ``x`` and the bounds."""
+    return clip(x + project(xk + step_size * ascent_direction(grad, norm) - x, eps, norm), clf)
 
 
 def descend_to_goal(
@@ -133,7 +139,7 @@ def descend_to_goal(
                     stay = ~new
                     idx, xa, xk, grad = idx[stay], xa[stay], xk[stay], grad[stay]
                     step_loss, step_success = loss(idx), success(idx)
-            xk = clip(xa + project(xk + step_size * ascent_direction(grad, norm) - xa, eps, norm), clf)
+            xk = projected_step(clf, xa, xk, grad, eps=eps, norm=norm, step_size=step_size)
         with torch.no_grad(), precision.full_precision(x.device):  # the final decision, in fp32
             new = step_success(clf(xk)) & ~found[idx]
         last = ~found[idx] | new  # never fooled before: the final iterate, whether it succeeds or not

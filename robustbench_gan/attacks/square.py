@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -170,17 +171,22 @@ class Square(Attack):
                 # that changes it on one channel)
                 same = (up == old).view(k, -1).all(1)
                 candidate = current.scatter(1, at, torch.where(same.view(-1, 1, 1), down, up).view(k, -1))
-                m_new, l_new = self.margin_and_loss(clf, candidate.view(k, c, h, w), Goal(labels, goal.targeted))
-                fooled = m_new <= 0
-                keep = (l_new < loss) | fooled
-                current = torch.where(keep.view(-1, 1), candidate, current)
-                loss = torch.where(keep, l_new, loss)
-                if fooled.any():  # fooled samples stop querying: write them back and leave the batch
-                    best[idx[fooled]] = current[fooled].view(-1, c, h, w)
-                    stay = ~fooled
-                    idx, current, lo, hi, labels, loss = (v[stay] for v in (idx, current, lo, hi, labels, loss))
+                current, loss, fooled = self._accept(clf, candidate, current, loss, Goal(labels, goal.targeted),
+                                                     (k, c, h, w))
+                if fooled.any():
+                    idx, current, lo, hi, labels, loss = _leave(best, fooled, idx, current, lo, hi, labels, loss)
         best[idx] = current.view(-1, c, h, w)
         return best
+
+    def _accept(self, clf: Classifier, candidate: Tensor, current: Tensor, loss: Tensor, goal: Goal,
+                shape: Sequence[int]) -> tuple[Tensor, Tensor, Tensor]:
+        """Score ``candidate`` (viewed as images of ``shape``): each sample keeps it where the loss fell or the
+        model is fooled. Returns the new current points and losses, and which samples are fooled."""
+        m_new, l_new = self.margin_and_loss(clf, candidate.view(*shape), goal)
+        fooled = m_new <= 0
+        keep = (l_new < loss) | fooled
+        current = torch.where(keep.view(-1, *([1] * (current.ndim - 1))), candidate, current)
+        return current, torch.where(keep, l_new, loss), fooled
 
     def _search_l2(self, clf: Classifier, x: Tensor, goal: Goal, eps: float) -> Tensor:
         gen = torch.Generator().manual_seed(self.seed)
@@ -212,17 +218,20 @@ class Square(Attack):
                 delta = l2_window_update(current - xa, eps, (top, left), (top2, left2), pattern * signs)
                 scale = eps / flat_norm(delta, "2").clamp_min(tiny)
                 candidate = clip(xa + delta * scale.view(-1, 1, 1, 1), clf)  # norm eps, then the bounds (theirs)
-                m_new, l_new = self.margin_and_loss(clf, candidate, Goal(labels, goal.targeted))
-                fooled = m_new <= 0
-                keep = (l_new < loss) | fooled
-                current = torch.where(keep.view(-1, 1, 1, 1), candidate, current)
-                loss = torch.where(keep, l_new, loss)
-                if fooled.any():  # fooled samples stop querying: write them back and leave the batch
-                    best[idx[fooled]] = current[fooled]
-                    stay = ~fooled
-                    idx, xa, current, labels, loss = (v[stay] for v in (idx, xa, current, labels, loss))
+                current, loss, fooled = self._accept(clf, candidate, current, loss, Goal(labels, goal.targeted),
+                                                     candidate.shape)
+                if fooled.any():
+                    idx, current, xa, labels, loss = _leave(best, fooled, idx, current, xa, labels, loss)
         best[idx] = current
         return best
+
+
+def _leave(best: Tensor, fooled: Tensor, idx: Tensor, current: Tensor, *rest: Tensor) -> tuple[Tensor, ...]:
+    """Fooled samples stop querying: their current points are written back to ``best`` (at ``idx``) and they leave
+    the compacted batch; returns ``idx``, ``current`` and ``rest`` for the samples that stay."""
+    best[idx[fooled]] = current[fooled].view(-1, *best.shape[1:])
+    stay = ~fooled
+    return tuple(v[stay] for v in (idx, current, *rest))
 
 
 def patterns(s: int, k: int, gen: torch.Generator, like: Tensor, shape: tuple[int, ...] = ()) -> Tensor:
