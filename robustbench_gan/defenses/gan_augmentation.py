@@ -150,26 +150,35 @@ class GeneratorNeed(Prerequisite):
     cache under :meth:`GeneratorCache.key <robustbench_gan.gan.cache.GeneratorCache.key>`."""
 
     label = "GAN generator"
+    conditional = True
 
     def __init__(self, data: Data, config: Any, seed: int, numerics: str) -> None:
+        self.data, self.config, self.seed = data, config, seed
+        self.key = self._cache(None, numerics).key(data, config, seed)
+
+    def _cache(self, weights: Any, numerics: str) -> Any:
         from ..gan.cache import GeneratorCache
 
-        self.data, self.config, self.seed = data, config, seed
-        self.key = GeneratorCache(numerics=numerics).key(data, config, seed)
+        return GeneratorCache(weights, numerics, conditional=self.conditional)
 
     def build(self, *, device: str, progress: bool) -> tuple[Any, Any]:
-        from ..gan.training import train_gan
-
-        generator, history = train_gan(self.data.x_train, self.data.y_train, self.data.spec, config=self.config,
-                                       seed=self.seed, device=device, progress=progress)
+        generator, history = self._cache(None, "").train(self.data, self.config, seed=self.seed, device=device,
+                                                         progress=progress)
         return generator.eval(), history
 
     def load(self, context: FitContext) -> tuple[Any, Any] | None:
-        from ..gan.cache import GeneratorCache
-
-        return GeneratorCache(context.weights, context.numerics).load(self.key, self.data, self.config)
+        return self._cache(context.weights, context.numerics).load(self.key, self.data, self.config)
 
     def save(self, context: FitContext, artefact: tuple[Any, Any]) -> None:
-        from ..gan.cache import GeneratorCache
+        self._cache(context.weights, context.numerics).save(self.key, *artefact, self.config, self.seed)
 
-        GeneratorCache(context.weights, context.numerics).save(self.key, *artefact, self.config, self.seed)
+
+class UnconditionalGeneratorNeed(GeneratorNeed):
+    """A trained unconditional generator (:class:`robustbench_gan.gan.dcgan.Generator`, trained on the training
+    images by :func:`~robustbench_gan.gan.training.train_unconditional_gan`) and its loss history,
+    ``(generator, history)``: one per (data, :class:`~robustbench_gan.gan.training.GanConfig`, seed) in a run,
+    kept in the weight cache under an ``ugan-...`` key. ``UnconditionalGeneratorNeed(data, config, seed,
+    context.numerics)``, then ``context.obtain(need, device=..., progress=...)``."""
+
+    label = "unconditional GAN generator"
+    conditional = False
