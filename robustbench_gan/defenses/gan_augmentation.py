@@ -66,11 +66,7 @@ class GanAugmentation(Defense):
         check_positive("eps", eps)
         self.samples, self.labels, self.min_confidence = samples, labels, float(min_confidence)
         self.adversarial, self.eps = adversarial, float(eps)
-        self.gan_params = {k: v for k, v in {"epochs": gan_epochs, "d_steps": d_steps, "z_dim": z_dim,
-                                              "width": width}.items() if v is not None}
-        from ..gan.training import GanConfig
-
-        self.gan_config = GanConfig(**self.gan_params)  # validates
+        self.gan_config = gan_config(gan_epochs=gan_epochs, d_steps=d_steps, z_dim=z_dim, width=width)
         self.generator: torch.nn.Module | None = None  # the GAN of the last fit (for a caller's own use)
         self.history: Any = None
         self.generator_key: str | None = None
@@ -143,6 +139,15 @@ class GanAugmentation(Defense):
         details.update(model=ctx.model, defense=ctx.defense, corner_cases=copy.deepcopy(memo[(key, ctx.model)]))
         details["metrics"].update(model=ctx.model, defense=ctx.defense)
         return {"gan": details}
+
+
+def gan_config(*, gan_epochs: int | None, d_steps: int, z_dim: int | None, width: int | None) -> Any:
+    """The validated :class:`~robustbench_gan.gan.training.GanConfig` of a GAN defense's suite keys (None: its
+    default)."""
+    from ..gan.training import GanConfig
+
+    given = {"epochs": gan_epochs, "d_steps": d_steps, "z_dim": z_dim, "width": width}
+    return GanConfig(**{k: v for k, v in given.items() if v is not None})
 
 
 class GeneratorNeed(Prerequisite):
