@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from robustbench_gan.attacks import evaluate_attack, make_attack
-from robustbench_gan.attacks.base import input_gradient, Goal
+from robustbench_gan.attacks.base import Goal, flat_norm, input_gradient
 from robustbench_gan.defenses import DefenseGanProjection, make_defense
 from robustbench_gan.errors import ConfigError
 from robustbench_gan.models import build_model
@@ -62,12 +62,13 @@ def test_whole_state_round_trips_through_the_skeleton(defended, digits):
 
 @pytest.mark.slow
 def test_naive_pgd_is_masked_and_adaptive_attacks_break_it(defended, digits):
-    """Measured (100 test digits, eps 0.2, PGD-10; ~25 s): clean 0.86, naive 0.85, BPDA 0.22, unroll 0.17."""
+    """Measured (100 test digits, eps 0.2, PGD-10; ~30 s): clean 0.86, naive 0.85, BPDA 0.22, unroll 0.17,
+    latent 0.28."""
     _, clf = defended
     x, y = digits.x_test[:100], digits.y_test[:100]
     robust = {}
-    for adaptive in ("none", "bpda", "unroll"):
-        attack = make_attack("pgd", steps=10, adaptive=adaptive)
+    for adaptive in ("none", "bpda", "unroll", "latent"):
+        attack = make_attack("latent") if adaptive == "latent" else make_attack("pgd", steps=10, adaptive=adaptive)
         (outcome,) = evaluate_attack(clf, x, y, attack, [0.2], progress=False)
         robust[adaptive] = outcome.metrics["robust_accuracy"]
         clean = outcome.metrics["clean_accuracy"]
@@ -75,6 +76,27 @@ def test_naive_pgd_is_masked_and_adaptive_attacks_break_it(defended, digits):
     assert robust["none"] >= clean - 0.1, robust  # looks robust to the naive attack
     assert robust["bpda"] <= robust["none"] - 0.3, robust
     assert robust["unroll"] <= robust["none"] - 0.3, robust
+    assert robust["latent"] <= robust["none"] - 0.3, robust
+
+
+@pytest.mark.parametrize("norm, eps", [("inf", 0.2), ("2", 1.0)])
+def test_latent_attack_returns_valid_perturbations(defended, digits, norm, eps):
+    _, clf = defended
+    x, y = digits.x_test[:16], digits.y_test[:16]
+    attack = make_attack("latent", norm=norm, steps=20)
+    xa = attack(clf, x, attack.make_goal(clf, x, y), eps=eps)
+    assert xa.shape == x.shape and float(xa.min()) >= 0 and float(xa.max()) <= 1
+    assert float(flat_norm(xa - x, norm).max()) <= eps + 1e-5
+    assert not torch.equal(xa, x)
+    assert torch.equal(attack(clf, x, attack.make_goal(clf, x, y), eps=0.0), x)
+
+
+def test_latent_attack_without_a_generator_is_pgd(cnn, digits):
+    x, y = digits.x_test[:16], digits.y_test[:16]
+    latent = make_attack("latent", steps=5)
+    pgd = make_attack("pgd", steps=5, loss="margin")
+    goal = latent.make_goal(cnn, x, y)
+    assert torch.equal(latent(cnn, x, goal, eps=0.1), pgd(cnn, x, goal, eps=0.1))
 
 
 @pytest.mark.parametrize("params, message", [
