@@ -112,3 +112,68 @@ def test_unknown_view_names_the_offered_ones(defended):
     _, clf = defended
     with pytest.raises(ConfigError, match="none, bpda, unroll"):
         gradient_view(clf, "unrol")
+
+
+SUITE = """
+name = "dgan-small"
+seed = 0
+[data]
+dataset = "digits"
+[[models]]
+name = "cnn"
+arch = "cnn"
+epochs = 3
+[[defenses]]
+name = "dgan"
+kind = "defense-gan"
+steps = 10
+restarts = 2
+gan_epochs = 2
+width = 8
+z_dim = 8
+[transfer]
+sources = "none"
+[[attacks]]
+name = "pgd"
+steps = 3
+eps = [0.2]
+{extra}
+[evaluation]
+n = 40
+"""
+BPDA = """
+[[attacks]]
+name = "pgd-bpda"
+kind = "pgd"
+steps = 3
+adaptive = "bpda"
+eps = [0.2]
+"""
+
+
+def test_suite_flags_naive_only_evaluation_and_reports_adaptive_rows(tmp_path):
+    """Through the CLI: naive PGD only -> the purifier flag fires; with a BPDA row -> no flag, the adaptive table
+    and the 'adaptive'/'purified' columns (the second run reuses the cached classifiers)."""
+    import json
+
+    import pandas as pd
+
+    from robustbench_gan.cli import main
+
+    cache = tmp_path / "cache"
+    for name, extra in (("naive", ""), ("adaptive", BPDA)):
+        (tmp_path / f"{name}.toml").write_text(SUITE.format(extra=extra))
+        out = tmp_path / name
+        assert main(["-q", "run", str(tmp_path / f"{name}.toml"), "--out", str(out), "--cache-dir", str(cache),
+                     "--device", "cpu"]) == 0
+        doc = json.loads((out / "results.json").read_text())
+        flagged = {(f["model"], f["defense"]) for f in doc["flags"] if f["check"] == "naive-attacks-only-on-purifier"}
+        table = pd.read_csv(out / "results.csv")
+        dgan = table[table.defense == "dgan"]
+        assert dgan.purified.all() and table[table.defense == "none"].purified.isna().all()
+        html = (out / "index.html").read_text()
+        if name == "naive":
+            assert flagged == {("cnn", "dgan")} and "adaptive" not in table
+        else:
+            assert flagged == set() and set(dgan.adaptive.fillna("none")) == {"none", "bpda"}
+            assert 'id="adaptive"' in html

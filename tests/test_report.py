@@ -213,7 +213,8 @@ def test_write_produces_files(tmp_path) -> None:
 
 def test_naive_and_adaptive_side_by_side() -> None:
     res = make_results(gallery=False)
-    assert 'id="adaptive"' not in render_report(res)  # nothing purified, nothing adaptive: no section
+    res.records.append(record("mlp", "pgd-bpda", 0.2, adaptive="bpda", attack_role="iterative"))
+    assert 'id="adaptive"' not in render_report(res)  # nothing purified (bpda on a plain model is pgd): no section
     dgan = {"defense": "dgan", "attack_role": "iterative", "purified": True}
     res.records += [
         record("mlp", "pgd", 0.2, robust_accuracy=0.85, attack_kind="pgd", **dgan),

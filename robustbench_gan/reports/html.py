@@ -318,8 +318,8 @@ def build_attack_rows(rows: list[dict[str, Any]], with_dataset: bool) -> dict[st
 
 
 def build_adaptive(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """Naive against adaptive white-box accuracy, side by side, per (model, defense, norm, eps) that was attacked
-    adaptively or purifies its input (rows marked ``purified``): the lowest robust accuracy of the naive gradient
+    """Naive against adaptive white-box accuracy, side by side, per (model, defense, norm, eps) of a defense that
+    purifies its input (rows marked ``purified``; on other models an adaptive attack is the naive one): the lowest robust accuracy of the naive gradient
     attacks (single-step and iterative, ``adaptive`` none) next to the lowest of the adaptive ones (``adaptive``
     set, or the latent attack), with the attacks that reached them and the gap."""
     def usable(r: dict[str, Any]) -> bool:
@@ -333,7 +333,7 @@ def build_adaptive(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
                                float(r["eps"])), []).append(r)
     out = []
     for (model, defense, norm, eps), group in groups.items():
-        if not any(is_adaptive(r) or truthy(r.get("purified")) for r in group):
+        if not any(truthy(r.get("purified")) for r in group):
             continue
         naive = [r for r in group if r.get("attack_role") in ("single-step", "iterative") and not is_adaptive(r)]
         adaptive = [r for r in group if is_adaptive(r)]
