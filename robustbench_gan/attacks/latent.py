@@ -6,6 +6,7 @@ image in the generator's range is (ideally) its own projection, so the defended 
 from __future__ import annotations
 
 import logging
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -81,25 +82,35 @@ class LatentAttack(Attack):
                    target_mode=self.target_mode or "random", target=self.target, seed=self.seed, adaptive=adaptive)
 
     def perturb(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
-        if eps == 0:
-            return x.clone()
+        return self.perturb_many(clf, x, goal, [eps])[0]
+
+    def perturb_many(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float]) -> list[Tensor]:
+        """One projection ``z*`` of ``x`` (the defense's own) starts the search at every eps."""
         purifier = getattr(clf, "purifier", None)
         if not isinstance(clf, PurifiedClassifier) or not isinstance(purifier, GenerativePurifier):
             log.info("latent attack: %s has no generative purifier; running PGD instead", type(clf).__name__)
             pgd = self.fallback(clf)
-            return pgd.perturb(gradient_view(clf, pgd.adaptive), x, goal, eps=eps)
-        return self._latent(clf, purifier, x, goal, eps)
+            out = pgd.perturb_many(gradient_view(clf, pgd.adaptive), x, goal, eps_list)
+            self.queries_per_eps = pgd.queries_per_eps
+            return out
+        z0 = purifier.encode(x.detach()) if any(e != 0 for e in eps_list) else None
+        out, self.queries_per_eps = [], []
+        for e in eps_list:
+            before = clf.queries
+            out.append(x.clone() if e == 0 or z0 is None else self._latent(clf, purifier, x, z0, goal, float(e)))
+            self.queries_per_eps.append(clf.queries - before)
+        return out
 
     def _excess(self, delta: Tensor, eps: float) -> Tensor:
         if self.norm == "inf":
             return F.relu(delta.abs() - eps).flatten(1).sum(1)
         return F.relu(flat_norm(delta, "2") - eps)
 
-    def _latent(self, clf: PurifiedClassifier, purifier: GenerativePurifier, x: Tensor, goal: Goal,
+    def _latent(self, clf: PurifiedClassifier, purifier: GenerativePurifier, x: Tensor, z0: Tensor, goal: Goal,
                 eps: float) -> Tensor:
         x = x.detach()
         with frozen(clf), eval_mode(purifier.generator):
-            z = purifier.encode(x).clone().requires_grad_(True)
+            z = z0.clone().requires_grad_(True)
             generator, inner = purifier.generator, clf.inner
             optimizer = torch.optim.Adam([z], lr=self.lr)
             best = torch.empty_like(x)
