@@ -54,6 +54,20 @@ class Purifier(nn.Module):
         raise ConfigError(f"{type(self).__name__} has no gradient view {mode!r}")
 
 
+class GenerativePurifier(Purifier):
+    """A purifier whose output is a generator's image ``generator(encode(x))`` (Defense-GAN): attacks that search
+    the generator's latent space (Athalye et al. 2018, sec. 5.3.1) use :attr:`generator` and :meth:`encode`."""
+
+    generator: nn.Module
+
+    def encode(self, x: Tensor) -> Tensor:
+        """The latent codes ``z`` of ``x`` (detached, ``[N, generator.z_dim]``) whose images are the purified ``x``."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.generator(self.encode(x)).detach()
+
+
 class PurifiedClassifier(Classifier):
     """``inner(purifier(x))``: the defended classifier. ``inner`` keeps bounds and normalization; the counter of
     queries is this wrapper's."""

@@ -135,3 +135,23 @@ def test_black_box_below_white_box_flags_masked_gradients():
     assert checks_of(check_black_box_below_white_box(masked)) == {"black-box-below-white-box"}
     assert check_black_box_below_white_box(honest) == []
     assert "black-box-below-white-box" in EXPLANATIONS
+
+
+def test_naive_attacks_only_on_a_purifier_are_flagged():
+    from robustbench_gan.checks.table import check_naive_attacks_only_on_purifier
+
+    def purified(attack, acc, **kw):
+        return {**rec(attack, 0.2, acc, defense="dgan", **kw), "purified": True}
+
+    naive = [purified("fgsm", 0.9), purified("pgd", 0.85), rec("pgd", 0.2, 0.0)]  # the undefended row: not purified
+    (flag,) = check_naive_attacks_only_on_purifier(naive)
+    assert flag["defense"] == "dgan" and "fgsm, pgd" in flag["message"] and "85.0%" in flag["message"]
+    assert checks_of(table_flags(naive)) == {"naive-attacks-only-on-purifier"}
+    bpda = naive + [{**purified("pgd-bpda", 0.2, kind="pgd"), "adaptive": "bpda"}]
+    assert check_naive_attacks_only_on_purifier(bpda) == []
+    latent = naive + [purified("latent", 0.3)]
+    assert check_naive_attacks_only_on_purifier(latent) == []
+    read_back = [{**r, "adaptive": float("nan")} for r in naive]  # a CSV read back: empty cells are NaN
+    assert len(check_naive_attacks_only_on_purifier(read_back)) == 1
+    black_box_only = [purified("square", 0.5, threat="black-box")]
+    assert check_naive_attacks_only_on_purifier(black_box_only) == []

@@ -20,6 +20,7 @@ CHEAP: dict[str, list[dict]] = {
     "adversarial-training": [{"method": m, "eps": 0.1, "steps": 2} for m in ("fgsm", "pgd", "fast", "trades")]
     + [{"method": "pgd", "eps": 0.5, "steps": 2, "norm": "2"}],
     "distillation": [{"temperature": 20}],
+    "defense-gan": [{"gan_epochs": 1, "width": 8, "z_dim": 8, "steps": 5, "restarts": 2}],
     "gan-augmentation": [{"gan_epochs": 1, "width": 8, "z_dim": 8, "samples": 60},
                          {"gan_epochs": 1, "width": 8, "z_dim": 8, "samples": 60, "adversarial": "fast", "eps": 0.1}],
 }

@@ -209,3 +209,20 @@ def test_write_produces_files(tmp_path) -> None:
     assert len(pd.read_csv(out / "results.csv")) == 12
     # Reloaded results render the same report.
     assert render_report(Results.load(out)) == page
+
+
+def test_naive_and_adaptive_side_by_side() -> None:
+    res = make_results(gallery=False)
+    res.records.append(record("mlp", "pgd-bpda", 0.2, adaptive="bpda", attack_role="iterative"))
+    assert 'id="adaptive"' not in render_report(res)  # nothing purified (bpda on a plain model is pgd): no section
+    dgan = {"defense": "dgan", "attack_role": "iterative", "purified": True}
+    res.records += [
+        record("mlp", "pgd", 0.2, robust_accuracy=0.85, attack_kind="pgd", **dgan),
+        record("mlp", "fgsm", 0.2, robust_accuracy=0.9, attack_kind="fgsm", **{**dgan, "attack_role": "single-step"}),
+        record("mlp", "pgd-bpda", 0.2, robust_accuracy=0.22, attack_kind="pgd", adaptive="bpda", **dgan),
+        record("mlp", "latent", 0.2, robust_accuracy=0.28, attack_kind="latent", **dgan),
+    ]
+    out = section(render_report(res), "adaptive")
+    assert out.count("<tr>") == 2  # header + one (model, defense, norm, eps)
+    assert "dgan" in out and "85.0%" in out and "22.0%" in out and "63.0%" in out
+    assert "pgd-bpda (bpda)" in out and ">pgd<" in out

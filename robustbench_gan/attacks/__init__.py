@@ -9,6 +9,7 @@ from .autoattack import AutoAttack
 from .evaluate import evaluate_attack
 from .fab import FAB, FABT
 from .fgsm import FGSM
+from .latent import LatentAttack
 from .noise import NoiseAttack, NoiseProbe, UniformNoise
 from .outcome import Outcome
 from .pgd import BIM, PGD
@@ -20,7 +21,7 @@ from .transfer import Crafted, craft, evaluate_transfer
 Substitute = SubstituteAttack
 
 __all__ = [
-    "APGD", "APGDT", "ATTACKS", "AutoAttack", "ROLES", "ArtAttack", "Attack", "BIM", "Crafted", "FAB", "FABT", "FGSM", "Goal", "NoiseAttack", "NoiseProbe",
+    "APGD", "APGDT", "ATTACKS", "AutoAttack", "ROLES", "ArtAttack", "Attack", "BIM", "Crafted", "FAB", "FABT", "FGSM", "Goal", "LatentAttack", "NoiseAttack", "NoiseProbe",
     "Oracle", "Outcome", "PGD", "Square", "Substitute", "SubstituteAttack", "UniformNoise", "craft", "evaluate_attack",
     "evaluate_transfer", "make_attack",
 ]

@@ -55,7 +55,17 @@ EXPLANATIONS: dict[str, tuple[str, str]] = {
         "gradient attacks eot_samples (e.g. 20), as AutoAttack's rand version does.",
         "Athalye, Carlini & Wagner 2018, sec. 4.2 (EOT)",
     ),
+    "naive-attacks-only-on-purifier": (
+        "The defense transforms its input before classifying it (input purification: Defense-GAN's projection, an "
+        "autoencoder reformer), and every white-box attack differentiated straight through that transformation. "
+        "Its gradient is zero or misleading (an inner optimisation, a non-differentiable step), so the attacks "
+        "fail for the wrong reason. Evaluate with an adaptive attack: BPDA (adaptive = \"bpda\"), a gradient view "
+        "the purifier offers (adaptive = \"unroll\"), or the latent attack on generative purifiers.",
+        "Athalye, Carlini & Wagner 2018, Obfuscated Gradients Give a False Sense of Security, sec. 4.1 and 5.3; "
+        "Tramer et al. 2020, On Adaptive Attacks to Adversarial Example Defenses",
+    ),
 }
+
 
 def make_flag(check: str, model: str, defense: str, attack: str, message: str) -> Flag:
     explanation, reference = EXPLANATIONS[check]

@@ -117,9 +117,38 @@ def check_black_box_below_white_box(records: list[dict[str, Any]]) -> list[Flag]
         f"strongest white-box attack ({w['attack']}) {w['robust_accuracy']:.1%}"))
 
 
+def is_adaptive(record: dict[str, Any]) -> bool:
+    """The row's attack adapts to an input purification: a gradient view other than the naive one (``adaptive``
+    set and not ``none``) or the latent-space attack."""
+    adaptive = record.get("adaptive")
+    return (not _missing(adaptive) and adaptive not in ("", "none")) or record.get("attack_kind") == "latent"
+
+
+def check_naive_attacks_only_on_purifier(records: list[dict[str, Any]]) -> list[Flag]:
+    """A purifying defense (rows marked ``purified``) attacked white-box only by gradient attacks that differentiate
+    through the purification naively: no row of that model and defense is adaptive (:func:`is_adaptive`)."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        if r.get("purified") is True and r.get("threat") == "white-box":
+            groups[(r["model"], r["defense"])].append(r)
+    flags = []
+    for (model, defense), rows in groups.items():
+        naive = [r for r in rows if r.get("attack_role") in ("single-step", "iterative") and not is_adaptive(r)]
+        if naive and not any(is_adaptive(r) for r in rows):
+            names = sorted({r["attack"] for r in naive})
+            best = min((r for r in naive if not _missing(r.get("robust_accuracy"))),
+                       key=lambda r: r["robust_accuracy"], default=None)
+            worst = f"; the strongest leaves {best['robust_accuracy']:.1%} at eps {best['eps']:g}" if best else ""
+            flags.append(make_flag(
+                "naive-attacks-only-on-purifier", model, defense, names[0],
+                f"{defense} purifies its input, but only naive gradient attacks ({', '.join(names)}) evaluated it"
+                f"{worst}; add adaptive = \"bpda\" or the latent attack"))
+    return flags
+
+
 TABLE_CHECKS: list[Callable[[list[dict[str, Any]]], list[Flag]]] = [
     check_accuracy_rises_with_eps, check_single_step_vs_iterative, check_white_box_above_transfer,
-    check_black_box_below_white_box,
+    check_black_box_below_white_box, check_naive_attacks_only_on_purifier,
 ]
 
 

@@ -6,9 +6,10 @@ temperature=100)`` builds one by registry name.
 from .base import DEFENSES, Defense, FitContext, NoDefense, ReportContext, make_defense
 from .adversarial_training import AdversarialTraining
 from .distillation import DefensiveDistillation
+from .defense_gan import DefenseGan, DefenseGanProjection
 from .gan_augmentation import GanAugmentation
 
 Distillation = DefensiveDistillation
 
-__all__ = ["DEFENSES", "AdversarialTraining", "Defense", "DefensiveDistillation", "Distillation", "FitContext",
+__all__ = ["DEFENSES", "AdversarialTraining", "Defense", "DefenseGan", "DefenseGanProjection", "DefensiveDistillation", "Distillation", "FitContext",
            "GanAugmentation", "NoDefense", "ReportContext", "make_defense"]

@@ -66,11 +66,7 @@ class GanAugmentation(Defense):
         check_positive("eps", eps)
         self.samples, self.labels, self.min_confidence = samples, labels, float(min_confidence)
         self.adversarial, self.eps = adversarial, float(eps)
-        self.gan_params = {k: v for k, v in {"epochs": gan_epochs, "d_steps": d_steps, "z_dim": z_dim,
-                                              "width": width}.items() if v is not None}
-        from ..gan.training import GanConfig
-
-        self.gan_config = GanConfig(**self.gan_params)  # validates
+        self.gan_config = gan_config(gan_epochs=gan_epochs, d_steps=d_steps, z_dim=z_dim, width=width)
         self.generator: torch.nn.Module | None = None  # the GAN of the last fit (for a caller's own use)
         self.history: Any = None
         self.generator_key: str | None = None
@@ -145,31 +141,49 @@ class GanAugmentation(Defense):
         return {"gan": details}
 
 
+def gan_config(*, gan_epochs: int | None, d_steps: int, z_dim: int | None, width: int | None) -> Any:
+    """The validated :class:`~robustbench_gan.gan.training.GanConfig` of a GAN defense's suite keys (None: its
+    default)."""
+    from ..gan.training import GanConfig
+
+    given = {"epochs": gan_epochs, "d_steps": d_steps, "z_dim": z_dim, "width": width}
+    return GanConfig(**{k: v for k, v in given.items() if v is not None})
+
+
 class GeneratorNeed(Prerequisite):
     """A trained class-conditional generator and its loss history, ``(generator, history)``, kept in the weight
     cache under :meth:`GeneratorCache.key <robustbench_gan.gan.cache.GeneratorCache.key>`."""
 
     label = "GAN generator"
+    conditional = True
 
     def __init__(self, data: Data, config: Any, seed: int, numerics: str) -> None:
+        self.data, self.config, self.seed = data, config, seed
+        self.key = self._cache(None, numerics).key(data, config, seed)
+
+    def _cache(self, weights: Any, numerics: str) -> Any:
         from ..gan.cache import GeneratorCache
 
-        self.data, self.config, self.seed = data, config, seed
-        self.key = GeneratorCache(numerics=numerics).key(data, config, seed)
+        return GeneratorCache(weights, numerics, conditional=self.conditional)
 
     def build(self, *, device: str, progress: bool) -> tuple[Any, Any]:
-        from ..gan.training import train_gan
-
-        generator, history = train_gan(self.data.x_train, self.data.y_train, self.data.spec, config=self.config,
-                                       seed=self.seed, device=device, progress=progress)
+        generator, history = self._cache(None, "").train(self.data, self.config, seed=self.seed, device=device,
+                                                         progress=progress)
         return generator.eval(), history
 
     def load(self, context: FitContext) -> tuple[Any, Any] | None:
-        from ..gan.cache import GeneratorCache
-
-        return GeneratorCache(context.weights, context.numerics).load(self.key, self.data, self.config)
+        return self._cache(context.weights, context.numerics).load(self.key, self.data, self.config)
 
     def save(self, context: FitContext, artefact: tuple[Any, Any]) -> None:
-        from ..gan.cache import GeneratorCache
+        self._cache(context.weights, context.numerics).save(self.key, *artefact, self.config, self.seed)
 
-        GeneratorCache(context.weights, context.numerics).save(self.key, *artefact, self.config, self.seed)
+
+class UnconditionalGeneratorNeed(GeneratorNeed):
+    """A trained unconditional generator (:class:`robustbench_gan.gan.dcgan.Generator`, trained on the training
+    images by :func:`~robustbench_gan.gan.training.train_unconditional_gan`) and its loss history,
+    ``(generator, history)``: one per (data, :class:`~robustbench_gan.gan.training.GanConfig`, seed) in a run,
+    kept in the weight cache under an ``ugan-...`` key. ``UnconditionalGeneratorNeed(data, config, seed,
+    context.numerics)``, then ``context.obtain(need, device=..., progress=...)``."""
+
+    label = "unconditional GAN generator"
+    conditional = False

@@ -1,1 +1,2 @@
-"""Class-conditional GANs: DCGAN models, training, quality metrics and the 2-D toy benchmarks."""
+"""Class-conditional and unconditional DCGANs: models, training, quality metrics, the generator cache and the 2-D toy
+benchmarks."""

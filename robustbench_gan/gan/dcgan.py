@@ -1,10 +1,11 @@
-"""A class-conditional DCGAN whose shapes adapt to the data spec (8x8 digits, 28x28 MNIST, 32x32 CIFAR, ...).
+"""Class-conditional and unconditional DCGANs whose shapes adapt to the data spec (8x8 digits, 28x28 MNIST, 32x32 CIFAR, ...).
 
 Architecture guidelines of Radford et al. 2015 ("Unsupervised Representation Learning with Deep Convolutional
 GANs", sec. 3): no pooling (strided convolutions in D, fractionally strided ones in G), batch norm in both nets
 except on G's output and D's input layer, ReLU in G with a tanh output, LeakyReLU(0.2) in D, and all weights
 drawn from N(0, 0.02). Conditioning on the class follows Mirza & Osindero 2014 ("Conditional GANs"): G sees
-``[z, onehot(label)]``, D sees the image with an extra learned per-class label map as a channel.
+``[z, onehot(label)]``, D sees the image with an extra learned per-class label map as a channel. The
+unconditional pair (:class:`Generator`, :class:`Discriminator`) is the same network without the label inputs.
 """
 from __future__ import annotations
 
@@ -47,25 +48,23 @@ def dcgan_init(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-class ConditionalGenerator(nn.Module):
-    """``G(z, label)``: project ``[z, onehot(label)]`` to a ``(2*width, ceil(H/4), ceil(W/4))`` map, upsample twice.
+class _GeneratorBody(nn.Module):
+    """The DCGAN generator both variants share: project a code of ``in_dim`` numbers to a
+    ``(2*width, ceil(H/4), ceil(W/4))`` map, upsample twice with stride-2 ``ConvTranspose2d(k=4, p=1)``, crop to
+    ``(H, W)`` when the spec's size is not a multiple of 4, and map the tanh output from ``[-1, 1]`` to
+    ``spec.bounds``."""
 
-    Each upsampling is a stride-2 ``ConvTranspose2d(k=4, p=1)``; the result is cropped to ``(H, W)`` when the
-    spec's size is not a multiple of 4. The tanh output is mapped from ``[-1, 1]`` to ``spec.bounds``.
-    """
-
-    def __init__(self, spec: DataSpec, *, z_dim: int = 64, width: int = 64) -> None:
+    def __init__(self, spec: DataSpec, *, z_dim: int, width: int, extra: int, who: str) -> None:
         super().__init__()
-        c, h, w = _check_spec(spec, "ConditionalGenerator")
-        self.z_dim = _check_width(z_dim, "ConditionalGenerator", "z_dim")
-        width = _check_width(width, "ConditionalGenerator")
-        self.num_classes = int(spec.num_classes)
+        c, h, w = _check_spec(spec, who)
+        self.z_dim = _check_width(z_dim, who, "z_dim")
+        width = _check_width(width, who)
         self.shape = (c, h, w)
         self.bounds = (float(spec.bounds[0]), float(spec.bounds[1]))
         self.h0, self.w0 = math.ceil(h / 4), math.ceil(w / 4)
         self.width = width
         self.project = nn.Sequential(
-            nn.Linear(self.z_dim + self.num_classes, 2 * width * self.h0 * self.w0, bias=False),
+            nn.Linear(self.z_dim + extra, 2 * width * self.h0 * self.w0, bias=False),
             nn.BatchNorm1d(2 * width * self.h0 * self.w0),
             nn.ReLU(inplace=True),
         )
@@ -78,9 +77,8 @@ class ConditionalGenerator(nn.Module):
         )
         self.apply(dcgan_init)
 
-    def forward(self, z: Tensor, labels: Tensor) -> Tensor:
-        onehot = F.one_hot(labels.long(), self.num_classes).to(z.dtype)
-        h = self.project(torch.cat([z.flatten(1), onehot], dim=1))
+    def _decode(self, code: Tensor) -> Tensor:
+        h = self.project(code)
         t = self.upsample(h.view(-1, 2 * self.width, self.h0, self.w0))
         _, hh, ww = self.shape
         t = t[:, :, :hh, :ww]
@@ -88,23 +86,44 @@ class ConditionalGenerator(nn.Module):
         return lo + (t + 1) * (0.5 * (hi - lo))
 
 
-class ConditionalDiscriminator(nn.Module):
-    """``D(x, label)``: a logit for "real" from ``x`` (in ``spec.bounds``) and its class.
+class ConditionalGenerator(_GeneratorBody):
+    """``G(z, label)``: the DCGAN generator (:class:`_GeneratorBody`) fed ``[z, onehot(label)]``."""
 
-    ``x`` is rescaled to ``[-1, 1]`` and a learned per-class ``H x W`` label map is appended as a channel; two
-    stride-2 ``Conv2d(k=4, p=1)`` layers (batch norm on the second only) with LeakyReLU(0.2) feed a linear logit.
-    """
-
-    def __init__(self, spec: DataSpec, *, width: int = 64) -> None:
-        super().__init__()
-        c, h, w = _check_spec(spec, "ConditionalDiscriminator")
-        width = _check_width(width, "ConditionalDiscriminator")
+    def __init__(self, spec: DataSpec, *, z_dim: int = 64, width: int = 64) -> None:
+        super().__init__(spec, z_dim=z_dim, width=width, extra=int(spec.num_classes), who="ConditionalGenerator")
         self.num_classes = int(spec.num_classes)
+
+    def forward(self, z: Tensor, labels: Tensor) -> Tensor:
+        onehot = F.one_hot(labels.long(), self.num_classes).to(z.dtype)
+        return self._decode(torch.cat([z.flatten(1), onehot], dim=1))
+
+
+class Generator(_GeneratorBody):
+    """``G(z)``: the unconditional DCGAN generator (Radford et al. 2015), images in ``spec.bounds`` of shape
+    ``spec.shape`` from ``z ~ N(0, I)`` of ``z_dim`` numbers. Defense-GAN (Samangouei et al. 2018) projects
+    inputs onto its range; public attributes: ``z_dim``, ``shape`` ``(C, H, W)``, ``bounds`` ``(low, high)``."""
+
+    def __init__(self, spec: DataSpec, *, z_dim: int = 64, width: int = 64) -> None:
+        super().__init__(spec, z_dim=z_dim, width=width, extra=0, who="Generator")
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self._decode(z.flatten(1))
+
+
+class _DiscriminatorBody(nn.Module):
+    """The DCGAN discriminator both variants share: ``x`` (in ``spec.bounds``) rescaled to ``[-1, 1]``, plus
+    ``extra`` input channels, through two stride-2 ``Conv2d(k=4, p=1)`` layers (batch norm on the second only)
+    with LeakyReLU(0.2), into a linear logit for "real"."""
+
+    def __init__(self, spec: DataSpec, *, width: int, extra: int, who: str) -> None:
+        super().__init__()
+        c, h, w = _check_spec(spec, who)
+        width = _check_width(width, who)
         self.shape = (c, h, w)
         self.bounds = (float(spec.bounds[0]), float(spec.bounds[1]))
-        self.label_map = nn.Embedding(self.num_classes, h * w)
+        self._build_label_map(spec)
         self.features = nn.Sequential(
-            nn.Conv2d(c + 1, width, 4, stride=2, padding=1),
+            nn.Conv2d(c + extra, width, 4, stride=2, padding=1),
             nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(width, 2 * width, 4, stride=2, padding=1, bias=False),
             nn.BatchNorm2d(2 * width),
@@ -116,10 +135,41 @@ class ConditionalDiscriminator(nn.Module):
         self.head = nn.Linear(2 * width * hf * wf, 1)
         self.apply(dcgan_init)
 
-    def forward(self, x: Tensor, labels: Tensor) -> Tensor:
+    def _build_label_map(self, spec: DataSpec) -> None:
+        """Conditional discriminators create their label embedding here (before the convolutions: the order in
+        which weights draw from the seeded RNG)."""
+
+    def _scale(self, x: Tensor) -> Tensor:
         lo, hi = self.bounds
+        return (x - lo) * (2.0 / (hi - lo)) - 1.0
+
+    def _logit(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x).flatten(1)).squeeze(1)
+
+
+class ConditionalDiscriminator(_DiscriminatorBody):
+    """``D(x, label)``: the DCGAN discriminator (:class:`_DiscriminatorBody`) with a learned per-class ``H x W``
+    label map appended as a channel (Mirza & Osindero 2014)."""
+
+    def __init__(self, spec: DataSpec, *, width: int = 64) -> None:
+        super().__init__(spec, width=width, extra=1, who="ConditionalDiscriminator")
+
+    def _build_label_map(self, spec: DataSpec) -> None:
         _, h, w = self.shape
-        x = (x - lo) * (2.0 / (hi - lo)) - 1.0
+        self.num_classes = int(spec.num_classes)
+        self.label_map = nn.Embedding(self.num_classes, h * w)
+
+    def forward(self, x: Tensor, labels: Tensor) -> Tensor:
+        _, h, w = self.shape
         label_map = self.label_map(labels.long()).view(-1, 1, h, w).to(x.dtype)
-        f = self.features(torch.cat([x, label_map], dim=1))
-        return self.head(f.flatten(1)).squeeze(1)
+        return self._logit(torch.cat([self._scale(x), label_map], dim=1))
+
+
+class Discriminator(_DiscriminatorBody):
+    """``D(x)``: the unconditional DCGAN discriminator, a logit for "real"."""
+
+    def __init__(self, spec: DataSpec, *, width: int = 64) -> None:
+        super().__init__(spec, width=width, extra=0, who="Discriminator")
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._logit(self._scale(x))

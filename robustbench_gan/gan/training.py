@@ -1,4 +1,5 @@
-"""Seeded training of the conditional DCGAN (Goodfellow et al. 2014, Algorithm 1) and seeded sampling."""
+"""Seeded training of the conditional and unconditional DCGANs (Goodfellow et al. 2014, Algorithm 1) and seeded
+sampling."""
 from __future__ import annotations
 
 import logging
@@ -12,7 +13,7 @@ from tqdm.auto import tqdm
 
 from ..data import DataSpec
 from ..errors import ConfigError, DataError
-from .dcgan import ConditionalDiscriminator, ConditionalGenerator
+from .dcgan import ConditionalDiscriminator, ConditionalGenerator, Discriminator, Generator
 
 log = logging.getLogger(__name__)
 
@@ -100,31 +101,76 @@ def train_gan(
     uniformly from the classes. Weights are initialised after ``torch.manual_seed(seed)``; shuffling and noise
     come from a CPU ``torch.Generator`` seeded with ``seed``, so a seed gives identical weights on the CPU.
     """
-    if x.ndim != 4 or tuple(x.shape[1:]) != tuple(spec.shape):
-        raise DataError(f"train_gan: images have shape {tuple(x.shape)}, expected [N, {', '.join(map(str, spec.shape))}]")
     if len(x) != len(y) or len(x) == 0:
         raise DataError(f"train_gan: need a non-empty set with one label per image, got {len(x)} images, {len(y)} labels")
+    return _train(x, y, spec, config=config, seed=seed, device=device, progress=progress, who="train_gan")
+
+
+def train_unconditional_gan(
+    x: Tensor,
+    spec: DataSpec,
+    *,
+    config: GanConfig = GanConfig(),
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = True,
+) -> tuple[Generator, GanHistory]:
+    """Train an unconditional DCGAN (:class:`~.dcgan.Generator`, :class:`~.dcgan.Discriminator`) on the images
+    ``x`` and return its generator (in eval mode) and the loss history.
+
+    The same loop as :func:`train_gan` (Goodfellow et al. 2014, Algorithm 1 with the non-saturating generator
+    loss; Adam as in Radford et al. 2015) without labels: what Defense-GAN (Samangouei et al. 2018, sec. 3)
+    projects onto. Seeded the same way: a seed gives identical weights on the CPU.
+    """
+    if len(x) == 0:
+        raise DataError("train_unconditional_gan: need a non-empty set of images")
+    return _train(x, None, spec, config=config, seed=seed, device=device, progress=progress,
+                  who="train_unconditional_gan")
+
+
+def _train(
+    x: Tensor, y: Tensor | None, spec: DataSpec, *, config: GanConfig, seed: int, device: str, progress: bool,
+    who: str,
+) -> tuple[Any, GanHistory]:
+    """The GAN loop of :func:`train_gan` (``y`` given: class-conditional) and :func:`train_unconditional_gan`."""
+    if x.ndim != 4 or tuple(x.shape[1:]) != tuple(spec.shape):
+        raise DataError(f"{who}: images have shape {tuple(x.shape)}, expected [N, {', '.join(map(str, spec.shape))}]")
     if min(len(x), config.batch_size) < 2:
-        raise ConfigError("train_gan: batch norm needs minibatches of at least 2 images (batch_size >= 2, N >= 2)")
+        raise ConfigError(f"{who}: batch norm needs minibatches of at least 2 images (batch_size >= 2, N >= 2)")
+    conditional = y is not None
     torch.manual_seed(seed)
     dev = torch.device(device)
-    g = ConditionalGenerator(spec, z_dim=config.z_dim, width=config.width).to(dev)
-    d = ConditionalDiscriminator(spec, width=config.width).to(dev)
+    g: nn.Module
+    d: nn.Module
+    if conditional:
+        g = ConditionalGenerator(spec, z_dim=config.z_dim, width=config.width).to(dev)
+        d = ConditionalDiscriminator(spec, width=config.width).to(dev)
+    else:
+        g = Generator(spec, z_dim=config.z_dim, width=config.width).to(dev)
+        d = Discriminator(spec, width=config.width).to(dev)
     betas = (config.beta1, 0.999)
     opt_g = torch.optim.Adam(g.parameters(), lr=config.lr, betas=betas)
     opt_d = torch.optim.Adam(d.parameters(), lr=config.lr, betas=betas)
     gen = torch.Generator().manual_seed(seed)
-    x_cpu, y_cpu = x.detach().cpu(), y.detach().cpu().long()
+    x_cpu = x.detach().cpu()
+    y_cpu = y.detach().cpu().long() if y is not None else None
     k = spec.num_classes
     n = len(x_cpu)
     stream = _real_batches(n, config.batch_size, gen)
     steps = generator_steps(n, config)
     bs = min(config.batch_size, n)
 
-    def noise() -> tuple[Tensor, Tensor]:
+    def noise() -> tuple[Tensor, ...]:
+        """Generator inputs: ``(z, labels)`` when conditional (labels uniform over the classes), else ``(z,)``."""
         z = torch.randn(bs, config.z_dim, generator=gen)
+        if not conditional:
+            return (z.to(dev),)
         labels = torch.randint(0, k, (bs,), generator=gen)
         return z.to(dev), labels.to(dev)
+
+    def real() -> tuple[Tensor, ...]:
+        idx = next(stream)
+        return (x_cpu[idx].to(dev),) if y_cpu is None else (x_cpu[idx].to(dev), y_cpu[idx].to(dev))
 
     history = GanHistory()
     ones = torch.ones(bs, device=dev)
@@ -135,12 +181,11 @@ def train_gan(
     for step in range(steps):
         d_losses, reals, fakes = [], [], []
         for _ in range(config.d_steps):
-            idx = next(stream)
-            xb, yb = x_cpu[idx].to(dev), y_cpu[idx].to(dev)
-            z, labels = noise()
+            xb = real()
+            z = noise()
             with torch.no_grad():
-                fake = g(z, labels)
-            out_real, out_fake = d(xb, yb), d(fake, labels)
+                fake = g(*z)
+            out_real, out_fake = d(*xb), d(fake, *z[1:])
             loss_d = F.binary_cross_entropy_with_logits(out_real, ones) + F.binary_cross_entropy_with_logits(
                 out_fake, zeros
             )
@@ -150,8 +195,8 @@ def train_gan(
             d_losses.append(float(loss_d.detach()))
             reals.append(float(torch.sigmoid(out_real.detach()).mean()))
             fakes.append(float(torch.sigmoid(out_fake.detach()).mean()))
-        z, labels = noise()
-        loss_g = F.binary_cross_entropy_with_logits(d(g(z, labels), labels), ones)  # non-saturating loss
+        z = noise()
+        loss_g = F.binary_cross_entropy_with_logits(d(g(*z), *z[1:]), ones)  # non-saturating loss
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
@@ -165,8 +210,8 @@ def train_gan(
     bar.close()
     tail = max(1, steps // 10)
     log.info(
-        "gan: %d generator steps, last %d: d_loss %.3f g_loss %.3f D(x) %.3f D(G(z)) %.3f",
-        steps, tail,
+        "%s: %d generator steps, last %d: d_loss %.3f g_loss %.3f D(x) %.3f D(G(z)) %.3f",
+        "gan" if conditional else "unconditional gan", steps, tail,
         sum(history.d_loss[-tail:]) / tail, sum(history.g_loss[-tail:]) / tail,
         sum(history.d_real[-tail:]) / tail, sum(history.d_fake[-tail:]) / tail,
     )
@@ -185,14 +230,27 @@ def sample(generator: ConditionalGenerator, labels: Tensor, *, seed: int = 0, ba
     labels = labels.detach().cpu().long().reshape(-1)
     if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= generator.num_classes):
         raise DataError(f"sample: labels must be in [0, {generator.num_classes - 1}]")
+    return _generate(generator, len(labels), seed=seed, batch_size=batch_size, labels=labels)
+
+
+@torch.no_grad()
+def sample_unconditional(generator: Generator, n: int, *, seed: int = 0, batch_size: int = 512) -> Tensor:
+    """``n`` images ``G(z)`` of an unconditional generator, in eval mode without gradients; ``z`` comes from a CPU
+    generator seeded with ``seed``."""
+    if isinstance(n, bool) or int(n) != n or n < 0:
+        raise ConfigError(f"n must be a non-negative integer, got {n!r}")
+    return _generate(generator, int(n), seed=seed, batch_size=batch_size, labels=None)
+
+
+def _generate(generator: nn.Module, n: int, *, seed: int, batch_size: int, labels: Tensor | None) -> Tensor:
     dev = _device(generator)
-    z = torch.randn(len(labels), generator.z_dim, generator=torch.Generator().manual_seed(seed))
+    z = torch.randn(n, generator.z_dim, generator=torch.Generator().manual_seed(seed))
     was_training = generator.training
     generator.eval()
     try:
         outs = [
-            generator(z[i : i + batch_size].to(dev), labels[i : i + batch_size].to(dev))
-            for i in range(0, len(labels), batch_size)
+            generator(z[i : i + batch_size].to(dev), *(() if labels is None else (labels[i : i + batch_size].to(dev),)))
+            for i in range(0, n, batch_size)
         ]
     finally:
         generator.train(was_training)

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from ..attacks import craft, evaluate_attack, evaluate_transfer
 from ..classifier import Classifier
+from ..purified import PurifiedClassifier
 from .plan import Cell, ClassifierId
 from .records import CellOutput, component_records, gallery_entry, make_record, sample_blocks
 from .tuning import batch_size_for, compiled, precision_for
@@ -78,8 +79,8 @@ def _run_cell(cell: Cell, classifiers: Mapping[ClassifierId, Classifier], data: 
             target = classifiers[(m.name, d.name)]
             outcomes = evaluate_transfer(target, data.x, data.y, crafted,
                                          batch_size=batch_size_for(target, data.x, s.batch_size))
-            out.records += [make_record(s, m.name, d, cell.attack, attack, o, source=cell.source_name)
-                            for o in outcomes]
+            out.records += [make_record(s, m.name, d, cell.attack, attack, o, source=cell.source_name,
+                                        purified=isinstance(target, PurifiedClassifier)) for o in outcomes]
             out.samples += sample_blocks(m.name, d.name, cell.attack, attack, outcomes, source=cell.source_name)
         return out
     ((m, d),) = cell.targets
@@ -92,7 +93,8 @@ def _run_cell(cell: Cell, classifiers: Mapping[ClassifierId, Classifier], data: 
     history = getattr(attack, "history", None)
     rounds = [{"model": m.name, "defense": d.name, "attack": cell.attack.name,
                "rounds": [h.as_dict() for h in history]}] if history else []
-    records = [make_record(s, m.name, d, cell.attack, attack, o) for o in outcomes]
+    purified = isinstance(classifiers[(m.name, d.name)], PurifiedClassifier)
+    records = [make_record(s, m.name, d, cell.attack, attack, o, purified=purified) for o in outcomes]
     return CellOutput(records + component_records(s, m.name, d, cell.attack, attack),
                       gallery_entry(m.name, d.name, cell.attack.name, outcomes, data.class_names), rounds,
                       sample_blocks(m.name, d.name, cell.attack, attack, outcomes))

@@ -44,9 +44,16 @@ class CellOutput:
 
 def make_record(
     settings: CellSettings, model: str, defense: DefenseConfig, cfg: AttackConfig, attack: Attack, outcome: Outcome,
-    *, source: str = "",
+    *, source: str = "", purified: bool = False,
 ) -> dict[str, Any]:
-    """One results row (the ``results.csv`` columns plus the attack's kind and role and the defense's kind)."""
+    """One results row (the ``results.csv`` columns plus the attack's kind and role and the defense's kind).
+
+    Two columns appear only where they say something, so runs without purifying defenses keep their columns:
+    ``adaptive`` (the attack's gradient view of a purifying defense, e.g. ``bpda``, when not ``none``) and
+    ``purified`` (True when the evaluated classifier purifies its input, a
+    :class:`~robustbench_gan.purified.PurifiedClassifier`)."""
+    adaptive = getattr(attack, "adaptive", "none")
+    marks = {**({"adaptive": adaptive} if adaptive != "none" else {}), **({"purified": True} if purified else {})}
     return {
         "suite": settings.suite,
         "dataset": settings.dataset,
@@ -63,6 +70,7 @@ def make_record(
         "attack_kind": cfg.kind,
         "defense_kind": defense.kind,
         "attack_role": attack.role,
+        **marks,
     }
 
 
