@@ -7,8 +7,9 @@ from .base import DEFENSES, Defense, FitContext, NoDefense, ReportContext, make_
 from .adversarial_training import AdversarialTraining
 from .distillation import DefensiveDistillation
 from .gan_augmentation import GanAugmentation
+from .magnet import MagNet
 
 Distillation = DefensiveDistillation
 
 __all__ = ["DEFENSES", "AdversarialTraining", "Defense", "DefensiveDistillation", "Distillation", "FitContext",
-           "GanAugmentation", "NoDefense", "ReportContext", "make_defense"]
+           "GanAugmentation", "MagNet", "NoDefense", "ReportContext", "make_defense"]
