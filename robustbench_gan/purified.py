@@ -21,7 +21,7 @@ classified correctly, and an attack succeeds only on inputs that are not rejecte
 from its transform; the gradient view then appends one column to its logits, how far the input is over the
 detector's threshold, which the attack loop subtracts from its loss and requires to be <= 0 for a success
 (the detector as an extra term of the loss, Carlini & Wagner 2017, "Adversarial Examples Are Not Easily
-Detected", sec. 5).
+Detected").
 
 Decisions that count (the accuracies in the report) always come from the real classifier, never from a view.
 """

@@ -172,3 +172,39 @@ def test_records_of_a_detector_model_carry_the_columns_and_others_do_not(magnet,
     assert table["detected"].between(0, 1).all()
     plain = benchmark(cnn, (x, y), attacks=("fgsm",), eps=(0.1,), progress=False).table
     assert "detected" not in plain.columns and isinstance(plain, pd.DataFrame)
+
+
+def test_the_report_shows_rejected_fractions_only_where_a_detector_ran():
+    from robustbench_gan.reports.html import build_attack_rows
+
+    plain = {"model": "cnn", "defense": "none", "attack": "pgd", "eps": 0.2, "n": 10, "clean_accuracy": 0.9,
+             "robust_accuracy": 0.1, "attack_success_rate": 0.9}
+    assert "Rejected adv." not in [h["text"] for h in build_attack_rows([plain], False)["headers"]]
+    rows = [plain, {**plain, "defense": "magnet", "detected_clean": 0.01, "detected": 0.375}]
+    table = build_attack_rows(rows, False)
+    heads = [h["text"] for h in table["headers"]]
+    at = heads.index("Rejected adv.")
+    assert heads[at - 2 : at + 1] == ["Success rate", "Rejected clean", "Rejected adv."]
+    assert table["rows"][1][at]["text"] == "37.5%" and all(len(r) == len(heads) for r in table["rows"])
+
+
+@pytest.mark.slow  # ~40 s on 2 busy cores: a whole run (training, classifier probes, report)
+def test_a_suite_runs_magnet_with_naive_and_adaptive_pgd(tmp_path):
+    from robustbench_gan.reports import write_run
+    from robustbench_gan.run import run_suite
+    from robustbench_gan.suite import validate_suite
+
+    suite = validate_suite({
+        "name": "magnet", "data": {"dataset": "digits"}, "models": [{"name": "mlp", "arch": "mlp", "epochs": 2}],
+        "defenses": [{"name": "magnet", "kind": "magnet", "ae_epochs": 2}],
+        "attacks": [{"name": "pgd", "kind": "pgd", "steps": 3, "eps": [0.2]},
+                    {"name": "pgd-aware", "kind": "pgd", "steps": 3, "eps": [0.2], "adaptive": "detector-aware"}],
+        "evaluation": {"n": 60}, "transfer": {"sources": "none"},
+    })
+    res = run_suite(suite, progress=False, cache=False)
+    table = res.table.set_index(["defense", "attack"])
+    assert table.loc[("magnet", "pgd-aware"), "detected"] >= 0 and table.loc[("magnet", "pgd"), "detected_clean"] >= 0
+    assert table.loc[("none", "pgd"), ["detected", "detected_clean"]].isna().all()
+    assert res.samples.loc[res.samples["defense"] == "none", "detected"].isna().all()
+    write_run(res, tmp_path)
+    assert "Rejected adv." in (tmp_path / "index.html").read_text()

@@ -65,11 +65,12 @@ class MagNetPurifier(Purifier):
     def view(self, mode: str) -> Transform:
         if mode != "detector-aware" or not self.detects:
             return super().view(mode)
-        return lambda x: Rejecting(self(x), (self.reconstruction_error(x) - self.threshold) / self.threshold)
+        scale = self.threshold.clamp_min(1e-12)
+        return lambda x: Rejecting(self(x), (self.reconstruction_error(x) - self.threshold) / scale)
 
     def calibrate(self, x_val: Tensor, fpr: float) -> float:
         """Set the threshold to the smallest validation error with at most ``fpr * len(x_val)`` errors above it
-        (Meng & Chen 2017, sec. 5.2: the threshold keeps a given false-positive rate on clean validation data)."""
+        (as MagNet sets it: a given false-positive rate on clean validation data)."""
         with torch.no_grad():
             errors = torch.cat([self.reconstruction_error(x_val[i : i + 512]) for i in range(0, len(x_val), 512)])
         ordered = errors.sort(descending=True).values

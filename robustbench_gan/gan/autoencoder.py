@@ -2,9 +2,8 @@
 small convolutional autoencoders trained on clean data only, used as a *reformer* (classify ``AE(x)``) and as a
 *detector* (reject inputs whose reconstruction error is large).
 
-Architecture (their Table 1, MNIST "Detector I & Reformer"): Conv.Sigmoid 3x3x3, AvgPool 2x2, Conv.Sigmoid 3x3x3,
-Conv.Sigmoid 3x3x3, Upsampling 2x2, Conv.Sigmoid 3x3x3, Conv.Sigmoid 3x3xC (same padding). Training (their
-sec. 5.1): mean squared error, Adam, Gaussian noise of volume 0.1 added to the inputs, an L2 weight penalty of
+Architecture (their MNIST "Detector I & Reformer" autoencoder): Conv.Sigmoid 3x3x3, AvgPool 2x2, Conv.Sigmoid 3x3x3,
+Conv.Sigmoid 3x3x3, Upsampling 2x2, Conv.Sigmoid 3x3x3, Conv.Sigmoid 3x3xC (same padding). Training: mean squared error, Adam, Gaussian noise of volume 0.1 added to the inputs, an L2 weight penalty of
 1e-9 (:class:`AutoencoderConfig` says where our defaults differ).
 """
 from __future__ import annotations
@@ -27,7 +26,7 @@ ERRORS = ("l1", "l2")
 
 @dataclass(frozen=True)
 class AutoencoderConfig:
-    """Autoencoder hyperparameters; Meng & Chen 2017, sec. 5.1: Adam, noise volume 0.1, L2 weight penalty 1e-9,
+    """Autoencoder hyperparameters; Meng & Chen 2017: Adam, noise volume 0.1, L2 weight penalty 1e-9,
     3 channels. Ours: 40 epochs (100 in the paper) at lr 1e-2 with batches of 32, so that the sigmoid stack
     converges on small training sets (digits: L1 error 0.07 per pixel on held-out images, 0.11 at lr 1e-3)."""
 
@@ -81,7 +80,7 @@ class Autoencoder(nn.Module):
 
 def reconstruction_error(ae: nn.Module, x: Tensor, error: str = "l1") -> Tensor:
     """Per-sample reconstruction error of ``x``: the mean over pixels of ``|x - AE(x)|`` (``l1``) or its square
-    (``l2``), MagNet's detector statistic (Meng & Chen 2017, sec. 3.1, with the p-norm averaged over pixels)."""
+    (``l2``), MagNet's detector statistic (Meng & Chen 2017; their code averages ``|x - AE(x)|^p`` over pixels, p = 1 or 2)."""
     diff = (x - ae(x)).flatten(1)
     if error == "l1":
         return diff.abs().mean(1)
@@ -102,7 +101,7 @@ def train_autoencoder(
     x: Tensor, spec: DataSpec, *, config: AutoencoderConfig, seed: int, device: str = "cpu", progress: bool = True,
 ) -> Autoencoder:
     """Train a MagNet autoencoder on clean images ``x`` (seeded): minimise ``MSE(AE(x + noise * N(0, 1)), x)``,
-    the noisy input clipped to the bounds (Meng & Chen 2017, sec. 5.1). Returned in eval mode."""
+    the noisy input clipped to the bounds (Meng & Chen 2017). Returned in eval mode."""
     torch.manual_seed(seed)
     ae = Autoencoder(spec, channels=config.channels).to(device)
     noise = torch.Generator().manual_seed(seed + 1)
