@@ -12,15 +12,25 @@ evaluation sees the defended model as one classifier. What an attack *differenti
 - ``bpda``: Backward Pass Differentiable Approximation (Athalye, Carlini & Wagner 2018, sec. 4.1): the forward
   pass is the real one, the backward pass treats the purifier as the identity (``x + (p(x) - x).detach()``).
 - any other mode a purifier lists in :attr:`Purifier.views` (``unroll`` for Defense-GAN: a short, differentiable
-  version of its optimisation).
+  version of its optimisation; ``detector-aware`` for MagNet).
+
+A purifier may also *detect*: :meth:`Purifier.detect` rejects inputs (MagNet's reconstruction-error detector).
+A rejected adversarial input counts as defended: a sample is robust when its adversarial input is rejected or
+classified correctly, and an attack succeeds only on inputs that are not rejected and misclassified
+(:func:`detections` is what the evaluation asks). A view that knows the detector returns :class:`Rejecting`
+from its transform; the gradient view then appends one column to its logits, how far the input is over the
+detector's threshold, which the attack loop subtracts from its loss and requires to be <= 0 for a success
+(the detector as an extra term of the loss, Carlini & Wagner 2017, "Adversarial Examples Are Not Easily
+Detected").
 
 Decisions that count (the accuracies in the report) always come from the real classifier, never from a view.
 """
 from __future__ import annotations
 
 import re
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, NamedTuple, Union
 
+import torch
 from torch import Tensor, nn
 
 from .classifier import Classifier
@@ -45,13 +55,30 @@ class Purifier(nn.Module):
     ``bpda``); :meth:`view` returns the differentiable stand-in for one of them."""
 
     views: ClassVar[tuple[str, ...]] = ()
+    detects: ClassVar[bool] = False
+    """Whether :meth:`detect` rejects inputs (then the evaluation reports the ``detected`` columns)."""
     differentiable: ClassVar[bool] = True
     """Whether autograd through ``forward`` gives a useful gradient (False for an inner optimisation whose
     result is detached, as in Defense-GAN): the sanity checks treat naive attacks on it as masked."""
 
-    def view(self, mode: str) -> Callable[[Tensor], Tensor]:
+    def view(self, mode: str) -> Transform:
         """The differentiable stand-in of ``forward`` for ``mode`` (one of :attr:`views`)."""
         raise ConfigError(f"{type(self).__name__} has no gradient view {mode!r}")
+
+    def detect(self, x: Tensor) -> Tensor | None:
+        """Boolean per sample: True where the purifier rejects ``x``; ``None`` (the default): no detector."""
+        return None
+
+
+class Rejecting(NamedTuple):
+    """What a detector-aware view's transform returns: the purified input and, per sample, how far ``x`` is over
+    the detector's threshold (differentiable; > 0 where the detector rejects it)."""
+
+    x: Tensor
+    over: Tensor
+
+
+Transform = Callable[[Tensor], Union[Tensor, Rejecting]]
 
 
 class GenerativePurifier(Purifier):
@@ -86,14 +113,20 @@ class PurifiedClassifier(Classifier):
     def purify(self, x: Tensor) -> Tensor:
         return self.purifier(x)
 
+    def detect(self, x: Tensor) -> Tensor | None:
+        """The purifier's rejections of ``x`` (see :meth:`Purifier.detect`)."""
+        return self.purifier.detect(x)
+
 
 class _GradientView(Classifier):
     """What an adaptive attack differentiates: same forward values as ``target`` (for ``bpda``) or the
-    purifier's stand-in, with gradients through ``transform``. Queries count on ``target``."""
+    purifier's stand-in, with gradients through ``transform``. Queries count on ``target``. A transform that
+    returns :class:`Rejecting` adds a last logit column, the amount over the detector's threshold (see
+    :func:`split_rejection`)."""
 
     autograd_in_forward = True
 
-    def __init__(self, target: PurifiedClassifier, transform: Callable[[Tensor], Tensor], mode: str) -> None:
+    def __init__(self, target: PurifiedClassifier, transform: Transform, mode: str) -> None:
         super().__init__(nn.Identity(), num_classes=target.num_classes, bounds=target.bounds)
         self._target = [target]  # not a submodule: the view owns no state of its own
         self._transform = transform
@@ -117,10 +150,36 @@ class _GradientView(Classifier):
 
     def forward(self, x: Tensor) -> Tensor:
         self.target.queries += int(x.shape[0]) if x.ndim else 1
-        return self.target.inner(self._transform(x))
+        out = self._transform(x)
+        if isinstance(out, Rejecting):
+            return torch.cat([self.target.inner(out.x), out.over.to(x.dtype)[:, None]], 1)
+        return self.target.inner(out)
 
 
-def bpda(purifier: Purifier) -> Callable[[Tensor], Tensor]:
+def split_rejection(clf: Classifier, logits: Tensor) -> tuple[Tensor, Tensor | None]:
+    """The class logits and, from a detector-aware view (one column more than ``clf.num_classes``), the amount
+    over the detector's threshold per sample (> 0: rejected); ``None`` for any other classifier."""
+    if logits.ndim == 2 and logits.shape[1] == clf.num_classes + 1:
+        return logits[:, :-1], logits[:, -1]
+    return logits, None
+
+
+@torch.no_grad()
+def detections(clf: Classifier, x: Tensor, *, batch_size: int = 512) -> Tensor | None:
+    """Boolean per sample on the CPU: True where ``clf``'s detector rejects ``x``; ``None`` when ``clf`` has no
+    detector (the evaluation then reports no detection columns)."""
+    if not isinstance(clf, PurifiedClassifier) or not clf.purifier.detects:
+        return None
+    was = clf.training
+    clf.eval()
+    try:
+        parts = [clf.detect(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+    finally:
+        clf.train(was)
+    return torch.cat([p.cpu() for p in parts]) if parts else torch.zeros(0, dtype=torch.bool)
+
+
+def bpda(purifier: Purifier) -> Transform:
     """Identity in the backward pass, the purifier's output in the forward pass (Athalye et al. 2018, sec. 4.1)."""
     return lambda x: x + (purifier(x) - x).detach()
 

@@ -2,7 +2,8 @@
 
 ``samples.csv.gz`` is long-format: one row per (evaluated sample, classifier, attack, source, eps) with the true
 label, the clean and the adversarial prediction, whether the sample stayed correct, and the size of the
-perturbation in the attack's norm. A sample counts as robust at an eps in the *worst case* only if it is
+perturbation in the attack's norm. For a defense with a detector (MagNet) a ``detected`` column says whether the
+adversarial input was rejected; a rejected input counts as robust (when the clean one was classified correctly). A sample counts as robust at an eps in the *worst case* only if it is
 classified correctly and survives every attack of the suite at that eps — white-box, black-box and transfer
 alike — as in AutoAttack's cascade (Croce & Hein 2020). Probes (attacks whose role is ``probe``, such as the
 ``noise`` fooling-images probe) measure something else and are left out.
@@ -32,7 +33,9 @@ def sample_block(meta: dict[str, Any], outcome: Any) -> dict[str, Any] | None:
         return None
     ids = getattr(outcome, "ids", None)
     norms = outcome.adv_norm
-    return {**meta, "eps": float(outcome.eps),
+    detected = getattr(outcome, "detected", None)
+    extra = {} if detected is None else {"detected": [bool(d) for d in detected.tolist()]}
+    return {**meta, **extra, "eps": float(outcome.eps),
             "ids": None if ids is None else [int(i) for i in ids.tolist()],
             "clean_pred": [int(p) for p in outcome.clean_pred.tolist()],
             "adv_pred": [int(p) for p in outcome.adv_pred.tolist()],
@@ -52,11 +55,17 @@ def samples_table(blocks: Iterable[dict[str, Any]], labels: list[int]) -> pd.Dat
         })
         for key in ("model", "defense", "attack", "threat", "source", "eps", "norm", "attack_kind", "attack_role"):
             frame[key] = b.get(key, "")
+        if b.get("detected") is not None:
+            frame["detected"] = b["detected"]
         frames.append(frame)
     if not frames:
         return pd.DataFrame(columns=list(SAMPLE_COLUMNS))
     df = pd.concat(frames, ignore_index=True)
-    df["robust"] = (df["clean_pred"] == df["true_label"]) & (df["adv_pred"] == df["true_label"])
+    kept = df["adv_pred"] == df["true_label"]
+    if "detected" in df.columns:  # a rejected adversarial input is defended; no detector: not rejected
+        df["detected"] = df["detected"].astype("boolean")
+        kept = kept | df["detected"].fillna(False).astype(bool)
+    df["robust"] = (df["clean_pred"] == df["true_label"]) & kept
     rest = [c for c in df.columns if c not in SAMPLE_COLUMNS]
     return df[list(SAMPLE_COLUMNS) + rest]
 

@@ -12,10 +12,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..classifier import Classifier, frozen
-from ..purified import check_adaptive
+from ..purified import check_adaptive, split_rejection
 from ..errors import ConfigError
 from .base import ATTACKS, Attack, Goal, attack_loss, check_positive, check_seed, is_success, parse_norm
-from .loop import clip, loss_gradient
+from .loop import clip, goal_reached, loss_gradient
 from .norms import ascent_direction, project
 
 LossFn = Callable[[Tensor], Tensor]
@@ -83,7 +83,7 @@ def apgd_run(
     x0, g, loss = x, goal, loss_for(idx)
     step = torch.full((n,), 2.0 * eps, dtype=x.dtype, device=x.device)
     loss_k, logits, grad = loss_gradient(clf, x_k, loss, eot_samples)
-    found = is_success(logits, g)
+    found = goal_reached(clf, logits, lambda z: is_success(z, g))
     best_loss, x_best, grad_best = loss_k.clone(), x_k.clone(), grad.clone()
     x_prev = x_k.clone()
     interval = max(int(0.22 * steps), 1)
@@ -114,7 +114,7 @@ def apgd_run(
         x_prev, x_k = x_k, clip(x0 + project(moved - x0, eps, norm), clf)
         previous = loss_k
         loss_k, logits, grad = loss_gradient(clf, x_k, loss, eot_samples)
-        new = is_success(logits, g) & ~found
+        new = goal_reached(clf, logits, lambda z, g=g: is_success(z, g)) & ~found
         if stop_at_success:
             record(new)
         found |= new
@@ -232,7 +232,7 @@ class APGDT(APGD):
 
     def runs(self, clf: Classifier, x: Tensor, goal: Goal) -> Iterable[Callable[[Tensor, Goal], LossFn]]:
         """Targeted DLR toward the rank-th most likely class other than the true one, rank 1..targets."""
-        order = clf.predict(x).argsort(dim=1, descending=True)
+        order = split_rejection(clf, clf.predict(x))[0].argsort(dim=1, descending=True)
         others = order[order != goal.labels[:, None]].view(len(x), -1)  # classes by clean logit, true one removed
 
         def toward(rank: int) -> Callable[[Tensor, Goal], LossFn]:

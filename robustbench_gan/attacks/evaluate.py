@@ -10,7 +10,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..classifier import Classifier, frozen
-from ..purified import gradient_view
+from ..purified import detections, gradient_view
 from .norms import flat_norm
 from .outcome import Outcome, accuracy_metrics
 from .precision import attack_precision
@@ -44,9 +44,11 @@ def evaluate_batched(
     found_x: list[Tensor] = []
     found_ok: list[Tensor] = []
     clean_pred = clf.predict(x, batch_size=batch_size).argmax(1)
+    clean_detected = detections(clf, x, batch_size=batch_size)  # a defense with a detector: its clean rejections
     adv_preds: list[list[Tensor]] = [[] for _ in eps_list]
     success: list[list[Tensor]] = [[] for _ in eps_list]
     deltas: list[list[Tensor]] = [[] for _ in eps_list]
+    detected: list[list[Tensor]] = [[] for _ in eps_list]
     gallery_x: list[Tensor | None] = [None for _ in eps_list]
     seconds = 0.0
     queries = [0 for _ in eps_list]
@@ -85,6 +87,8 @@ def evaluate_batched(
             adv_preds[i].append(pred)
             success[i].append(pred == goal.labels if goal.targeted else pred != goal.labels)
             deltas[i].append((xa - xb).cpu())
+            if clean_detected is not None:
+                detected[i].append(detections(clf, xa, batch_size=batch_size))
             if bi == 0:
                 gallery_x[i] = xa[:gallery_size].detach().cpu()
     distance = found_delta = None
@@ -97,7 +101,9 @@ def evaluate_batched(
     for i, eps in enumerate(eps_list):
         adv_pred = torch.cat(adv_preds[i])
         delta = torch.cat(deltas[i])
-        m = accuracy_metrics(y.cpu(), clean_pred.cpu(), adv_pred.cpu(), delta, success=torch.cat(success[i]).cpu())
+        adv_detected = torch.cat(detected[i]) if clean_detected is not None else None
+        m = accuracy_metrics(y.cpu(), clean_pred.cpu(), adv_pred.cpu(), delta, success=torch.cat(success[i]).cpu(),
+                             detected=adv_detected, detected_clean=clean_detected)
         m["queries"] = queries[i]
         m["seconds"] = seconds / len(eps_list)
         shown = gallery_x[i]
@@ -108,7 +114,7 @@ def evaluate_batched(
             m["mean_l2"] = float(flat_norm(found_delta, "2").mean()) if len(found_delta) else nan
             norms, shown = distance, found_x[0][:gallery_size]
         gallery = gallery_items(clf, x[:gallery_size], y[:gallery_size], shown) if shown is not None else []
-        outcomes.append(Outcome(eps, m, clean_pred.cpu(), adv_pred.cpu(), norms, gallery))
+        outcomes.append(Outcome(eps, m, clean_pred.cpu(), adv_pred.cpu(), norms, gallery, detected=adv_detected))
     return outcomes
 
 

@@ -4,6 +4,10 @@ PGD and BIM run through :func:`descend_to_goal` (each sample stops at its first 
 the final-iterate examples used for transfer and every adversarial-training method through :func:`descend`. The
 norm-specific parts are the hooks of :mod:`~robustbench_gan.attacks.norms`; the loss is any per-sample function of
 the logits to *ascend*.
+
+A detector-aware gradient view (:mod:`robustbench_gan.purified`) returns one logit column more than its classes:
+how far the input is over the detector's threshold. The loss and the success test see the class logits; the
+loss loses :data:`REJECTION_WEIGHT` times that amount and a success needs it to be <= 0 (:func:`goal_reached`).
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import torch
 from torch import Tensor
 
 from ..classifier import Classifier, frozen
+from ..purified import split_rejection
 from . import precision
 from .norms import ascent_direction, project
 from .precision import FP16_LOSS_SCALE
@@ -21,6 +26,15 @@ LossFn = Callable[[Tensor], Tensor]
 """Per-sample loss of the logits that the attacker ascends."""
 SuccessFn = Callable[[Tensor], Tensor]
 """Per-sample success test on the logits."""
+REJECTION_WEIGHT = 10.0
+"""Weight of a detector-aware view's rejection term (amount over the threshold, relative to the threshold) in
+the loss: large enough that the step goes back under the threshold before it goes on fooling the classifier."""
+
+
+def goal_reached(clf: Classifier, logits: Tensor, success: SuccessFn) -> Tensor:
+    """``success`` of the class logits, and (from a detector-aware view) not over the detector's threshold."""
+    z, over = split_rejection(clf, logits)
+    return success(z) if over is None else success(z) & (over <= 0)
 
 
 def clip(x: Tensor, clf: Classifier) -> Tensor:
@@ -41,7 +55,8 @@ def loss_gradient(clf: Classifier, x: Tensor, loss: LossFn, eot_samples: int = 1
     scale = FP16_LOSS_SCALE if precision.current() == "fp16" else 1.0
     with torch.enable_grad():
         logits = clf(x)
-        values = loss(logits).float()
+        z, over = split_rejection(clf, logits)
+        values = loss(z).float() if over is None else loss(z).float() - REJECTION_WEIGHT * over.float().clamp_min(0)
         total = values.sum() if scale == 1.0 else values.sum() * scale
         # a model whose output does not depend on x through autograd (a detached input purification) has a zero
         # gradient: the naive attack then fails honestly instead of crashing (the checks flag such defenses)
@@ -127,7 +142,7 @@ def descend_to_goal(
         step_loss, step_success = loss(idx), success(idx)
         for _ in range(steps):
             grad, logits = gradient(clf, xk, step_loss, eot_samples)
-            new = step_success(logits) & ~found[idx]
+            new = goal_reached(clf, logits, step_success) & ~found[idx]
             if new.any() and precision.current() != "fp32":  # a low-precision success counts once fp32 agrees
                 new[new.clone()] = _confirmed(clf, xk[new], success(idx[new]))
             if new.any():
@@ -141,7 +156,7 @@ def descend_to_goal(
                     step_loss, step_success = loss(idx), success(idx)
             xk = projected_step(clf, xa, xk, grad, eps=eps, norm=norm, step_size=step_size)
         with torch.no_grad(), precision.full_precision(x.device):  # the final decision, in fp32
-            new = step_success(clf(xk)) & ~found[idx]
+            new = goal_reached(clf, clf(xk), step_success) & ~found[idx]
         last = ~found[idx] | new  # never fooled before: the final iterate, whether it succeeds or not
         best[idx[last]] = xk[last]
         found[idx[new]] = True
@@ -151,4 +166,4 @@ def descend_to_goal(
 def _confirmed(clf: Classifier, x: Tensor, success: SuccessFn) -> Tensor:
     """``success`` of ``x`` decided in fp32 (a re-check of successes found in low precision)."""
     with torch.no_grad(), precision.full_precision(x.device):
-        return success(clf(x))
+        return goal_reached(clf, clf(x), success)

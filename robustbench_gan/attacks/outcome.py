@@ -22,15 +22,27 @@ class Outcome:
     gallery: list[dict[str, Any]] = field(default_factory=list)
     ids: Tensor | None = None
     """Positions in the evaluated set of the samples above (``None``: all of them, in order)."""
+    detected: Tensor | None = None
+    """Per sample: the defended model's detector rejected the adversarial input (``None``: no detector)."""
 
 
 def accuracy_metrics(
-    y: Tensor, clean_pred: Tensor, adv_pred: Tensor, delta: Tensor, *, success: Tensor
+    y: Tensor, clean_pred: Tensor, adv_pred: Tensor, delta: Tensor, *, success: Tensor,
+    detected: Tensor | None = None, detected_clean: Tensor | None = None,
 ) -> dict[str, Any]:
-    """Clean/robust accuracy with Wilson interval, success rate over initially correct samples, mean norms."""
+    """Clean/robust accuracy with Wilson interval, success rate over initially correct samples, mean norms.
+
+    With a detector (``detected``: its rejections of the adversarial inputs, ``detected_clean``: of the clean
+    ones), a rejected adversarial input counts as defended: robust = correct on clean input and (rejected or
+    still correct), and a success needs the input not rejected. ``detected`` and ``detected_clean`` (the
+    false-positive rate on the evaluated clean data) are added as fractions of all samples; clean accuracy stays
+    the classifier's, whatever the detector says."""
     n = len(y)
     correct = clean_pred == y
     robust = correct & (adv_pred == y)
+    if detected is not None:
+        robust = robust | (correct & detected)
+        success = success & ~detected
     lo, hi = wilson_interval(int(robust.sum()), n)
     n_correct = int(correct.sum())
     return {
@@ -42,4 +54,15 @@ def accuracy_metrics(
         "attack_success_rate": int((success & correct).sum()) / n_correct if n_correct else float("nan"),
         "mean_linf": float(flat_norm(delta, "inf").mean()) if n else 0.0,
         "mean_l2": float(flat_norm(delta, "2").mean()) if n else 0.0,
+        **detection_metrics(detected, detected_clean),
     }
+
+
+def detection_metrics(detected: Tensor | None, detected_clean: Tensor | None) -> dict[str, float]:
+    """``detected_clean`` and ``detected``: the fractions of clean and of adversarial inputs a detector rejected
+    (nothing without a detector, so results of models without one keep their columns)."""
+    out = {}
+    for key, mask in (("detected_clean", detected_clean), ("detected", detected)):
+        if mask is not None:
+            out[key] = float(mask.float().mean()) if len(mask) else float("nan")
+    return out

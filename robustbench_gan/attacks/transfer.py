@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from ..classifier import Classifier, frozen
+from ..purified import detections
 from .base import Attack, flat_norm
 from .outcome import Outcome, accuracy_metrics
 from .precision import attack_precision
@@ -50,6 +51,7 @@ def craft(
 def evaluate_transfer(target: Classifier, x: Tensor, y: Tensor, crafted: Crafted, *, batch_size: int = 256) -> list[Outcome]:
     """Accuracy of ``target`` on examples crafted elsewhere; one Outcome per eps."""
     clean_pred = target.predict(x, batch_size=batch_size).argmax(1).cpu()
+    clean_detected = detections(target, x, batch_size=batch_size)
     outcomes = []
     for eps, xa in zip(crafted.eps, crafted.x_adv):
         t0 = time.perf_counter()
@@ -57,8 +59,10 @@ def evaluate_transfer(target: Classifier, x: Tensor, y: Tensor, crafted: Crafted
         labels = crafted.labels.cpu()
         success = adv_pred == labels if crafted.targeted else adv_pred != labels
         delta = (xa - x).cpu()
-        m = accuracy_metrics(y.cpu(), clean_pred, adv_pred, delta, success=success)
+        detected = detections(target, xa, batch_size=batch_size)
+        m = accuracy_metrics(y.cpu(), clean_pred, adv_pred, delta, success=success, detected=detected,
+                             detected_clean=clean_detected)
         m["queries"] = 0
         m["seconds"] = crafted.seconds / len(crafted.eps) + time.perf_counter() - t0
-        outcomes.append(Outcome(eps, m, clean_pred, adv_pred, flat_norm(delta, "inf")))
+        outcomes.append(Outcome(eps, m, clean_pred, adv_pred, flat_norm(delta, "inf"), detected=detected))
     return outcomes

@@ -8,8 +8,9 @@ from .adversarial_training import AdversarialTraining
 from .distillation import DefensiveDistillation
 from .defense_gan import DefenseGan, DefenseGanProjection
 from .gan_augmentation import GanAugmentation
+from .magnet import MagNet
 
 Distillation = DefensiveDistillation
 
-__all__ = ["DEFENSES", "AdversarialTraining", "Defense", "DefenseGan", "DefenseGanProjection", "DefensiveDistillation", "Distillation", "FitContext",
-           "GanAugmentation", "NoDefense", "ReportContext", "make_defense"]
+__all__ = ["DEFENSES", "AdversarialTraining", "Defense", "DefenseGan", "DefenseGanProjection", "DefensiveDistillation",
+           "Distillation", "FitContext", "GanAugmentation", "MagNet", "NoDefense", "ReportContext", "make_defense"]

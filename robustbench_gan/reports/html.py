@@ -289,9 +289,19 @@ ATTACK_HEADERS: tuple[tuple[str, bool], ...] = (
 )
 
 
+DETECTION_HEADERS = (("Rejected clean", True), ("Rejected adv.", True))
+"""Shown after "Success rate" when a defense with a detector (MagNet) was evaluated: the fractions of clean and
+of adversarial inputs it rejected (a rejected adversarial input counts as robust)."""
+
+
 def build_attack_rows(rows: list[dict[str, Any]], with_dataset: bool) -> dict[str, Any]:
-    """Every record as a table row (plus a leading Dataset column when the run spans several datasets)."""
+    """Every record as a table row (plus a leading Dataset column when the run spans several datasets, and the
+    detection columns when a defense with a detector was evaluated)."""
     headers = [{"text": t, "num": n} for t, n in ATTACK_HEADERS]
+    with_detection = any(not is_missing(r.get("detected")) for r in rows)
+    at = [t for t, _ in ATTACK_HEADERS].index("Success rate") + 1
+    if with_detection:
+        headers[at:at] = [{"text": t, "num": n} for t, n in DETECTION_HEADERS]
     if with_dataset:
         headers.insert(0, {"text": "Dataset", "num": False})
     body = []
@@ -311,6 +321,8 @@ def build_attack_rows(rows: list[dict[str, Any]], with_dataset: bool) -> dict[st
             cell(fmt_num(r.get("queries")), r.get("queries"), num=True),
             cell(fmt_seconds(r.get("seconds")), r.get("seconds"), num=True),
         ]
+        if with_detection:
+            cells[at:at] = [cell(fmt_pct(r.get(k)), r.get(k), num=True) for k in ("detected_clean", "detected")]
         if with_dataset:
             cells.insert(0, cell(fmt_text(r.get("dataset"))))
         body.append(cells)
