@@ -9,6 +9,7 @@ from .autoattack import AutoAttack
 from .evaluate import evaluate_attack
 from .fab import FAB, FABT
 from .fgsm import FGSM
+from .natural import NaturalAdversary, latent_search
 from .noise import NoiseAttack, NoiseProbe, UniformNoise
 from .outcome import Outcome
 from .pgd import BIM, PGD
@@ -20,7 +21,7 @@ from .transfer import Crafted, craft, evaluate_transfer
 Substitute = SubstituteAttack
 
 __all__ = [
-    "APGD", "APGDT", "ATTACKS", "AutoAttack", "ROLES", "ArtAttack", "Attack", "BIM", "Crafted", "FAB", "FABT", "FGSM", "Goal", "NoiseAttack", "NoiseProbe",
-    "Oracle", "Outcome", "PGD", "Square", "Substitute", "SubstituteAttack", "UniformNoise", "craft", "evaluate_attack",
-    "evaluate_transfer", "make_attack",
+    "APGD", "APGDT", "ATTACKS", "AutoAttack", "ROLES", "ArtAttack", "Attack", "BIM", "Crafted", "FAB", "FABT", "FGSM",
+    "Goal", "NaturalAdversary", "NoiseAttack", "NoiseProbe", "Oracle", "Outcome", "PGD", "Square", "Substitute",
+    "SubstituteAttack", "UniformNoise", "craft", "evaluate_attack", "evaluate_transfer", "latent_search", "make_attack",
 ]
