@@ -63,3 +63,33 @@ def default_run(tmp_path_factory):
 def _deterministic_threads():
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     yield
+
+
+class StandInGenerator(torch.nn.Module):
+    """A tiny untrained generator ``G(z)`` (linear + sigmoid into the bounds) for tests of attacks that search a
+    generator's latent space; the trained one comes from the run (see robustbench_gan.gan.natural)."""
+
+    def __init__(self, shape, bounds, z_dim: int = 4) -> None:
+        super().__init__()
+        self.z_dim, self.shape, self.bounds = z_dim, tuple(shape), bounds
+        self.linear = torch.nn.Linear(z_dim, int(torch.tensor(shape).prod()))
+
+    def forward(self, z):
+        lo, hi = self.bounds
+        return lo + (hi - lo) * torch.sigmoid(self.linear(z)).view(-1, *self.shape)
+
+
+@pytest.fixture(scope="session")
+def stand_in():
+    """``stand_in(attack, shape, bounds)``: hands an attack with ``needs_generator`` a seeded stand-in generator and
+    an untrained inverter (other attacks are returned untouched)."""
+    from robustbench_gan.gan.inverter import InvertedGenerator, Inverter
+
+    def provide(attack, shape, bounds):
+        if attack.needs_generator:
+            torch.manual_seed(0)
+            g = StandInGenerator(shape, bounds)
+            attack.provide([InvertedGenerator(g, Inverter(shape, bounds, z_dim=g.z_dim, width=4))])
+        return attack
+
+    return provide

@@ -24,8 +24,9 @@ def accuracy(clf, x, y) -> float:
 
 @pytest.mark.parametrize("kind", PERTURBATION_ATTACKS + EXTRA)
 @pytest.mark.parametrize("norm", ["inf", "2"])
-def test_contract(kind, norm, cnn, batch):
-    """Shape, dtype and device kept; in bounds; in the eps-ball; eps=0 returns the input."""
+def test_contract(kind, norm, cnn, batch, stand_in):
+    """Shape, dtype and device kept; in bounds; in the eps-ball (a latent one for generated examples); eps=0
+    returns the input."""
     x, y = batch[0][:32], batch[1][:32]
     params = {}
     attack = make_attack(kind)
@@ -33,19 +34,25 @@ def test_contract(kind, norm, cnn, batch):
         if "norm" not in inspect.signature(type(attack)).parameters:
             pytest.skip("attack has no L2 variant")
         attack = make_attack(kind, norm="2")
+    attack = stand_in(attack, x.shape[1:], cnn.bounds)
     goal = attack.make_goal(cnn, x, y)
     eps = 0.3 if norm == "inf" else 1.5
     for e in (0.0, eps):
         xa = attack(cnn, x, goal, eps=e)
         assert xa.shape == x.shape and xa.dtype == x.dtype and xa.device == x.device
         assert float(xa.min()) >= 0.0 and float(xa.max()) <= 1.0
-        if attack.starts_from_input:
+        if attack.norm == "latent":  # G(z~) where ||z~ - I(x)|| <= eps, the input elsewhere
+            changed = (xa != x).flatten(1).any(1)
+            assert bool((attack.last.distance[changed] <= e).all())
+            if e == 0:
+                assert torch.equal(xa, x)
+        elif attack.starts_from_input:
             assert float(flat_norm(xa - x, attack.norm).max()) <= e + 1e-5
             if e == 0:
                 assert torch.equal(xa, x)
 
 
-@pytest.mark.parametrize("kind", [n for n in PERTURBATION_ATTACKS if n != "noise"])
+@pytest.mark.parametrize("kind", [n for n in PERTURBATION_ATTACKS if make_attack(n).role != "probe"])
 def test_robust_accuracy_at_most_clean(kind, cnn, batch):
     x, y = batch
     outcomes = evaluate_attack(cnn, x, y, make_attack(kind, **SMALLER.get(kind, {})), [0.0, 0.1, 0.3], progress=False)

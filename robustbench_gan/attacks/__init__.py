@@ -10,6 +10,7 @@ from .evaluate import evaluate_attack
 from .fab import FAB, FABT
 from .fgsm import FGSM
 from .latent import LatentAttack
+from .natural import NaturalAdversary, latent_search
 from .noise import NoiseAttack, NoiseProbe, UniformNoise
 from .outcome import Outcome
 from .pgd import BIM, PGD
@@ -21,7 +22,8 @@ from .transfer import Crafted, craft, evaluate_transfer
 Substitute = SubstituteAttack
 
 __all__ = [
-    "APGD", "APGDT", "ATTACKS", "AutoAttack", "ROLES", "ArtAttack", "Attack", "BIM", "Crafted", "FAB", "FABT", "FGSM", "Goal", "LatentAttack", "NoiseAttack", "NoiseProbe",
-    "Oracle", "Outcome", "PGD", "Square", "Substitute", "SubstituteAttack", "UniformNoise", "craft", "evaluate_attack",
-    "evaluate_transfer", "make_attack",
+    "APGD", "APGDT", "ATTACKS", "AutoAttack", "ROLES", "ArtAttack", "Attack", "BIM", "Crafted", "FAB", "FABT", "FGSM",
+    "Goal", "LatentAttack", "NaturalAdversary", "NoiseAttack", "NoiseProbe", "Oracle", "Outcome", "PGD", "Square",
+    "Substitute", "SubstituteAttack", "UniformNoise", "craft", "evaluate_attack", "evaluate_transfer", "latent_search",
+    "make_attack",
 ]

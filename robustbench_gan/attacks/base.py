@@ -22,6 +22,8 @@ from .loop import clip, gradient
 from .norms import flat_norm, l2_normalize, parse_norm, project  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
+    from ..data import Data
+    from ..prerequisites import Prerequisite
     from .outcome import Outcome
 
 
@@ -71,6 +73,7 @@ class Attack:
     norm: str = "inf"
     precision: str = "fp32"  # of the attack's own passes (see attacks.precision); the suite's [evaluation] sets it
     adaptive: str = "none"  # what a gradient attack differentiates of a purifying defense (see purified.py)
+    needs_generator: ClassVar[bool] = False  # evaluate needs provide([InvertedGenerator]) first (see natural.py)
 
     def __init__(self) -> None:
         self.queries_made = 0
@@ -84,6 +87,17 @@ class Attack:
 
     def perturb(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
         raise NotImplementedError
+
+    def prerequisites(self, data: "Data", *, seed: int, numerics: str = "") -> list["Prerequisite"]:
+        """What this attack needs besides the classifier, built once per run from the run's training ``data`` (the
+        natural adversarial search's generator and inverter). The run obtains each one (memo, weight cache, or
+        built) and hands them to :meth:`provide` before the attack runs. Default: nothing."""
+        return []
+
+    def provide(self, artefacts: Sequence[Any]) -> None:
+        """Receive the artefacts of :meth:`prerequisites`, in order (the run calls this in every cell)."""
+        if artefacts:
+            raise TypeError(f"{type(self).__name__} declares no prerequisites but was given {len(artefacts)}")
 
     def perturb_many(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float]) -> list[Tensor]:
         """Adversarial examples for each eps in ``eps_list`` (``queries_per_eps``: the inputs scored for each)."""

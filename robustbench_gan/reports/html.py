@@ -432,6 +432,32 @@ def build_gallery(gallery: list[dict[str, Any]]) -> list[dict[str, str]]:
     return out
 
 
+def is_natural(entry: dict[str, Any]) -> bool:
+    """A gallery entry of the natural adversarial search (its items carry the reconstruction ``x_rec``)."""
+    return any(isinstance(i, dict) and "x_rec" in i for i in entry.get("items") or [])
+
+
+def build_natural(rows: list[dict[str, Any]], gallery: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The natural adversarial examples (Zhao et al. 2018): one row per classifier and latent budget, and the
+    galleries of original / reconstruction / natural example; None when the run has none."""
+    found = [r for r in rows if r.get("norm") == "latent"]
+    if not found:
+        return None
+    body = [[cell(fmt_text(r.get("model"))), cell(fmt_text(r.get("defense"))), cell(fmt_text(r.get("attack"))),
+             cell(fmt_eps(r.get("eps")), r.get("eps"), num=True),
+             cell(fmt_pct(r.get("clean_accuracy")), r.get("clean_accuracy"), num=True),
+             cell(fmt_pct(r.get("reconstruction_accuracy")), r.get("reconstruction_accuracy"), num=True),
+             cell(fmt_pct(r.get("attack_success_rate")), r.get("attack_success_rate"), num=True),
+             cell(fmt_num(r.get("mean_latent_distance")), r.get("mean_latent_distance"), num=True),
+             cell(fmt_num(r.get("mean_l2")), r.get("mean_l2"), num=True),
+             cell(fmt_num(r.get("queries")), r.get("queries"), num=True)] for r in found]
+    heads = [("Model", False), ("Defense", False), ("Attack", False), ("Latent budget", True), ("Clean", True),
+             ("On G(I(x))", True), ("Found", True), ("Mean latent distance", True), ("Mean pixel L2", True),
+             ("Queries", True)]
+    return {"headers": [{"text": t, "num": n} for t, n in heads], "rows": body,
+            "gallery": build_gallery([g for g in gallery if is_natural(g)])}
+
+
 def _duration(started: Any, finished: Any) -> str:
     try:
         delta = datetime.fromisoformat(str(finished)) - datetime.fromisoformat(str(started))
@@ -548,7 +574,8 @@ def build_context(results: "Results") -> dict[str, Any]:
         "flag_notes": _flag_notes(results.flags or []),
         "gan": build_gan(list(results.gan)) if results.gan else None,
         "gan_details": build_gan_details(list(results.extra.get("gan_details", []))),
-        "gallery": build_gallery(list(results.gallery or [])),
+        "gallery": build_gallery([g for g in results.gallery or [] if not is_natural(g)]),
+        "natural": build_natural(rows, list(results.gallery or [])),
         "manifest": build_manifest(manifest),
         "missing": MISSING,
     }

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 #: Okabe-Ito colour-blind-safe palette (black moved last).
 PALETTE: tuple[str, ...] = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
 MARKERS: tuple[str, ...] = ("o", "s", "^", "D", "v", "P", "X", "*")
-NORM_LABELS = {"inf": "L∞", "2": "L2", "1": "L1", "0": "L0"}
+NORM_LABELS = {"inf": "L∞", "2": "L2", "1": "L1", "0": "L0", "latent": "latent L2"}
 _DPI = 100
 
 
@@ -40,9 +40,11 @@ def _text(value: Any) -> str:
 
 
 def norm_label(norm: Any) -> str:
-    """``'inf'`` -> ``'L∞'``, ``'2'`` -> ``'L2'``; anything else is shown as given."""
+    """``'inf'`` -> ``'L∞'``, ``'2'`` -> ``'L2'``, ``'latent'`` -> ``'latent L2'``; anything else is shown as given."""
     if _is_missing(norm):
         return "–"
+    if str(norm).strip().lower() in NORM_LABELS:
+        return NORM_LABELS[str(norm).strip().lower()]
     key = str(norm).strip().lower().removeprefix("l")
     if key in ("np.inf", "infinity"):
         key = "inf"
@@ -184,7 +186,9 @@ def gallery_image(entry: dict[str, Any]) -> str:
     """A grid with one column per item: original, adversarial, perturbation amplified to fill [0, 1].
 
     The perturbation row shows ``0.5 + δ / (2·max|δ|)``: gray is no change. 1-channel images use a gray
-    colour map, 3-channel images are shown as RGB. Raises :class:`ValueError` when the entry has no items.
+    colour map, 3-channel images are shown as RGB. Items of a natural adversarial search (with ``x_rec``, the
+    reconstruction ``G(I(x))``) show original, reconstruction and natural adversarial example ``G(z~)`` instead.
+    Raises :class:`ValueError` when the entry has no items.
     """
     items = list(entry.get("items") or [])
     if not items:
@@ -212,7 +216,13 @@ def gallery_image(entry: dict[str, Any]) -> str:
             f"adv pred {_class_name(names, item.get('adv_pred'))}{_conf(item.get('adv_conf'))}",
             f"perturbation (max |δ| {m:.3g})",
         )
-        for row, (img, title) in enumerate(zip((x, x_adv, pert), titles)):
+        rows = (x, x_adv, pert)
+        if item.get("x_rec") is not None:
+            x_rec = np.clip(_to_hwc(item["x_rec"]), 0.0, 1.0)
+            rows = (x, x_rec, x_adv)
+            titles = (titles[0], f"G(I(x)) pred {_class_name(names, item.get('rec_pred'))}",
+                      f"natural: {titles[1].removeprefix('adv ')}, |Δz| {float(item.get('latent_distance', 0)):.3g}")
+        for row, (img, title) in enumerate(zip(rows, titles)):
             ax = axes[row][j]
             kwargs = {"cmap": "gray"} if img.ndim == 2 else {}
             ax.imshow(np.clip(img, 0.0, 1.0), vmin=0.0, vmax=1.0, interpolation="nearest", **kwargs)

@@ -3,8 +3,8 @@ that an executor can run it in another process or on another machine."""
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
-from typing import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -19,14 +19,19 @@ from .tuning import batch_size_for, compiled, precision_for
 
 @dataclass
 class EvalData:
-    """The evaluated samples (pixel space, on the run's device) and their class names."""
+    """The evaluated samples (pixel space, on the run's device), their class names, and ``prepared``: per attack
+    name, the artefacts of its :meth:`~robustbench_gan.attacks.Attack.prerequisites` (a generator and inverter,
+    built once per run by the driver from the training data), handed to the attack in each of its cells."""
 
     x: Tensor
     y: Tensor
     class_names: tuple[str, ...]
+    prepared: dict[str, list[Any]] = field(default_factory=dict)
 
     def to(self, device: str | torch.device) -> "EvalData":
-        return EvalData(self.x.to(device), self.y.to(device), self.class_names)
+        prepared = {name: [a.to(device) if isinstance(a, nn.Module) else a for a in artefacts]
+                    for name, artefacts in self.prepared.items()}
+        return EvalData(self.x.to(device), self.y.to(device), self.class_names, prepared)
 
 
 class MeanLogits(nn.Module):
@@ -68,6 +73,7 @@ def _run_cell(cell: Cell, classifiers: Mapping[ClassifierId, Classifier], data: 
     attack = cell.attack.build()
     if s.compile:
         classifiers = {ident: compiled(clf) for ident, clf in classifiers.items()}
+    attack.provide(data.prepared.get(cell.attack.name, []))
     if cell.source is not None:
         members = [classifiers[(m.name, d.name)] for m, d in cell.source]
         source = members[0] if len(members) == 1 else ensemble(members)

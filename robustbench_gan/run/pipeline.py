@@ -134,7 +134,8 @@ def _run_pipeline(
     for cfg in suite.attacks:  # the norm of every eps, said once per attack (DeepFool's eps are L2 budgets)
         attack = cfg.build()
         log.info("attack %s: %s, %s; eps %s are %s budgets", cfg.name, cfg.kind, attack.role,
-                 ", ".join(f"{e:g}" for e in cfg.eps), "Linf" if attack.norm == "inf" else "L2")
+                 ", ".join(f"{e:g}" for e in cfg.eps),
+                 {"inf": "Linf", "latent": "latent-space L2"}.get(attack.norm, "L2"))
     cache = CellCache(cache_dir)
     prebuilt_keys = {ident: classifiers.key(ident) for ident in (prebuilt or {})}
 
@@ -152,6 +153,14 @@ def _run_pipeline(
     if outputs:
         log.info("resuming: %d of %d cells cached%s", len(outputs), len(cells),
                  "" if len(outputs) < len(cells) else " (nothing to compute)")
+
+    pending = {cells[i].attack.name for i in range(len(cells)) if i not in outputs}
+    for cfg in suite.attacks:  # what attacks need besides classifiers (a generator and inverter): built once here
+        needs = cfg.build().prerequisites(data, seed=suite.seed, numerics=classifiers.numerics) \
+            if cfg.name in pending else []
+        if needs:
+            eval_data.prepared[cfg.name] = [classifiers.fit_context.obtain(n, device=dev, progress=progress)
+                                            for n in needs]
 
     def tasks() -> Iterator[Task]:
         """Cells not in the cache, each with its classifiers (trained on first need, so a run that is stopped
