@@ -35,8 +35,9 @@ class LatentAttack(Attack):
     constraint then wins over the loss); the margin loss beats cross-entropy (76% at penalty 10).
 
     The returned example is ``G(z)`` projected onto the eps-ball around ``x`` and clipped to the bounds, so it is a
-    valid perturbation whatever the penalty did: each sample keeps the first iterate that fools the inner
-    classifier from inside the ball, otherwise the last one. Whether it fools the *defended* classifier (which
+    valid perturbation whatever the penalty did: each sample keeps the iterate that fools the inner classifier most
+    confidently (highest loss) from inside the ball, otherwise the last one; all ``steps`` run (a barely fooled
+    ``G(z)`` is often re-projected to the right class; no early stop). Whether it fools the *defended* classifier (which
     re-projects it) is decided by the evaluation, as for every attack.
 
     Against a classifier without a generative purifier there is no latent space to search: the attack falls back to
@@ -114,24 +115,23 @@ class LatentAttack(Attack):
             generator, inner = purifier.generator, clf.inner
             optimizer = torch.optim.Adam([z], lr=self.lr)
             best = torch.empty_like(x)
+            best_loss = torch.full((len(x),), float("-inf"), device=x.device)
             found = torch.zeros(len(x), dtype=torch.bool, device=x.device)
             for _ in range(self.steps):
                 with torch.enable_grad():
                     image = generator(z)
                     logits = inner(image)
-                    delta = image - x
-                    excess = self._excess(delta, eps)
-                    objective = (self.penalty * excess - attack_loss(logits, goal, self.loss)).sum()
+                    excess = self._excess(image - x, eps)
+                    loss = attack_loss(logits, goal, self.loss)
+                    objective = (self.penalty * excess - loss).sum()
                     optimizer.zero_grad(set_to_none=True)
                     objective.backward()
                 clf.queries += len(x)
-                with torch.no_grad():
-                    new = is_success(logits, goal) & (excess <= 0) & ~found
-                    best[new] = image[new].detach()
+                with torch.no_grad():  # the most confident success inside the ball so far
+                    new = is_success(logits, goal) & (excess <= 0) & (loss > best_loss)
+                    best[new], best_loss[new] = image[new].detach(), loss[new].detach()
                     found |= new
                     optimizer.step()
-                if bool(found.all()):
-                    break
             with torch.no_grad():
                 best[~found] = generator(z)[~found].detach()
         return clip(x + project(best - x, eps, self.norm), clf).detach()
