@@ -9,14 +9,13 @@ adaptive attacks are BPDA (``adaptive = "bpda"`` on the gradient attacks), the `
 """
 from __future__ import annotations
 
-import contextlib
 import logging
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
 
-from ..classifier import Classifier
+from ..classifier import Classifier, eval_mode
 from ..core.validation import check_positive
 from ..data import Data
 from ..purified import GenerativePurifier, PurifiedClassifier
@@ -25,17 +24,6 @@ from .base import DEFENSES, Defense, FitContext, MakeModel, Prerequisite
 from .gan_augmentation import UnconditionalGeneratorNeed, gan_config
 
 log = logging.getLogger(__name__)
-
-
-@contextlib.contextmanager
-def _eval(module: nn.Module) -> Iterator[None]:
-    """``module`` in eval mode (batch norm with running statistics) for the duration, then as it was."""
-    was = module.training
-    module.eval()
-    try:
-        yield
-    finally:
-        module.train(was)
 
 
 class DefenseGanProjection(GenerativePurifier):
@@ -84,7 +72,7 @@ class DefenseGanProjection(GenerativePurifier):
         x = x.detach()
         if len(x) == 0:
             return x.new_zeros(0, self.generator.z_dim)
-        with _eval(self.generator):
+        with eval_mode(self.generator):
             return torch.cat([self._encode(x[i : i + self.batch_size]) for i in range(0, len(x), self.batch_size)])
 
     def _encode(self, x: Tensor) -> Tensor:
@@ -104,7 +92,7 @@ class DefenseGanProjection(GenerativePurifier):
 
     def forward(self, x: Tensor) -> Tensor:
         z = self.encode(x)
-        with _eval(self.generator), torch.no_grad():
+        with eval_mode(self.generator), torch.no_grad():
             return self.generator(z).detach()
 
     def view(self, mode: str) -> Callable[[Tensor], Tensor]:
@@ -115,7 +103,7 @@ class DefenseGanProjection(GenerativePurifier):
     def unrolled(self, x: Tensor) -> Tensor:
         """``G(z_k(x))``: ``unroll_steps`` differentiable GD steps from the detached ``z*`` (the ``unroll`` view)."""
         z = self.encode(x)
-        with _eval(self.generator), torch.enable_grad():
+        with eval_mode(self.generator), torch.enable_grad():
             for _ in range(self.unroll_steps):
                 if not z.requires_grad:
                     z = z.requires_grad_(True)
