@@ -11,5 +11,5 @@ from .gan_augmentation import GanAugmentation
 
 Distillation = DefensiveDistillation
 
-__all__ = ["DEFENSES", "AdversarialTraining", "Defense", "DefenseGan", "DefenseGanProjection", "DefensiveDistillation", "Distillation", "FitContext",
-           "GanAugmentation", "NoDefense", "ReportContext", "make_defense"]
+__all__ = ["DEFENSES", "AdversarialTraining", "Defense", "DefenseGan", "DefenseGanProjection", "DefensiveDistillation",
+           "Distillation", "FitContext", "GanAugmentation", "NoDefense", "ReportContext", "make_defense"]
