@@ -1,4 +1,5 @@
-"""Class-conditional and unconditional DCGANs whose shapes adapt to the data spec (8x8 digits, 28x28 MNIST, 32x32 CIFAR, ...).
+"""Class-conditional and unconditional DCGANs whose shapes adapt to the data spec (8x8 digits, 28x28 MNIST, 32x32
+CIFAR, ...).
 
 Architecture guidelines of Radford et al. 2015 ("Unsupervised Representation Learning with Deep Convolutional
 GANs", sec. 3): no pooling (strided convolutions in D, fractionally strided ones in G), batch norm in both nets

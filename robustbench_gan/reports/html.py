@@ -331,9 +331,9 @@ def build_attack_rows(rows: list[dict[str, Any]], with_dataset: bool) -> dict[st
 
 def build_adaptive(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
     """Naive against adaptive white-box accuracy, side by side, per (model, defense, norm, eps) of a defense that
-    purifies its input (rows marked ``purified``; on other models an adaptive attack is the naive one): the lowest robust accuracy of the naive gradient
-    attacks (single-step and iterative, ``adaptive`` none) next to the lowest of the adaptive ones (``adaptive``
-    set, or the latent attack), with the attacks that reached them and the gap."""
+    purifies its input (rows marked ``purified``; on other models an adaptive attack is the naive one): the lowest
+    robust accuracy of the naive gradient attacks (single-step and iterative, ``adaptive`` none) next to the lowest
+    of the adaptive ones (``adaptive`` set, or the latent attack), with the attacks that reached them and the gap."""
     def usable(r: dict[str, Any]) -> bool:
         return (r.get("threat") == "white-box" and not truthy(r.get("targeted"))
                 and as_float(r.get("robust_accuracy")) is not None)
