@@ -27,6 +27,8 @@ Decisions that count (the accuracies in the report) always come from the real cl
 """
 from __future__ import annotations
 
+import logging
+
 import re
 from typing import Callable, ClassVar, NamedTuple, Union
 
@@ -35,6 +37,8 @@ from torch import Tensor, nn
 
 from .classifier import Classifier
 from .errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 ADAPTIVE = re.compile(r"^[a-z][a-z0-9-]*$")
 """Shape of an ``adaptive`` mode name; which modes exist depends on the purifier (``none``/``bpda``: always)."""
@@ -194,8 +198,30 @@ def gradient_view(clf: Classifier, mode: str) -> Classifier:
         return _GradientView(clf, bpda(clf.purifier), mode)
     if mode in clf.purifier.views:
         return _GradientView(clf, clf.purifier.view(mode), mode)
-    offered = ", ".join(("none", "bpda", *clf.purifier.views))
-    raise ConfigError(f"adaptive = {mode!r} is not offered by {type(clf.purifier).__name__}; use one of {offered}")
+    known = known_views()
+    if mode not in known:
+        raise ConfigError(f"adaptive = {mode!r} is not a gradient view of any defense; use one of "
+                          f"{', '.join(sorted(known))}")
+    # one suite attacks every defense with every attack: a view another defense offers falls back to BPDA here
+    if (type(clf.purifier), mode) not in _warned:
+        _warned.add((type(clf.purifier), mode))
+        log.warning("adaptive = %r is not offered by %s (it offers %s): BPDA is used instead", mode,
+                    type(clf.purifier).__name__, ", ".join(("bpda", *clf.purifier.views)))
+    return _GradientView(clf, bpda(clf.purifier), "bpda")
+
+
+_warned: set[tuple[type, str]] = set()
+
+
+def known_views() -> set[str]:
+    """Every gradient view some purifier class offers (its class-level ``views``), with ``none`` and ``bpda``."""
+    found = {"none", "bpda"}
+    stack = list(Purifier.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        found.update(cls.__dict__.get("views", ()))
+        stack.extend(cls.__subclasses__())
+    return found
 
 
 def naive_gradients_masked(clf: Classifier) -> bool:

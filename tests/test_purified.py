@@ -46,10 +46,15 @@ def test_a_view_has_the_real_forward_and_counts_queries_on_the_defended_model(cn
     assert xg.grad is not None and xg.grad.abs().sum() > 0
 
 
-def test_modes_a_purifier_does_not_offer_are_one_line_errors(cnn):
+def test_a_view_another_defense_offers_falls_back_to_bpda_and_unknown_modes_are_errors(cnn, caplog):
+    import robustbench_gan.defenses  # noqa: F401  (registers the purifiers that offer views)
+
     defended = PurifiedClassifier(cnn, Quantize())
-    with pytest.raises(ConfigError, match="not offered by Quantize; use one of none, bpda"):
-        gradient_view(defended, "unroll")
+    with caplog.at_level("WARNING"):
+        assert gradient_view(defended, "unroll").mode == "bpda"  # Defense-GAN's view; one suite, every defense
+    assert "not offered by Quantize" in caplog.text
+    with pytest.raises(ConfigError, match="'unrol' is not a gradient view of any defense; use one of bpda, "):
+        gradient_view(defended, "unrol")
     with pytest.raises(ConfigError, match="adaptive must be a mode name"):
         make_attack("pgd", adaptive="BPDA!")
     assert gradient_view(cnn, "unroll") is cnn  # nothing to adapt to on an undefended model

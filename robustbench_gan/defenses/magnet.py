@@ -47,6 +47,8 @@ class MagNetPurifier(Purifier):
     Offers the gradient view ``detector-aware`` (when it detects): the reformer's output and how far the input is
     over the threshold, relative to the threshold (see :class:`~robustbench_gan.purified.Rejecting`)."""
 
+    views = ("detector-aware",)  # offered when it detects (set per instance below)
+
     def __init__(self, autoencoder: torch.nn.Module, *, reformer: bool = True, detector: bool = True,
                  error: str = "l2") -> None:
         super().__init__()
