@@ -108,9 +108,9 @@ def test_bad_parameters(params, message):
         make_defense("defense-gan", **params)
 
 
-def test_unknown_view_names_the_offered_ones(defended):
+def test_unknown_view_names_the_known_ones(defended):
     _, clf = defended
-    with pytest.raises(ConfigError, match="none, bpda, unroll"):
+    with pytest.raises(ConfigError, match="'unrol' is not a gradient view of any defense; use one of bpda, .*unroll"):
         gradient_view(clf, "unrol")
 
 
