@@ -19,9 +19,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ..classifier import frozen
 from ..core.validation import check_positive
 from ..errors import ConfigError, DataError
 from .dcgan import _check_width, dcgan_init
+from .training import minibatch_stream
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +126,7 @@ def train_inverter(
     dev = torch.device(device)
     torch.manual_seed(seed)
     inverter = Inverter(tuple(x.shape[1:]), bounds, z_dim=z_dim, width=config.width).to(dev)  # type: ignore[arg-type]
-    generator = generator.to(dev).eval()
-    frozen = [p.requires_grad for p in generator.parameters()]
-    for p in generator.parameters():
-        p.requires_grad_(False)
+    generator = generator.to(dev)
     opt = torch.optim.Adam(inverter.parameters(), lr=config.lr, betas=(0.9, 0.999))
     gen = torch.Generator().manual_seed(seed)
     x_cpu = x.detach().cpu()
@@ -135,15 +134,10 @@ def train_inverter(
     steps = config.epochs * max(1, n // bs)
     history = InverterHistory()
     inverter.train()
-    try:
-        bar = tqdm(range(steps), desc="inverter", disable=not progress, leave=False)
-        perm = torch.randperm(n, generator=gen)
-        pos = 0
-        for _ in bar:
-            if pos + bs > n:
-                perm, pos = torch.randperm(n, generator=gen), 0
-            xb = x_cpu[perm[pos : pos + bs]].to(dev)
-            pos += bs
+    stream = minibatch_stream(n, bs, gen)
+    with frozen(generator):  # the generator stays fixed, in eval mode
+        for _ in tqdm(range(steps), desc="inverter", disable=not progress, leave=False):
+            xb = x_cpu[next(stream)].to(dev)
             z = torch.randn(bs, z_dim, generator=gen).to(dev)
             x_loss = F.mse_loss(generator(inverter(xb)), xb)
             z_loss = F.mse_loss(inverter(generator(z)), z)
@@ -153,9 +147,6 @@ def train_inverter(
             opt.step()
             history.x_loss.append(float(x_loss.detach()))
             history.z_loss.append(float(z_loss.detach()))
-    finally:
-        for p, flag in zip(generator.parameters(), frozen):
-            p.requires_grad_(flag)
     tail = max(1, steps // 10)
     log.info("inverter: %d steps, last %d: ||G(I(x)) - x||^2 %.4f, ||I(G(z)) - z||^2 %.4f", steps, tail,
              sum(history.x_loss[-tail:]) / tail, sum(history.z_loss[-tail:]) / tail)

@@ -71,7 +71,7 @@ def generator_steps(n: int, config: GanConfig) -> int:
     return max(1, config.epochs * batches // config.d_steps)
 
 
-def _real_batches(n: int, batch_size: int, gen: torch.Generator):
+def minibatch_stream(n: int, batch_size: int, gen: torch.Generator):
     """An endless stream of minibatch indices: full batches of seeded permutations, reshuffled after each pass."""
     bs = min(batch_size, n)
     while True:
@@ -156,7 +156,7 @@ def _train(
     y_cpu = y.detach().cpu().long() if y is not None else None
     k = spec.num_classes
     n = len(x_cpu)
-    stream = _real_batches(n, config.batch_size, gen)
+    stream = minibatch_stream(n, config.batch_size, gen)
     steps = generator_steps(n, config)
     bs = min(config.batch_size, n)
 
