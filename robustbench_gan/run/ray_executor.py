@@ -213,8 +213,12 @@ class RayExecutor:
                 ray.shutdown()
 
     def _options(self, remote: Any, name: str, num_gpus: float, **extra: Any) -> Any:
+        """Task options. ``SPREAD``: cells and trainings are independent and compute-bound, and the driver often
+        submits them one at a time (as the classifiers they need arrive); Ray's default policy then keeps every
+        task on the driver's node while it has a free CPU, leaving the rest of the cluster idle."""
         return remote.options(num_cpus=self.num_cpus, num_gpus=num_gpus, max_retries=self.max_retries,
-                              retry_exceptions=False, name=f"robustbench_gan.{name}", **extra)
+                              retry_exceptions=False, name=f"robustbench_gan.{name}", scheduling_strategy="SPREAD",
+                              **extra)
 
     def _submit_training(self, ray: Any, classifiers: Classifiers, pairs: list[Pair], device: str, num_gpus: float,
                          bar: Any) -> list[Any]:
