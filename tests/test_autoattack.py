@@ -175,3 +175,28 @@ def test_apgd_active_set_gives_the_same_examples_for_fewer_passes(make, cnn, dig
     (with_set, q_with), (without, q_without) = runs[True], runs[False]
     assert torch.equal(with_set, without)
     assert q_with < 0.8 * q_without
+
+
+@pytest.mark.parametrize("restarts", [1, 2])
+def test_apgd_t_targets_side_by_side_fool_exactly_the_samples_one_after_another_fools(restarts, cnn, digits):
+    """APGD-T's later targets run side by side by default (``batch_targets``): the same samples fall as with
+    AutoAttack's order (each run's trajectory depends only on its sample and start) and the examples stay in the
+    ball. A sample fooled by one target leaves every other run, so the samples scored stay close to the order one
+    by one (the gain is fewer, larger batches: 12 + 12 steps instead of 5 x 12)."""
+    x, y, eps = digits.x_test[:N], digits.y_test[:N], 0.12
+    results = {}
+    for batch_targets in (None, 2, 1):
+        cnn.queries = 0
+        adv = APGDT(steps=12, targets=5, restarts=restarts, batch_targets=batch_targets)(cnn, x, Goal(y), eps=eps)
+        results[batch_targets] = cnn.predict(adv).argmax(1) != y, cnn.queries
+        assert float((adv - x).abs().max()) <= eps + 1e-6 and adv.min() >= 0 and adv.max() <= 1
+    fooled_one_by_one = results[1][0]
+    assert 0 < int(fooled_one_by_one.sum()) < N
+    for batch_targets in (None, 2):
+        assert torch.equal(results[batch_targets][0], fooled_one_by_one), batch_targets
+    assert results[None][1] <= 1.2 * results[1][1], (results[None][1], results[1][1])
+
+
+def test_apgd_t_rejects_a_bad_batch_targets():
+    with pytest.raises(ConfigError, match="batch_targets"):
+        APGDT(batch_targets=0)

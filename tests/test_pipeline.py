@@ -60,8 +60,8 @@ def test_default_suite_matches_the_golden_copy(default_run):
     """Same seed, same numbers: every column of every row but `seconds`, rows matched by their key, and the same
     flags and leaderboard. The golden copy is `robustbench-gan -q run default --no-cache` (2 threads, and no
     OMP_NUM_THREADS in the environment); it changes only with a change meant to change numbers, named in its
-    commit (last: APGD-T draws each later target's random start for the whole batch, so a sample's start no longer
-    depends on which others are left; 27 apgd-t rows moved by at most one sample, issue 15)."""
+    commit (last: APGD-T runs its later targets side by side, so a fooled sample may keep another target's success;
+    the same samples fall, and only apgd-t's mean_l2 (8 rows) and queries (24 rows) moved, issue 13)."""
     assert_matches_golden(default_run)
     new = pd.read_csv(default_run / "results.csv", keep_default_na=False, na_values=[""])
     white = new["threat"] == "white-box"

@@ -19,6 +19,7 @@ from .loop import clip, goal_reached, loss_gradient
 from .norms import ascent_direction, project
 
 LossFn = Callable[[Tensor], Tensor]
+RunLoss = Callable[[Tensor, Tensor], LossFn]  # (rows, runs) -> the loss of those samples in those runs
 
 
 def dlr_loss(logits: Tensor, labels: Tensor) -> Tensor:
@@ -46,14 +47,25 @@ def _per_sample(v: Tensor, like: Tensor) -> Tensor:
     return v.view(-1, *([1] * (like.ndim - 1)))
 
 
+def random_start(shape: Sequence[int], norm: str, gen: torch.Generator, dtype: torch.dtype) -> Tensor:
+    """APGD's random start direction per sample (CPU, drawn from ``gen``): uniform in the Linf cube scaled to touch
+    its surface, or Gaussian scaled to unit L2 norm."""
+    if norm == "inf":
+        t = 2 * torch.rand(shape, generator=gen, dtype=dtype) - 1
+        return t / _per_sample(t.flatten(1).abs().amax(1).clamp_min(1e-12), t)
+    t = torch.randn(shape, generator=gen, dtype=dtype)
+    return t / _per_sample(t.flatten(1).norm(dim=1).clamp_min(1e-12), t)
+
+
 def apgd_run(
     clf: Classifier, x: Tensor, goal: Goal, loss_for: Callable[[Tensor], LossFn], *, eps: float, norm: str,
-    steps: int, rho: float, gen: torch.Generator, eot_samples: int = 1, stop_at_success: bool = True,
-    active_set: bool = True, rows: Tensor | None = None, batch: int = 0,
-) -> tuple[Tensor, Tensor]:
+    steps: int, rho: float, gen: torch.Generator | None = None, start: Tensor | None = None, eot_samples: int = 1,
+    stop_at_success: bool = True, active_set: bool = True, groups: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
     """One APGD run (Croce & Hein 2020, Algorithm 1) from a random start; returns each sample's first successful
-    iterate (or, where none succeeded, its highest-loss point) and the success mask. ``loss_for(idx)`` is the
-    per-sample loss of the samples ``x[idx]``.
+    iterate (or, where none succeeded, its highest-loss point), the success mask and the step of each first success
+    (``steps + 1`` where none). ``loss_for(idx)`` is the per-sample loss of the samples ``x[idx]``. The start is
+    ``x + eps * start`` (a :func:`random_start` direction per sample), drawn from ``gen`` when not given.
 
     Step size ``2 eps`` per sample; momentum 0.75; checkpoints after ``0.22 N`` steps, then every ``max(last -
     0.03 N, 0.06 N)``. At a checkpoint a sample's step is halved, and it restarts from its best point, when its loss
@@ -62,24 +74,18 @@ def apgd_run(
     highest-loss point (full-strength examples for transfer).
 
     ``active_set``: a sample leaves the batch as soon as it succeeds (its first successful iterate is kept), so
-    fooled samples cost no more passes. Every sample's trajectory depends only on itself and the random start is
-    drawn for the whole batch first, so the result is the same either way (tested). ``rows``: the positions of
-    ``x``'s samples in a larger batch of ``batch`` samples (a later run on the samples still standing); the random
-    start is drawn for that whole batch and these rows taken, so it never depends on which samples are left.
+    fooled samples cost no more passes. Every sample's trajectory depends only on itself and its start, so the
+    result is the same either way (tested). ``groups``: rows that are copies of one sample (an id per row, e.g.
+    APGD-T's targets side by side); with the active set, all rows of a group leave once one of them succeeds.
     """
     n = len(x)
-    shape = x.shape if rows is None else (batch, *x.shape[1:])
-    if norm == "inf":
-        t = 2 * torch.rand(shape, generator=gen, dtype=x.dtype) - 1
-        t = t / _per_sample(t.flatten(1).abs().amax(1).clamp_min(1e-12), t)
-    else:
-        t = torch.randn(shape, generator=gen, dtype=x.dtype)
-        t = t / _per_sample(t.flatten(1).norm(dim=1).clamp_min(1e-12), t)
-    if rows is not None:
-        t = t[rows.cpu()]
-    x_k = clip(x + eps * t.to(x.device), clf)
+    if start is None:
+        start = random_start(x.shape, norm, gen if gen is not None else torch.Generator(), x.dtype)
+    x_k = clip(x + eps * start.to(x.device), clf)
     out, succeeded = x_k.clone(), torch.zeros(n, dtype=torch.bool, device=x.device)
+    when = torch.full((n,), steps + 1, dtype=torch.long, device=x.device)
     idx = torch.arange(n, device=x.device)  # positions in x of the samples still iterating
+    group = groups.to(x.device) if groups is not None else None
     x0, g, loss = x, goal, loss_for(idx)
     step = torch.full((n,), 2.0 * eps, dtype=x.dtype, device=x.device)
     loss_k, logits, grad = loss_gradient(clf, x_k, loss, eot_samples)
@@ -92,15 +98,18 @@ def apgd_run(
     reduced_last = torch.ones(n, dtype=torch.bool, device=x.device)
     best_at_check = best_loss.clone()
 
-    def record(new: Tensor) -> None:
+    def record(new: Tensor, at: int) -> None:
         out[idx[new]] = x_k[new]
         succeeded[idx[new]] = True
+        when[idx[new]] = at
 
     if stop_at_success:
-        record(found)
+        record(found, 0)
     for i in range(steps):
         if stop_at_success and active_set and bool(found.any()):  # the fooled samples leave the batch
-            keep = ~found
+            keep = ~found if group is None else ~torch.isin(group, group[found])
+            if group is not None:
+                group = group[keep]
             idx, x0, x_k, x_prev, step, loss_k, grad = (v[keep] for v in (idx, x0, x_k, x_prev, step, loss_k, grad))
             best_loss, x_best, grad_best, rises = (v[keep] for v in (best_loss, x_best, grad_best, rises))
             reduced_last, best_at_check, found = reduced_last[keep], best_at_check[keep], found[keep]
@@ -116,7 +125,7 @@ def apgd_run(
         loss_k, logits, grad = loss_gradient(clf, x_k, loss, eot_samples)
         new = goal_reached(clf, logits, lambda z, g=g: is_success(z, g)) & ~found
         if stop_at_success:
-            record(new)
+            record(new, i + 1)
         found |= new
         rises += (loss_k > previous).to(rises.dtype)
         better = loss_k > best_loss
@@ -132,10 +141,10 @@ def apgd_run(
             since, rises = 0, torch.zeros_like(rises)
             interval = max(interval - shrink, shortest)
     if not stop_at_success:
-        return x_best.detach(), found
+        return x_best.detach(), found, when
     rest = ~found
     out[idx[rest]] = x_best[rest]
-    return out.detach(), succeeded
+    return out.detach(), succeeded, when
 
 
 @ATTACKS.register("apgd")
@@ -168,9 +177,12 @@ class APGD(Attack):
             return lambda logits: dlr_loss(logits, goal.labels)
         return lambda logits: attack_loss(logits, goal, "ce")
 
-    def runs(self, clf: Classifier, x: Tensor, goal: Goal) -> Iterable[Callable[[Tensor, Goal], LossFn]]:
-        """The loss of each APGD run, given the indices of the samples still standing: one per restart here."""
-        return [lambda active, ga: self.loss_fn(ga)] * self.restarts
+    def plan(self, clf: Classifier, x: Tensor, goal: Goal) -> tuple[RunLoss, list[list[int]]]:
+        """The runs of this attack: ``loss(rows, runs)``, the per-sample loss of the samples ``x[rows]`` in the runs
+        numbered ``runs`` (one per row), and the waves (run numbers side by side) in order. Here one run per
+        restart, one at a time."""
+        return (lambda rows, runs: self.loss_fn(Goal(goal.labels[rows], goal.targeted))), \
+            [[r] for r in range(self.restarts)]
 
     def transfer_many(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float]) -> list[Tensor]:
         """Full-strength examples for other models: every step of the first run, each sample's highest-loss point
@@ -180,63 +192,88 @@ class APGD(Attack):
             if e == 0:
                 out.append(x.clone())
                 continue
-            make_loss = next(iter(self.runs(clf, x, goal)))
+            loss, _ = self.plan(clf, x, goal)
+            first = torch.zeros(len(x), dtype=torch.long, device=x.device)
             with frozen(clf):
-                adv, _ = apgd_run(clf, x, goal, lambda idx: make_loss(idx, Goal(goal.labels[idx])), eps=float(e),
-                                  norm=self.norm, steps=self.steps, rho=self.rho,
-                                  gen=torch.Generator().manual_seed(self.seed), eot_samples=self.eot_samples,
-                                  stop_at_success=False)
+                adv, _, _ = apgd_run(clf, x, goal, lambda idx: loss(idx, first[idx]), eps=float(e), norm=self.norm,
+                                     steps=self.steps, rho=self.rho, gen=torch.Generator().manual_seed(self.seed),
+                                     eot_samples=self.eot_samples, stop_at_success=False)
             out.append(adv)
         return out
 
     def perturb(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
-        """Every run on the samples still standing; a sample keeps its first success, else the highest-loss point
-        of the last run that had it (a valid point of the ball)."""
+        """Every wave of runs on the samples still standing. A sample keeps its first success (within a wave: the
+        earliest step, then the lowest run), else the highest-loss point of the last run that had it (a valid point
+        of the ball). Each run's start is drawn for the whole batch, in run order, so it never depends on which
+        samples are left or on how runs are grouped into waves."""
         if eps == 0:
             return x.clone()
         gen = torch.Generator().manual_seed(self.seed)
         best = x.clone()
         done = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         with frozen(clf):
-            for make_loss in self.runs(clf, x, goal):
+            loss, waves = self.plan(clf, x, goal)
+            for wave in waves:
                 active = (~done).nonzero().squeeze(1)
-                if len(active) == 0:
+                starts = [random_start(x.shape, self.norm, gen, x.dtype) for _ in wave]
+                k, m = len(active), len(wave)
+                if k == 0:
                     break
-                ga = Goal(goal.labels[active], goal.targeted)
-
-                def loss_for(idx: Tensor, active: Tensor = active, make_loss=make_loss) -> LossFn:
-                    return make_loss(active[idx], Goal(goal.labels[active[idx]], goal.targeted))
-
-                adv, found = apgd_run(clf, x[active], ga, loss_for, eps=eps, norm=self.norm, steps=self.steps,
-                                      rho=self.rho, gen=gen, eot_samples=self.eot_samples,
-                                      active_set=self.active_set, rows=active, batch=len(x))
-                best[active] = adv
-                done[active[found]] = True
+                rows = active.repeat(m)  # copy j of the standing samples runs wave[j]
+                runs = torch.tensor(wave, device=x.device).repeat_interleave(k)
+                start = torch.cat([t[active.cpu()] for t in starts])
+                adv, found, when = apgd_run(
+                    clf, x[rows], Goal(goal.labels[rows], goal.targeted), lambda idx: loss(rows[idx], runs[idx]),
+                    eps=eps, norm=self.norm, steps=self.steps, rho=self.rho, start=start,
+                    eot_samples=self.eot_samples, active_set=self.active_set, groups=rows if m > 1 else None)
+                order = torch.where(found, when * m + torch.arange(m, device=x.device).repeat_interleave(k),
+                                    torch.iinfo(torch.long).max).view(m, k)
+                choice = order.argmin(0)  # per sample: its earliest success, else (all equal) the first run...
+                choice = torch.where(found.view(m, k).any(0), choice, m - 1)  # ...replaced by the last run's point
+                best[active] = adv.view(m, k, *x.shape[1:])[choice, torch.arange(k, device=x.device)]
+                done[active[found.view(m, k).any(0)]] = True
         return best
+
 
 
 @ATTACKS.register("apgd-t")
 class APGDT(APGD):
     """APGD-T (Croce & Hein 2020): APGD on the targeted DLR loss toward each of the ``targets`` most likely other
-    classes in turn (9 in the paper, all classes but the true one on 10-class data), each run on the samples no
-    earlier target has fooled. Success is misclassification, as for every untargeted attack."""
+    classes (9 in the paper, all classes but the true one on 10-class data), each run on the samples no earlier
+    target has fooled. Success is misclassification, as for every untargeted attack.
+
+    As in FAB-T here, the likeliest target runs first on its own (most samples that fall, fall to it), then the
+    other targets side by side, ``batch_targets`` at a time (None: all at once; 1: AutoAttack's order, one target
+    after another). A sample leaves every run once one of them fools it. Which samples fall does not depend on the
+    grouping (each run's trajectory depends only on its sample and its start); only which success a sample keeps
+    may. The batch then holds up to ``batch_targets`` times the samples; lower it for large models.
+    """
 
     name = "apgd-t"
 
     def __init__(self, *, norm: str = "inf", steps: int = 100, targets: int = 9, restarts: int = 1,
-                 rho: float = 0.75, eot_samples: int = 1, seed: int = 0, adaptive: str = "none") -> None:
+                 rho: float = 0.75, eot_samples: int = 1, seed: int = 0, adaptive: str = "none",
+                 batch_targets: int | None = None) -> None:
         super().__init__(norm=norm, steps=steps, restarts=restarts, loss="dlr", rho=rho, eot_samples=eot_samples,
                          seed=seed, adaptive=adaptive)
         check_positive("targets", targets, integer=True)
+        if batch_targets is not None:
+            check_positive("batch_targets", batch_targets, integer=True)
         self.targets = int(targets)
+        self.batch_targets = None if batch_targets is None else int(batch_targets)
 
-    def runs(self, clf: Classifier, x: Tensor, goal: Goal) -> Iterable[Callable[[Tensor, Goal], LossFn]]:
-        """Targeted DLR toward the rank-th most likely class other than the true one, rank 1..targets."""
+    def plan(self, clf: Classifier, x: Tensor, goal: Goal) -> tuple[RunLoss, list[list[int]]]:
+        """Run ``rank * restarts + r`` is restart ``r`` of the targeted DLR loss toward the rank-th most likely
+        class other than the true one (by the clean logits), rank 0..targets-1. Waves: the first rank's restarts
+        one at a time, then the other ranks ``batch_targets`` at a time (a rank's restarts side by side)."""
         order = split_rejection(clf, clf.predict(x))[0].argsort(dim=1, descending=True)
         others = order[order != goal.labels[:, None]].view(len(x), -1)  # classes by clean logit, true one removed
+        restarts, count = self.restarts, min(self.targets, clf.num_classes - 1)
 
-        def toward(rank: int) -> Callable[[Tensor, Goal], LossFn]:
-            return lambda active, ga: (lambda z: targeted_dlr_loss(z, ga.labels, others[active, rank]))
+        def loss(rows: Tensor, runs: Tensor) -> LossFn:
+            labels, targets = goal.labels[rows], others[rows, runs // restarts]
+            return lambda z: targeted_dlr_loss(z, labels, targets)
 
-        ranks = range(min(self.targets, clf.num_classes - 1))
-        return [toward(rank) for rank in ranks for _ in range(self.restarts)]
+        width = (self.batch_targets or count) * restarts
+        later = list(range(restarts, count * restarts))
+        return loss, [[r] for r in range(restarts)] + [later[i:i + width] for i in range(0, len(later), width)]
