@@ -12,6 +12,7 @@ from robustbench_gan.attacks import APGD, APGDT, PGD, AutoAttack, Goal, make_att
 from robustbench_gan.classifier import Classifier
 from robustbench_gan.errors import ConfigError
 from robustbench_gan.export import robustbench_entries
+from robustbench_gan.purified import PurifiedClassifier, Purifier, detections
 
 N = 100
 
@@ -200,3 +201,34 @@ def test_apgd_t_targets_side_by_side_fool_exactly_the_samples_one_after_another_
 def test_apgd_t_rejects_a_bad_batch_targets():
     with pytest.raises(ConfigError, match="batch_targets"):
         APGDT(batch_targets=0)
+
+
+class OffGrid(Purifier):
+    """No purification; the detector rejects an input with a pixel off the digits' 1/16 grid (clean digits are on
+    it; an example at eps 0.1 is not)."""
+
+    detects = True
+
+    def forward(self, x):
+        return x
+
+    def detect(self, x):
+        return ((x * 16 - (x * 16).round()).abs() > 1e-4).flatten(1).any(1)
+
+
+def test_a_rejected_example_leaves_the_sample_standing_for_the_next_component(cnn, digits):
+    """The report counts an input the detector rejects as defended, so the cascade must too: a component whose
+    examples are all rejected fools no sample, and the next component attacks every sample."""
+    defended = PurifiedClassifier(cnn, OffGrid()).eval()
+    x, y = digits.x_test[:N], digits.y_test[:N]
+    assert not detections(defended, x).any()
+    aa = AutoAttack(version="custom", attacks=["apgd-ce", "square"], steps=10, queries=20)
+    (outcome,) = aa.evaluate(defended, x, y, [0.1], batch_size=N, progress=False)
+    (_, _, (ce,)), (_, _, (sq,)) = aa.component_outcomes
+    clean = outcome.metrics["clean_accuracy"]
+    assert ce.metrics["robust_accuracy"] == sq.metrics["robust_accuracy"] == outcome.metrics["robust_accuracy"]
+    assert outcome.metrics["robust_accuracy"] == pytest.approx(clean)
+    assert sq.metrics["queries"] >= round(clean * N)  # Square ran on every sample APGD-CE left (all of them)
+    undefended = AutoAttack(version="custom", attacks=["apgd-ce", "square"], steps=10, queries=20)
+    (plain,) = undefended.evaluate(cnn, x, y, [0.1], batch_size=N, progress=False)
+    assert plain.metrics["robust_accuracy"] < clean - 0.2  # the same attacks do fool the model without detector

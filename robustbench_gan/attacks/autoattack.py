@@ -22,6 +22,7 @@ from torch import Tensor
 from ..classifier import Classifier
 from ..core.stats import wilson_interval
 from ..errors import ConfigError
+from ..purified import detections
 from .base import ATTACKS, Attack, Goal, check_positive, check_seed, parse_norm
 from .evaluate import evaluate_batched
 from .outcome import Outcome
@@ -137,6 +138,9 @@ class AutoAttack(Attack):
                     idx = standing.to(x.device)
                     xa = attack.perturb(clf, x[idx], Goal(goal.labels[idx]), eps=float(eps))
                     fooled = (clf.predict(xa).argmax(1) != goal.labels[idx]).cpu()
+                    rejected = detections(clf, xa)  # a detector's rejection defends the sample (as in the report):
+                    if rejected is not None:        # the later components must still try it
+                        fooled &= ~rejected
                     adv[idx[fooled.to(x.device)]] = xa[fooled.to(x.device)]
                     fooled_by[standing[fooled]] = k
                 if x.is_cuda:
