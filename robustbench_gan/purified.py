@@ -188,6 +188,11 @@ def bpda(purifier: Purifier) -> Transform:
     return lambda x: x + (purifier(x) - x).detach()
 
 
+def decision_classifier(clf: Classifier) -> Classifier:
+    """The classifier whose decisions count: the defended model behind a gradient view, else ``clf`` itself."""
+    return clf.target if isinstance(clf, _GradientView) else clf
+
+
 def gradient_view(clf: Classifier, mode: str) -> Classifier:
     """The classifier an attack with ``adaptive = mode`` differentiates. ``none`` and any mode on a classifier
     without a purifier: ``clf`` itself (there is nothing to adapt to)."""

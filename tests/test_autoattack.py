@@ -232,3 +232,67 @@ def test_a_rejected_example_leaves_the_sample_standing_for_the_next_component(cn
     undefended = AutoAttack(version="custom", attacks=["apgd-ce", "square"], steps=10, queries=20)
     (plain,) = undefended.evaluate(cnn, x, y, [0.1], batch_size=N, progress=False)
     assert plain.metrics["robust_accuracy"] < clean - 0.2  # the same attacks do fool the model without detector
+
+
+class Quantize(Purifier):
+    """Rounds pixels to 1/4 steps without autograd: naive gradients are zero (shattered gradients)."""
+
+    differentiable = False
+
+    def forward(self, x):
+        return (x.detach() * 4).round() / 4
+
+
+def test_adaptive_autoattack_breaks_a_purifier_the_naive_cascade_cannot(cnn, digits):
+    """Against zero naive gradients, APGD-CE/APGD-T learn nothing; with ``adaptive = "bpda"`` they differentiate
+    the identity instead, the cascade falls far lower, and decisions (rows, per-component results) stay the
+    defended model's. FAB-T runs through the view too. Only the naive full-budget cascade is standard."""
+    defended = PurifiedClassifier(cnn, Quantize()).eval()
+    x, y = digits.x_test[:N], digits.y_test[:N]
+    accs = {}
+    for adaptive in ("none", "bpda"):
+        aa = AutoAttack(version="custom", attacks=["apgd-ce", "apgd-t", "fab-t"], steps=10, targets=3,
+                        adaptive=adaptive)
+        (outcome,) = aa.evaluate(defended, x, y, [0.2], batch_size=N, progress=False)
+        accs[adaptive] = outcome.metrics["robust_accuracy"]
+        assert aa.component_outcomes[-1][2][0].metrics["robust_accuracy"] == pytest.approx(accs[adaptive])
+    assert accs["none"] > 0.6 and accs["bpda"] < accs["none"] - 0.3, accs
+    assert AutoAttack().is_standard and not AutoAttack(adaptive="bpda").is_standard
+    # the component rows say what they differentiated; Square (scores only) is not adaptive
+    assert [(label, c.adaptive) for label, c in AutoAttack(adaptive="bpda").components()] == [
+        ("apgd-ce", "bpda"), ("apgd-t", "bpda"), ("fab-t", "bpda"), ("square", "none")]
+    with pytest.raises(ConfigError, match="adaptive must be a mode name"):
+        AutoAttack(adaptive="BPDA!")
+
+
+class Reformer(Purifier):
+    """Shrinks the input toward grey and rejects inputs off the digits' 1/16 grid; its ``detector-aware`` view adds
+    how far off the grid an input is, so a detector-aware attack must stay on it (a stand-in for MagNet)."""
+
+    detects = True
+    views = ("detector-aware",)
+
+    def forward(self, x):
+        return 0.9 * x + 0.05
+
+    def detect(self, x):
+        return ((x * 16 - (x * 16).round()).abs() > 1e-4).flatten(1).any(1)
+
+    def view(self, mode):
+        from robustbench_gan.purified import Rejecting
+
+        return lambda x: Rejecting(self(x), (x * 16 - (x * 16).round()).abs().flatten(1).amax(1) - 1e-4)
+
+
+def test_fab_and_apgd_through_a_view_with_a_rejection_column(cnn, digits):
+    """On a view whose logits carry the detector's column, FAB-T and APGD-T treat it as no class, and every
+    success they count is an input the detector lets through (here none: the off-grid examples are all
+    rejected)."""
+    defended = PurifiedClassifier(cnn, Reformer()).eval()
+    x, y = digits.x_test[:N], digits.y_test[:N]
+    aa = AutoAttack(version="custom", attacks=["apgd-t", "fab-t"], steps=10, targets=3, adaptive="detector-aware")
+    (outcome,) = aa.evaluate(defended, x, y, [0.1], batch_size=N, progress=False)
+    assert outcome.metrics["robust_accuracy"] == pytest.approx(outcome.metrics["clean_accuracy"])
+    for _, _, (o,) in aa.component_outcomes:
+        assert o.metrics["robust_accuracy"] == pytest.approx(outcome.metrics["clean_accuracy"])
+        assert o.metrics["queries"] > 0

@@ -22,7 +22,7 @@ from torch import Tensor
 from ..classifier import Classifier
 from ..core.stats import wilson_interval
 from ..errors import ConfigError
-from ..purified import detections
+from ..purified import check_adaptive, decision_classifier, detections
 from .base import ATTACKS, Attack, Goal, check_positive, check_seed, parse_norm
 from .evaluate import evaluate_batched
 from .outcome import Outcome
@@ -56,6 +56,11 @@ class AutoAttack(Attack):
     attacks only the samples still robust, and a success counts only when a fresh forward pass confirms it. After
     :meth:`evaluate`, ``component_outcomes`` holds one ``(label, component, outcomes)`` per component: the robust
     accuracy after it (cumulative), its own queries and seconds.
+
+    ``adaptive`` (a gradient view of a purifying defense: ``bpda``, ``unroll``, ``detector-aware``; see
+    :mod:`robustbench_gan.purified`): APGD and FAB differentiate that view, Square queries the defended model, and
+    success is always judged on the defended model, an example its detector rejects fooling nobody. The standard
+    AutoAttack number (:attr:`is_standard`) is the naive version; an adaptive cascade is reported beside it.
     """
 
     name = "autoattack"
@@ -64,8 +69,9 @@ class AutoAttack(Attack):
 
     def __init__(self, *, norm: str = "inf", version: str = "standard", attacks: Sequence[str] | None = None,
                  steps: int = 100, targets: int = 9, queries: int = 5000, eot_samples: int | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, adaptive: str = "none") -> None:
         super().__init__()
+        self.adaptive = check_adaptive(adaptive)
         if version not in (*VERSIONS, "custom"):
             raise ConfigError(f"version must be one of standard, rand, custom, got {version!r}")
         if version == "custom":
@@ -92,7 +98,7 @@ class AutoAttack(Attack):
         """AutoAttack's standard version at its full budget (100 steps, 9 targets, 5,000 queries, no EOT): the
         only configuration whose number may be reported as "AutoAttack"."""
         return (self.version == "standard" and (self.steps, self.targets, self.queries) == (100, 9, 5000)
-                and self.eot_samples in (None, 1))
+                and self.eot_samples in (None, 1) and self.adaptive == "none")
 
     @property
     def component_names(self) -> tuple[str, ...]:
@@ -113,42 +119,50 @@ class AutoAttack(Attack):
             "fab-t": lambda: ATTACKS.build("fab-t", targets=self.targets, **common),
             "square": lambda: Square(norm=self.norm, queries=self.queries, seed=self.seed),
         }
-        return [(label, built[label]()) for label in self.component_names]
+        out = [(label, built[label]()) for label in self.component_names]
+        for _, attack in out:  # the gradient components differentiate the cascade's view (their rows say so)
+            if attack.threat == "white-box":
+                attack.adaptive = self.adaptive
+        return out
 
     def perturb(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
         return self.perturb_many(clf, x, goal, [eps])[0]
 
     def perturb_many(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float]) -> list[Tensor]:
-        """The cascade at each eps; every eps starts again from the clean samples."""
+        """The cascade at each eps; every eps starts again from the clean samples. ``clf`` may be a gradient view
+        (``adaptive``): the gradient components differentiate it, Square scores the defended model itself, and
+        every decision is the defended model's (a rejected example fools nobody)."""
         if goal.targeted:
             raise ConfigError("autoattack is untargeted (its APGD-T and FAB-T choose their own target classes)")
         components = self.components()
+        real = decision_classifier(clf)
         out: list[Tensor] = []
         self.queries_per_eps = []
         log = _BatchLog(torch.zeros(0, dtype=torch.bool), [], [], [])
         for eps in eps_list:
-            start = clf.queries
-            clean_ok = (clf.predict(x).argmax(1) == goal.labels).cpu()
+            start = real.queries
+            clean_ok = (real.predict(x).argmax(1) == goal.labels).cpu()
             adv, fooled_by = x.clone(), torch.full((len(x),), -1, dtype=torch.long)
             queries, seconds = [], []
             for k, (_, attack) in enumerate(components):
                 standing = (clean_ok & (fooled_by < 0)).nonzero().squeeze(1)
-                t0, q0 = time.perf_counter(), clf.queries
+                t0, q0 = time.perf_counter(), real.queries
                 if len(standing) and eps > 0:
                     idx = standing.to(x.device)
-                    xa = attack.perturb(clf, x[idx], Goal(goal.labels[idx]), eps=float(eps))
-                    fooled = (clf.predict(xa).argmax(1) != goal.labels[idx]).cpu()
-                    rejected = detections(clf, xa)  # a detector's rejection defends the sample (as in the report):
+                    victim = real if attack.threat == "black-box" else clf
+                    xa = attack.perturb(victim, x[idx], Goal(goal.labels[idx]), eps=float(eps))
+                    fooled = (real.predict(xa).argmax(1) != goal.labels[idx]).cpu()
+                    rejected = detections(real, xa)  # a detector's rejection defends the sample (as in the report):
                     if rejected is not None:        # the later components must still try it
                         fooled &= ~rejected
                     adv[idx[fooled.to(x.device)]] = xa[fooled.to(x.device)]
                     fooled_by[standing[fooled]] = k
                 if x.is_cuda:
                     torch.cuda.synchronize()
-                queries.append(clf.queries - q0)
+                queries.append(real.queries - q0)
                 seconds.append(time.perf_counter() - t0)
             out.append(adv)
-            self.queries_per_eps.append(clf.queries - start)
+            self.queries_per_eps.append(real.queries - start)
             log.clean_ok = clean_ok
             log.fooled_by.append(fooled_by)
             log.queries.append(queries)

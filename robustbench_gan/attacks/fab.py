@@ -24,8 +24,9 @@ from torch import Tensor
 
 from ..classifier import Classifier, frozen
 from ..errors import ConfigError
+from ..purified import split_rejection
 from .base import ATTACKS, Attack, Goal, check_positive, check_seed, is_success, parse_norm
-from .loop import clip
+from .loop import clip, goal_reached
 from .norms import flat_norm, project
 
 
@@ -69,6 +70,15 @@ def project_onto_hyperplane(t: Tensor, w: Tensor, b: Tensor, bounds: tuple[float
     return torch.where(down, -size, size)
 
 
+def _input_gradient(total: Tensor, x: Tensor, *, retain_graph: bool = False) -> Tensor:
+    """``d total / d x``; zero where the model's output does not depend on ``x`` through autograd (a detached input
+    purification): the naive attack then fails honestly instead of crashing, as in the attack loop."""
+    if not total.requires_grad:
+        return torch.zeros_like(x)
+    (g,) = torch.autograd.grad(total, x, retain_graph=retain_graph, allow_unused=True)
+    return torch.zeros_like(x) if g is None else g
+
+
 def linearized_boundary(clf: Classifier, x: Tensor, goal: Goal, target: Tensor | None,
                         norm: str) -> tuple[Tensor, Tensor]:
     """Per sample, the logit difference ``f`` at ``x`` whose zero set is the decision boundary FAB steps to, and
@@ -82,7 +92,7 @@ def linearized_boundary(clf: Classifier, x: Tensor, goal: Goal, target: Tensor |
     rows = torch.arange(len(x), device=x.device)
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
-        z = clf(x)
+        z = split_rejection(clf, clf(x))[0]  # a detector-aware view's rejection column is no class
         if goal.targeted or target is not None:
             if goal.targeted:
                 to = goal.labels
@@ -91,13 +101,12 @@ def linearized_boundary(clf: Classifier, x: Tensor, goal: Goal, target: Tensor |
             else:
                 to, source = target, goal.labels
             f = z[rows, to] - z[rows, source]
-            (g,) = torch.autograd.grad(f.sum(), x)
-            return f.detach(), g
+            return f.detach(), _input_gradient(f.sum(), x)
         k = z.shape[1]
         classes = torch.arange(k, device=x.device).expand(len(x), k)
         others = classes[classes != goal.labels[:, None]].view(len(x), k - 1)
         diffs = z.gather(1, others) - z[rows, goal.labels][:, None]
-        grads = [torch.autograd.grad(diffs[:, j].sum(), x, retain_graph=j < k - 2)[0] for j in range(k - 1)]
+        grads = [_input_gradient(diffs[:, j].sum(), x, retain_graph=j < k - 2) for j in range(k - 1)]
     g_all = torch.stack(grads, 1)  # [n, k - 1, *x.shape[1:]]
     flat = g_all.flatten(2)
     dual = flat.abs().sum(-1) if norm == "inf" else flat.norm(dim=-1)
@@ -137,7 +146,7 @@ def fab_run(
         alpha = (s1 / (s1 + s2)).clamp(0.0, alpha_max)[:, None]
         xk = clip((1 - alpha) * (xk + eta * d1) + alpha * (x0 + eta * d2), clf)
         with torch.no_grad():
-            fooled = is_success(clf(xk.view(-1, *shape)), g_run)
+            fooled = goal_reached(clf, clf(xk.view(-1, *shape)), lambda z: is_success(z, g_run))
         r = flat_norm(xk - x0, norm)
         better = fooled & (r < dist[idx])
         best[idx[better]], dist[idx[better]] = xk[better], r[better]
@@ -209,8 +218,8 @@ class FAB(Attack):
         out = x.clone()
         with frozen(clf), torch.no_grad():
             logits = clf(x)
-            done = is_success(logits, goal)  # already fooled at the input itself: nothing to do
-            for targets in self.waves(logits, goal):
+            done = goal_reached(clf, logits, lambda z: is_success(z, goal))  # fooled at the input: nothing to do
+            for targets in self.waves(split_rejection(clf, logits)[0], goal):
                 for restart in range(self.restarts):
                     active = (~done).nonzero().squeeze(1)
                     if len(active) == 0:
@@ -222,8 +231,8 @@ class FAB(Attack):
                     if beyond.any():  # fooled only beyond eps: the smallest point projected into the ball
                         xb = x[active[beyond]]
                         adv[beyond] = clip(xb + project(adv[beyond] - xb, eps, self.norm), clf)
-                        within[beyond] = is_success(clf(adv[beyond]), Goal(goal.labels[active[beyond]],
-                                                                            goal.targeted))
+                        g_beyond = Goal(goal.labels[active[beyond]], goal.targeted)
+                        within[beyond] = goal_reached(clf, clf(adv[beyond]), lambda z: is_success(z, g_beyond))
                     out[active[within | beyond]] = adv[within | beyond]
                     done[active[within]] = True
         return out

@@ -101,6 +101,6 @@ def _run_cell(cell: Cell, classifiers: Mapping[ClassifierId, Classifier], data: 
                "rounds": [h.as_dict() for h in history]}] if history else []
     purified = isinstance(classifiers[(m.name, d.name)], PurifiedClassifier)
     records = [make_record(s, m.name, d, cell.attack, attack, o, purified=purified) for o in outcomes]
-    return CellOutput(records + component_records(s, m.name, d, cell.attack, attack),
+    return CellOutput(records + component_records(s, m.name, d, cell.attack, attack, purified=purified),
                       gallery_entry(m.name, d.name, cell.attack.name, outcomes, data.class_names), rounds,
                       sample_blocks(m.name, d.name, cell.attack, attack, outcomes))

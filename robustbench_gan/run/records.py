@@ -76,6 +76,7 @@ def make_record(
 
 def component_records(
     settings: CellSettings, model: str, defense: DefenseConfig, cfg: AttackConfig, attack: Attack,
+    *, purified: bool = False,
 ) -> list[dict[str, Any]]:
     """The rows of an ensemble's components (AutoAttack: the robust accuracy after each attack of the cascade),
     named ``<attack>/<component>`` with the component's own threat, role and norm. They carry no per-sample data:
@@ -83,7 +84,7 @@ def component_records(
     rows = []
     for label, component, outcomes in getattr(attack, "component_outcomes", ()):
         named = replace(cfg, name=f"{cfg.name}/{label}")
-        rows += [make_record(settings, model, defense, named, component, o) for o in outcomes]
+        rows += [make_record(settings, model, defense, named, component, o, purified=purified) for o in outcomes]
     return rows
 
 
