@@ -12,7 +12,8 @@ from robustbench_gan.attacks import APGD, APGDT, PGD, AutoAttack, Goal, make_att
 from robustbench_gan.classifier import Classifier
 from robustbench_gan.errors import ConfigError
 from robustbench_gan.export import robustbench_entries
-from robustbench_gan.purified import PurifiedClassifier, Purifier, detections
+from robustbench_gan.purified import PurifiedClassifier, Purifier, Rejecting, detections
+from test_purified import Quantize  # rounds pixels without autograd: zero naive gradients
 
 N = 100
 
@@ -212,8 +213,13 @@ class OffGrid(Purifier):
     def forward(self, x):
         return x
 
+    @staticmethod
+    def off_grid(x):
+        """Per sample, how far its farthest pixel is from the 1/16 grid (in units of 1/16)."""
+        return (x * 16 - (x * 16).round()).abs().flatten(1).amax(1)
+
     def detect(self, x):
-        return ((x * 16 - (x * 16).round()).abs() > 1e-4).flatten(1).any(1)
+        return self.off_grid(x) > 1e-4
 
 
 def test_a_rejected_example_leaves_the_sample_standing_for_the_next_component(cnn, digits):
@@ -232,15 +238,6 @@ def test_a_rejected_example_leaves_the_sample_standing_for_the_next_component(cn
     undefended = AutoAttack(version="custom", attacks=["apgd-ce", "square"], steps=10, queries=20)
     (plain,) = undefended.evaluate(cnn, x, y, [0.1], batch_size=N, progress=False)
     assert plain.metrics["robust_accuracy"] < clean - 0.2  # the same attacks do fool the model without detector
-
-
-class Quantize(Purifier):
-    """Rounds pixels to 1/4 steps without autograd: naive gradients are zero (shattered gradients)."""
-
-    differentiable = False
-
-    def forward(self, x):
-        return (x.detach() * 4).round() / 4
 
 
 def test_adaptive_autoattack_breaks_a_purifier_the_naive_cascade_cannot(cnn, digits):
@@ -265,23 +262,17 @@ def test_adaptive_autoattack_breaks_a_purifier_the_naive_cascade_cannot(cnn, dig
         AutoAttack(adaptive="BPDA!")
 
 
-class Reformer(Purifier):
+class Reformer(OffGrid):
     """Shrinks the input toward grey and rejects inputs off the digits' 1/16 grid; its ``detector-aware`` view adds
     how far off the grid an input is, so a detector-aware attack must stay on it (a stand-in for MagNet)."""
 
-    detects = True
     views = ("detector-aware",)
 
     def forward(self, x):
         return 0.9 * x + 0.05
 
-    def detect(self, x):
-        return ((x * 16 - (x * 16).round()).abs() > 1e-4).flatten(1).any(1)
-
     def view(self, mode):
-        from robustbench_gan.purified import Rejecting
-
-        return lambda x: Rejecting(self(x), (x * 16 - (x * 16).round()).abs().flatten(1).amax(1) - 1e-4)
+        return lambda x: Rejecting(self(x), self.off_grid(x) - 1e-4)
 
 
 def test_fab_and_apgd_through_a_view_with_a_rejection_column(cnn, digits):

@@ -5,7 +5,7 @@ classes). Linf and L2; per-sample step sizes, momentum and checkpoints; the norm
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -215,25 +215,23 @@ class APGD(Attack):
             loss, waves = self.plan(clf, x, goal)
             for wave in waves:
                 active = (~done).nonzero().squeeze(1)
-                starts = [random_start(x.shape, self.norm, gen, x.dtype) for _ in wave]
                 k, m = len(active), len(wave)
                 if k == 0:
                     break
                 rows = active.repeat(m)  # copy j of the standing samples runs wave[j]
                 runs = torch.tensor(wave, device=x.device).repeat_interleave(k)
-                start = torch.cat([t[active.cpu()] for t in starts])
+                start = torch.cat([random_start(x.shape, self.norm, gen, x.dtype)[active.cpu()] for _ in wave])
                 adv, found, when = apgd_run(
                     clf, x[rows], Goal(goal.labels[rows], goal.targeted), lambda idx: loss(rows[idx], runs[idx]),
                     eps=eps, norm=self.norm, steps=self.steps, rho=self.rho, start=start,
                     eot_samples=self.eot_samples, active_set=self.active_set, groups=rows if m > 1 else None)
                 order = torch.where(found, when * m + torch.arange(m, device=x.device).repeat_interleave(k),
                                     torch.iinfo(torch.long).max).view(m, k)
-                choice = order.argmin(0)  # per sample: its earliest success, else (all equal) the first run...
-                choice = torch.where(found.view(m, k).any(0), choice, m - 1)  # ...replaced by the last run's point
+                hit = found.view(m, k).any(0)
+                choice = torch.where(hit, order.argmin(0), m - 1)  # its earliest success, else the last run's point
                 best[active] = adv.view(m, k, *x.shape[1:])[choice, torch.arange(k, device=x.device)]
-                done[active[found.view(m, k).any(0)]] = True
+                done[active[hit]] = True
         return best
-
 
 
 @ATTACKS.register("apgd-t")

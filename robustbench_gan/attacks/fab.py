@@ -26,7 +26,7 @@ from ..classifier import Classifier, frozen
 from ..errors import ConfigError
 from ..purified import split_rejection
 from .base import ATTACKS, Attack, Goal, check_positive, check_seed, is_success, parse_norm
-from .loop import clip, goal_reached
+from .loop import clip, goal_reached, gradient_of
 from .norms import flat_norm, project
 
 
@@ -70,15 +70,6 @@ def project_onto_hyperplane(t: Tensor, w: Tensor, b: Tensor, bounds: tuple[float
     return torch.where(down, -size, size)
 
 
-def _input_gradient(total: Tensor, x: Tensor, *, retain_graph: bool = False) -> Tensor:
-    """``d total / d x``; zero where the model's output does not depend on ``x`` through autograd (a detached input
-    purification): the naive attack then fails honestly instead of crashing, as in the attack loop."""
-    if not total.requires_grad:
-        return torch.zeros_like(x)
-    (g,) = torch.autograd.grad(total, x, retain_graph=retain_graph, allow_unused=True)
-    return torch.zeros_like(x) if g is None else g
-
-
 def linearized_boundary(clf: Classifier, x: Tensor, goal: Goal, target: Tensor | None,
                         norm: str) -> tuple[Tensor, Tensor]:
     """Per sample, the logit difference ``f`` at ``x`` whose zero set is the decision boundary FAB steps to, and
@@ -101,12 +92,12 @@ def linearized_boundary(clf: Classifier, x: Tensor, goal: Goal, target: Tensor |
             else:
                 to, source = target, goal.labels
             f = z[rows, to] - z[rows, source]
-            return f.detach(), _input_gradient(f.sum(), x)
+            return f.detach(), gradient_of(f.sum(), x)
         k = z.shape[1]
         classes = torch.arange(k, device=x.device).expand(len(x), k)
         others = classes[classes != goal.labels[:, None]].view(len(x), k - 1)
         diffs = z.gather(1, others) - z[rows, goal.labels][:, None]
-        grads = [_input_gradient(diffs[:, j].sum(), x, retain_graph=j < k - 2) for j in range(k - 1)]
+        grads = [gradient_of(diffs[:, j].sum(), x, retain_graph=j < k - 2) for j in range(k - 1)]
     g_all = torch.stack(grads, 1)  # [n, k - 1, *x.shape[1:]]
     flat = g_all.flatten(2)
     dual = flat.abs().sum(-1) if norm == "inf" else flat.norm(dim=-1)

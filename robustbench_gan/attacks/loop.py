@@ -43,6 +43,16 @@ def clip(x: Tensor, clf: Classifier) -> Tensor:
     return x.clamp(lo, hi)
 
 
+def gradient_of(total: Tensor, x: Tensor, *, retain_graph: bool = False) -> Tensor:
+    """``d total / d x``. A model whose output does not depend on ``x`` through autograd (a detached input
+    purification) has a zero gradient: the naive attack then fails honestly instead of crashing (the checks flag
+    such defenses)."""
+    if not total.requires_grad:
+        return torch.zeros_like(x)
+    (grad,) = torch.autograd.grad(total, x, retain_graph=retain_graph, allow_unused=True)
+    return torch.zeros_like(x) if grad is None else grad
+
+
 def loss_gradient(clf: Classifier, x: Tensor, loss: LossFn, eot_samples: int = 1) -> tuple[Tensor, Tensor, Tensor]:
     """Per-sample ``loss``, logits and the input gradient of the summed loss at ``x`` (one forward + backward).
 
@@ -58,10 +68,7 @@ def loss_gradient(clf: Classifier, x: Tensor, loss: LossFn, eot_samples: int = 1
         z, over = split_rejection(clf, logits)
         values = loss(z).float() if over is None else loss(z).float() - REJECTION_WEIGHT * over.float().clamp_min(0)
         total = values.sum() if scale == 1.0 else values.sum() * scale
-        # a model whose output does not depend on x through autograd (a detached input purification) has a zero
-        # gradient: the naive attack then fails honestly instead of crashing (the checks flag such defenses)
-        (grad,) = torch.autograd.grad(total, x, allow_unused=True) if total.requires_grad else (None,)
-        grad = torch.zeros_like(x) if grad is None else grad
+        grad = gradient_of(total, x)
     if scale != 1.0:
         if not bool(torch.isfinite(grad).all()):  # the scaled fp16 gradient overflowed: this step in fp32
             with precision.full_precision(x.device):
