@@ -27,6 +27,40 @@ def cnn(digits) -> Classifier:
     return _trained("cnn", digits, 10)
 
 
+class PerSample(torch.nn.Module):
+    """``inner`` run one sample at a time. Float kernels are picked by shape (oneDNN) and differ between processors,
+    so a sample's logits may change in the last bits with the batch around it; here every kernel sees the same
+    shapes whatever the batch holds, so results that should not depend on batch composition can be compared bit
+    for bit on any processor."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.inner(x[i : i + 1]) for i in range(len(x))])
+
+
+@pytest.fixture(scope="session")
+def per_sample_cnn(cnn) -> Classifier:
+    """The digits CNN, one sample per kernel call (see :class:`PerSample`): batch-composition identities hold bit
+    for bit on it."""
+    return Classifier(PerSample(cnn.model), num_classes=10).eval()
+
+
+def assert_same_decisions(clf: Classifier, a: torch.Tensor, b: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+                          eps: float, norm: str = "inf") -> None:
+    """Two runs of an attack that should agree: the same samples fall, and both sets of examples lie in the eps
+    ball and the pixel bounds (the examples themselves may differ in the last bits: kernels differ with batch
+    composition)."""
+    from robustbench_gan.attacks.norms import flat_norm
+
+    assert torch.equal(clf.predict(a).argmax(1) != y, clf.predict(b).argmax(1) != y)
+    for adv in (a, b):
+        assert float(flat_norm(adv - x, norm).max()) <= eps * (1 + 1e-5) + 1e-6
+        assert float(adv.min()) >= clf.bounds[0] and float(adv.max()) <= clf.bounds[1]
+
+
 @pytest.fixture(scope="session")
 def pgd_trained(digits) -> Classifier:
     """A digits CNN adversarially trained with PGD (eps 0.2, 5 steps, 8 epochs): the robust model the attack

@@ -152,30 +152,39 @@ def test_export_card_says_autoattack_only_for_the_standard_version():
 @pytest.mark.parametrize("which", ["natural", "pgd-trained"])
 @pytest.mark.parametrize("eps", [0.1, 0.2])
 def test_autoattack_at_least_as_strong_as_torchattacks(which, eps, cnn, pgd_trained, digits):
-    """Our standard AutoAttack (full budget) leaves at most torchattacks' AutoAttack(version="standard") plus one
-    sample, on the same model and data."""
+    """Our standard AutoAttack (full budget) is not weaker than torchattacks' AutoAttack(version="standard") beyond
+    the sampling error (tests/yardstick.py), on the same model and data."""
     torchattacks = pytest.importorskip("torchattacks")
     clf = cnn if which == "natural" else pgd_trained
     x, y = digits.x_test[:N], digits.y_test[:N]
-    ours = robust(clf, AutoAttack()(clf, x, Goal(y), eps=eps), y)
-    theirs = robust(clf, torchattacks.AutoAttack(clf, norm="Linf", eps=eps, version="standard", n_classes=10,
-                                                 seed=0)(x, y), y)
-    assert ours <= theirs + 1, (which, eps, ours, theirs)
+    from yardstick import assert_not_weaker, standing
+
+    ours = standing(clf, AutoAttack()(clf, x, Goal(y), eps=eps), y)
+    theirs = standing(clf, torchattacks.AutoAttack(clf, norm="Linf", eps=eps, version="standard", n_classes=10,
+                                                   seed=0)(x, y), y)
+    assert_not_weaker(ours, theirs, f"autoattack {which} eps {eps}")
 
 
 @pytest.mark.parametrize("make", [lambda: APGD(steps=15), lambda: APGD(steps=15, loss="dlr", restarts=2),
                                   lambda: APGDT(steps=10, targets=3)])
-def test_apgd_active_set_gives_the_same_examples_for_fewer_passes(make, cnn, digits):
-    """Fooled samples leave the batch: identical examples (same seed), fewer forward passes."""
+@pytest.mark.parametrize("exact", [False, True])
+def test_apgd_active_set_gives_the_same_examples_for_fewer_passes(make, exact, cnn, per_sample_cnn, digits):
+    """Fooled samples leave the batch: the same samples fall (same seed), for fewer forward passes; identical
+    examples where kernels cannot depend on the batch (the per-sample model)."""
+    from conftest import assert_same_decisions
+
     x, y = digits.x_test[:N], digits.y_test[:N]
+    clf = per_sample_cnn if exact else cnn
     runs = {}
     for active in (True, False):
         attack = make()
         attack.active_set = active
-        before = cnn.queries
-        runs[active] = attack(cnn, x, Goal(y), eps=0.15), cnn.queries - before
+        before = clf.queries
+        runs[active] = attack(clf, x, Goal(y), eps=0.15), clf.queries - before
     (with_set, q_with), (without, q_without) = runs[True], runs[False]
-    assert torch.equal(with_set, without)
+    assert_same_decisions(clf, with_set, without, x, y, 0.15)
+    if exact:
+        assert torch.equal(with_set, without)
     assert q_with < 0.8 * q_without
 
 

@@ -37,6 +37,45 @@ def numerics(device: str) -> str:
     return f"cpu/threads={torch.get_num_threads()}"
 
 
+def _cpu_identity() -> str:
+    """The processor as the kernels see it: vendor, family, model and model name (float kernels, MKL's and oneDNN's
+    among them, pick code paths by these)."""
+    import platform
+
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if not line.strip():
+                    break  # the first processor describes them all
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
+    except OSError:
+        pass
+    parts = [fields.get(k, "") for k in ("vendor_id", "cpu family", "model", "model name")]
+    return "/".join(parts) if any(parts) else (platform.processor() or platform.machine() or "unknown")
+
+
+def numerics_fingerprint(device: str) -> dict[str, str]:
+    """Everything that decides the last bits of a run's numbers besides its inputs and seed: the device (on the CPU
+    the processor, the kernels' instruction set and the thread count), and the torch build. Two runs agree bit for
+    bit only where these agree; elsewhere they agree within sampling error (float kernels differ between
+    processors and instruction sets, and with the number of threads a reduction is split across)."""
+    import torch
+
+    out = {"torch": torch.__version__, "device": device}
+    if device.startswith("cuda"):
+        index = torch.device(device).index or 0
+        out["gpu"] = torch.cuda.get_device_name(index)
+        out["cuda"] = str(torch.version.cuda)
+        out["cudnn"] = str(torch.backends.cudnn.version())
+    else:
+        out["processor"] = _cpu_identity()
+        out["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+        out["threads"] = str(torch.get_num_threads())
+    return out
+
+
 @contextmanager
 def torch_threads(threads: int | None) -> Iterator[None]:
     """torch's CPU threads set to ``threads`` for the block and restored afterwards (``None``: left as they are)."""
