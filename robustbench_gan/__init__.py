@@ -19,6 +19,7 @@ _PUBLIC: dict[str, str] = {
     "Classifier": ".classifier",
     "DATASETS": ".data", "Data": ".data", "DataSpec": ".data", "load_dataset": ".data",
     "DEFENSES": ".defenses", "Defense": ".defenses",
+    "SanityFlagWarning": ".checks",
     "CheckpointError": ".errors", "ConfigError": ".errors", "DataError": ".errors", "ModelError": ".errors",
     "RobustBenchError": ".errors",
     "MODELS": ".models",
@@ -45,6 +46,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover
     from .api import benchmark
     from .attacks import ATTACKS, Attack, Goal, make_attack
+    from .checks import SanityFlagWarning
     from .classifier import Classifier
     from .data import DATASETS, Data, DataSpec, load_dataset
     from .defenses import DEFENSES, Defense

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .attacks import ATTACKS, Attack, make_attack
 from .attacks.precision import check_precision
+from .checks import warn_flags
 from .classifier import Classifier, eval_mode
 from .core.device import resolve_device
 from .data import Data, from_tensors, load_dataset
@@ -131,6 +132,7 @@ def benchmark(
     device: str = "auto",
     seed: int = 0,
     n: int | None = None,
+    subset: str = "first",
     batch_size: int | None = None,
     name: str | None = None,
     checks: bool = True,
@@ -145,7 +147,9 @@ def benchmark(
     (its test split), or a registered dataset name (its test split). ``attacks`` is a registry name (any case),
     an Attack object, or a list of them; ``eps`` one number or a list, in pixel units (8/255, not 8).
     Normalization (``mean``/``std``) is applied inside the wrapper, so attacks perturb pixels. The model is
-    evaluated in eval mode and left in the mode it came in. ``n`` evaluates a seeded subset; ``out`` also writes
+    evaluated in eval mode and left in the mode it came in. ``n`` evaluates the first ``n`` samples (as RobustBench
+    and papers do; ``subset="random"``: a subset seeded by ``seed``), and each per-sample row's ``sample_id`` is the
+    sample's index in ``data`` as given; ``out`` also writes
     results.csv, results.json, samples.csv.gz and index.html. The results carry per-sample data and the worst-case
     leaderboard, and (``checks=True``) the sanity flags of :mod:`robustbench_gan.checks` (gradient masking and
     friends; a fixed cost per model). ``precision`` (``auto``, ``fp32``, ``bf16``, ``fp16``) is that of the attacks'
@@ -155,6 +159,13 @@ def benchmark(
     """
     dev = resolve_device(device)
     check_precision(precision, allow_auto=True)
+    from .data import SUBSETS
+
+    if subset not in SUBSETS:
+        raise ConfigError(f"subset must be 'first' (the first n samples) or 'random' (a seeded random subset), "
+                          f"got {subset!r}")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ConfigError(f"n must be a positive integer (how many samples to evaluate) or None (all), got {n!r}")
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise ConfigError(f"batch_size must be a positive integer or None (automatic), got {batch_size!r}")
     if not isinstance(compile, bool):
@@ -173,7 +184,7 @@ def benchmark(
                     name or type(model).__name__)
     try:
         return _benchmark(model, d, configs, eps_list, num_classes=num_classes, mean=mean, std=std, out=out,
-                          device=dev, seed=seed, n=n, batch_size=batch_size, name=name, checks=checks,
+                          device=dev, seed=seed, n=n, subset=subset, batch_size=batch_size, name=name, checks=checks,
                           progress=progress, precision=precision, compile=compile)
     finally:
         for module, training in modes.items():
@@ -182,10 +193,35 @@ def benchmark(
             model.to(where)
 
 
+def _output_shape(clf: Classifier, x: Tensor) -> tuple[int, ...]:
+    """The shape of the logits for ``x``; a model that fails on the data is a one-line ModelError."""
+    try:
+        with torch.no_grad(), eval_mode(clf):
+            return tuple(clf(x).shape)
+    except Exception as exc:  # a user's forward may raise anything
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"the model ({type(clf.model).__name__}) fails on images of shape {tuple(x.shape[1:])} "
+                         f"(C, H, W): {type(exc).__name__}: {first}; give images the shape its input layer expects"
+                         ) from None
+
+
+def _check_labels_fit(y: Tensor, k: int, *, given: bool) -> None:
+    """Every label a class index of the model's ``k`` outputs, checked before any attack runs."""
+    low, top = int(y.min()), int(y.max())
+    if top < k:
+        return
+    outputs = f"num_classes={k}" if given else f"the model has {k} outputs"
+    if low >= 1 and top == k:
+        raise DataError(f"labels run {low}..{top} but {outputs} (class indices 0..{k - 1}): the labels look "
+                        f"1-based; pass y - 1")
+    raise DataError(f"labels reach {top} but {outputs} (class indices 0..{k - 1}); give labels 0..{k - 1}"
+                    f"{'' if given else ', or a model with one output per class'}")
+
+
 def _benchmark(
     model: nn.Module, d: Data, configs: tuple[AttackConfig, ...], eps_list: tuple[float, ...], *,
     num_classes: int | None, mean: Any, std: Any, out: str | Path | None, device: str, seed: int, n: int | None,
-    batch_size: int | None, name: str | None, checks: bool, progress: bool, precision: str = "auto",
+    subset: str, batch_size: int | None, name: str | None, checks: bool, progress: bool, precision: str = "auto",
     compile: bool = False,
 ) -> Results:
     dev = device
@@ -193,24 +229,28 @@ def _benchmark(
         clf = model
     else:
         model = model.to(dev)
+        wrap = {"bounds": d.spec.bounds, "mean": d.spec.mean or mean, "std": d.spec.std or std}
         k = num_classes
-        if k is None:
-            with torch.no_grad(), eval_mode(model):
-                out_shape = model(d.x_test[:2].to(dev)).shape
-            k = int(out_shape[-1]) if len(out_shape) == 2 else d.spec.num_classes
-        clf = Classifier(model, num_classes=k, bounds=d.spec.bounds, mean=d.spec.mean or mean, std=d.spec.std or std)
+        if k is None:  # as many classes as the model has outputs
+            probe = Classifier(model, num_classes=max(2, d.spec.num_classes), **wrap)
+            out_shape = _output_shape(probe, d.x_test[:2].to(dev))
+            k = int(out_shape[-1]) if len(out_shape) == 2 and out_shape[-1] >= 2 else d.spec.num_classes
+        clf = Classifier(model, num_classes=k, **wrap)
+    clf.check(d.x_test[:4].to(clf.device))
+    _check_labels_fit(d.y_test, clf.num_classes, given=num_classes is not None)
     model_name = name or type(getattr(clf, "model", clf)).__name__
     suite = SuiteConfig(
         name="benchmark", data={"dataset": d.spec.name}, models=(ModelConfig(model_name),), attacks=configs,
-        evaluation=EvalConfig(n=n, batch_size=batch_size, precision=precision, compile=compile), transfer=TransferConfig(sources="none"),
+        evaluation=EvalConfig(n=n, subset=subset, batch_size=batch_size, precision=precision, compile=compile), transfer=TransferConfig(sources="none"),
         seed=seed, device=dev,
     )
     config = {"model": model_name, "attacks": [c.kind if c.instance is None else repr(c.instance) for c in configs],
-              "eps": list(eps_list), "n": n, "bounds": list(d.spec.bounds), "precision": precision}
+              "eps": list(eps_list), "n": n, "subset": subset, "bounds": list(d.spec.bounds), "precision": precision}
     results = run_pipeline(suite, d, device=dev, progress=progress, checks=checks,
                            prebuilt={(model_name, "none"): clf}, manifest_config=config)
     if out is not None:
         from .reports import write_run
 
         write_run(results, out)
+    warn_flags(results.flags, stacklevel=4)
     return results

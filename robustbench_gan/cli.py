@@ -8,8 +8,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
+
+from .checks.warn import SanityFlagWarning, flag_line
 
 log = logging.getLogger("robustbench_gan")
 
@@ -146,15 +149,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.warning("--trust-checkpoint: checkpoints may run arbitrary code while loading")
         suite = replace(suite, models=tuple(replace(m, trust_checkpoint=True) for m in suite.models))
     out = Path(args.out) if args.out else Path("reports") / suite.name.replace("/", "_")
-    # progress bars only on a terminal: redirected output gets the log lines alone
-    progress = not args.quiet and sys.stderr.isatty()
-    results = run_suite(suite, out=out, cache_dir=args.cache_dir, cache=not args.no_cache, progress=progress,
-                        threads=args.threads)
-    n_flags = len(results.flags)
-    log.info("%d rows, %d sanity flag(s); report: %s", len(results.records), n_flags, out / "index.html")
+    # progress bars on a terminal; redirected output gets log lines instead (core.progress), -q neither
+    progress = not args.quiet
+    with warnings.catch_warnings():  # the summary below says it once, at the end
+        warnings.simplefilter("ignore", SanityFlagWarning)
+        results = run_suite(suite, out=out, cache_dir=args.cache_dir, cache=not args.no_cache, progress=progress,
+                            threads=args.threads)
+    log.info("%d rows; report: %s", len(results.records), out / "index.html")
     written = [out / name for name in ("results.csv", "results.json", "samples.csv.gz", "index.html")]
     sys.stdout.write("wrote " + ", ".join(str(p) for p in written if p.is_file()) + "\n")
+    summarise_flags(results.flags, out / "index.html")
     return 0
+
+
+def summarise_flags(flags: Sequence[dict], report: Path) -> None:
+    """The sanity flags of a run, at its end, on stderr (shown with -q too): a number they concern may be
+    overstated."""
+    if not flags:
+        log.info("sanity checks: no flags")
+        return
+    lines = [f"  {flag_line(f)}" for f in flags]
+    log.warning("%d sanity flag(s): the numbers they concern may overstate robustness (explanations: %s)\n%s",
+                len(flags), report, "\n".join(lines))
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -55,7 +55,9 @@ class DataSpec:
 
 @dataclass
 class Data:
-    """A train/test pair of tensors plus their spec."""
+    """A train/test pair of tensors plus their spec. ``test_ids`` is where each test sample sits in the source as
+    the user gave it (the file, the array, the tensors; default: its position in ``x_test``): the ``sample_id``
+    of per-sample results, so they line up with the user's own data and with other tools."""
 
     x_train: Tensor
     y_train: Tensor
@@ -63,6 +65,11 @@ class Data:
     y_test: Tensor
     spec: DataSpec
     _fingerprint: str | None = field(default=None, repr=False, compare=False)
+    test_ids: Tensor | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.test_ids is None:
+            self.test_ids = torch.arange(len(self.y_test))
 
     def fingerprint(self) -> str:
         """A content hash of the tensors and spec (used to key caches)."""
@@ -187,9 +194,20 @@ def _check_labels(y: Tensor, source: str, k: int, given: bool) -> None:
                         f"labels must be class indices 0..{k - 1}{hint}")
 
 
+class Split(tuple):
+    """``(x_train, y_train, x_test, y_test)`` and, as ``test_ids``, where each test sample sits in its source."""
+
+    test_ids: Tensor
+
+    def __new__(cls, parts: Sequence[Tensor], test_ids: Tensor) -> "Split":
+        out = super().__new__(cls, parts)
+        out.test_ids = test_ids
+        return out
+
+
 def seeded_split(
     x: Tensor, y: Tensor, *, train_size: int | float | None, test_size: int | float | None, seed: int, name: str
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+) -> Split:
     """Split one source into train/test with a seeded permutation.
 
     Sizes are counts or fractions; with neither given, 75% / 25%. With one given, the rest is the other split.
@@ -212,14 +230,27 @@ def seeded_split(
         )
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     tr, te = perm[:n_train], perm[n_train : n_train + n_test]
-    return x[tr], y[tr], x[te], y[te]
+    return Split((x[tr], y[tr], x[te], y[te]), te)
+
+
+SUBSETS = ("first", "random")
+
+
+def subset_index(n: int, size: int | None, seed: int, how: str = "random") -> Tensor:
+    """Positions of at most ``size`` of ``n`` samples: the first ``size`` (``how="first"``, as RobustBench and
+    papers evaluate ``x_test[:n]``) or a seeded random subset (``"random"``); all of them when ``size`` is None."""
+    if how not in SUBSETS:
+        raise DataError(f"subset must be one of {', '.join(SUBSETS)}, got {how!r}")
+    if size is None or size >= n:
+        return torch.arange(n)
+    if how == "first":
+        return torch.arange(size)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size]
 
 
 def subset(x: Tensor, y: Tensor, size: int | None, seed: int) -> tuple[Tensor, Tensor]:
     """A seeded random subset of at most ``size`` samples (all of them when ``size`` is None)."""
-    if size is None or size >= len(x):
-        return x, y
-    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:size]
+    idx = subset_index(len(x), size, seed)
     return x[idx], y[idx]
 
 
@@ -236,9 +267,9 @@ def load_digits(
     bunch = sk_digits()
     x = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
     y = torch.tensor(bunch.target, dtype=torch.int64)
-    xtr, ytr, xte, yte = seeded_split(x, y, train_size=train_size, test_size=test_size, seed=seed, name="digits")
+    parts = seeded_split(x, y, train_size=train_size, test_size=test_size, seed=seed, name="digits")
     spec = DataSpec("digits", (1, 8, 8), 10)
-    return Data(xtr, ytr, xte, yte, spec)
+    return Data(*parts, spec, test_ids=parts.test_ids)
 
 
 def from_tensors(
@@ -251,21 +282,40 @@ def from_tensors(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
 ) -> Data:
-    """Wrap a user's ``(x, y)`` evaluation tensors as :class:`Data` (no training split: train = test)."""
+    """Wrap a user's ``(x, y)`` evaluation tensors as :class:`Data` (no training split: train = test).
+
+    uint8 images with the default ``bounds`` (0, 1) are scaled to [0, 1] (``x / 255``, as torchvision's
+    ``ToTensor`` does); with ``bounds=(0, 255)`` they keep their values."""
     if not isinstance(x, Tensor) or not isinstance(y, Tensor):
         raise DataError("data must be an (x, y) pair of tensors, a Dataset, or a registered dataset name")
     if x.ndim == 3:
         x = x.unsqueeze(1)
     if x.ndim != 4:
         raise DataError(f"images must have shape [N, C, H, W] (or [N, H, W]), got {tuple(x.shape)}")
+    _check_channels_first(x)
+    lo, hi = float(bounds[0]), float(bounds[1])
+    scale = x.dtype == torch.uint8 and (lo, hi) == (0.0, 1.0)
     x = x.detach().to(torch.float32).cpu()
+    if scale:
+        x = x / 255.0
+        log.info("uint8 images scaled to [0, 1] (x / 255), as torchvision's ToTensor does; for a model trained on "
+                 "0..255 values pass bounds=(0, 255)")
     y = _class_indices(y.detach().cpu(), len(x))
+    if len(y) != len(x):
+        raise DataError(f"{len(x)} images but {len(y)} labels; give one label per image")
+    if len(y) and int(y.min()) < 0:
+        raise DataError(f"evaluation labels include {int(y.min())}; labels must be class indices 0..K-1")
     if len(x) and bool(torch.isfinite(x).all()):
         xmin, xmax = float(x.min()), float(x.max())
-        fix = ("they look normalized: pass images in pixel space and give mean=... and std=... (the wrapper "
-               "normalizes, so attacks perturb pixels)" if xmin < 0 <= float(bounds[0]) else
-               f"rescale them or pass bounds=({math.floor(xmin):g}, {math.ceil(xmax):g})")
-        _check_pixels(x, "evaluation images:", (float(bounds[0]), float(bounds[1])), fix)
+        if xmin < 0 <= lo:
+            fix = ("they look normalized: pass images in pixel space and give mean=... and std=... (the wrapper "
+                   "normalizes, so attacks perturb pixels)")
+        elif xmax > hi and hi <= 1.0 < xmax <= 255.0:
+            fix = ("if your model takes inputs in [0, 1], pass x / 255; if it was trained on 0..255 values, pass "
+                   "bounds=(0, 255) and eps in 0..255 units")
+        else:
+            fix = f"rescale them or pass bounds=({math.floor(xmin):g}, {math.ceil(xmax):g}) if the model takes those"
+        _check_pixels(x, "evaluation images:", (lo, hi), fix)
     k = int(num_classes) if num_classes is not None else int(y.max()) + 1
     spec = DataSpec(
         name,
@@ -278,6 +328,15 @@ def from_tensors(
     data = Data(x, y, x, y, spec)
     validate(data)
     return data
+
+
+def _check_channels_first(x: Tensor) -> None:
+    """Refuse channels-last images ``[N, H, W, C]`` (C = 1, 3 or 4 after a larger spatial axis) in one line that
+    says how to fix them, before any model sees them."""
+    c, h, w = (int(s) for s in x.shape[1:])
+    if w in (1, 3, 4) and c not in (1, 3, 4) and h > 4 and c > 4:
+        raise DataError(f"images have shape {tuple(x.shape)}, which looks channels-last [N, H, W, C]; the toolkit "
+                        f"takes [N, C, H, W]: pass x.permute(0, 3, 1, 2) (NumPy: x.transpose(0, 3, 1, 2))")
 
 
 def _class_indices(y: Tensor, n: int) -> Tensor:
@@ -410,21 +469,22 @@ def _size(v: int | float | None, n: int, what: str) -> int | None:
 def _two_splits(
     xtr: Tensor, ytr: Tensor, xte: Tensor, yte: Tensor, *,
     train_size: int | float | None, test_size: int | float | None, seed: int, name: str,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+) -> Split:
     """Seeded subsets of a source that already has train and test splits."""
-    out = []
+    out, index = [], torch.arange(0)
     for split, x, y, size in (("train", xtr, ytr, train_size), ("test", xte, yte, test_size)):
         k = _size(size, len(x), f"{split}_size")
         if k is not None and k > len(x):
             log.warning("%s: %s_size=%d but the %s split has only %d samples; using all", name, split, k, split, len(x))
-        out.extend(subset(x, y, k, seed))
-    return out[0], out[1], out[2], out[3]
+        index = subset_index(len(x), k, seed)
+        out.extend((x[index], y[index]))
+    return Split(out, index)
 
 
 def _split(
     x: Tensor, y: Tensor, x_test: Tensor | None, y_test: Tensor | None, *,
     train_size: int | float | None, test_size: int | float | None, seed: int, name: str,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+) -> Split:
     if x_test is None or y_test is None:
         return seeded_split(x, y, train_size=train_size, test_size=test_size, seed=seed, name=name)
     return _two_splits(x, y, x_test, y_test, train_size=train_size, test_size=test_size, seed=seed, name=name)
@@ -483,9 +543,9 @@ def load_idx(
     for file, ys in ((labels, y), (test_labels, yt)):
         if ys is not None:
             _check_labels(ys, f"IDX file '{file}':", k, num_classes is not None)
-    xtr, ytr, xte, yte = _split(x, y, xt, yt, train_size=train_size, test_size=test_size, seed=seed, name=name)
+    parts = _split(x, y, xt, yt, train_size=train_size, test_size=test_size, seed=seed, name=name)
     spec = DataSpec(name, tuple(int(s) for s in x.shape[1:]), k, bounds=(0.0, 1.0))  # type: ignore[arg-type]
-    return Data(xtr, ytr, xte, yte, spec)
+    return Data(*parts, spec, test_ids=parts.test_ids)
 
 
 # torchvision class name, spec name, class names (empty: "0".."9")
@@ -517,7 +577,7 @@ def _load_mnist_like(
 
     def finish(xtr: Tensor, ytr: Tensor, xte: Tensor | None, yte: Tensor | None) -> Data:
         parts = _split(xtr, ytr, xte, yte, train_size=train_size, test_size=test_size, seed=seed, name=name)
-        return Data(*parts, spec)
+        return Data(*parts, spec, test_ids=parts.test_ids)
 
     def via_torchvision(dl: bool) -> Data:
         cls = getattr(tvd, cls_name)
@@ -788,4 +848,4 @@ def load_imagefolder(
         name, tuple(int(s) for s in parts[0].shape[1:]), max(len(classes), 1),  # type: ignore[arg-type]
         class_names=tuple(classes), bounds=(0.0, 1.0),
     )
-    return Data(*parts, spec)
+    return Data(*parts, spec, test_ids=parts.test_ids)

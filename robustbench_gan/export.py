@@ -5,7 +5,8 @@ RobustBench reads ``clean_acc`` and ``autoattack_acc`` as percentages in strings
 (``"8/255"``); ``link``, ``name``, ``authors``, ``venue`` and ``reported`` are filled in by hand before a
 submission, so they are left empty here. ``autoattack_acc`` is the robust accuracy of the suite's ``autoattack``
 attack when it ran the standard version at full budget (APGD-CE, APGD-T, FAB-T, Square; 100 steps, 9 targets,
-5,000 queries; Croce & Hein 2020) at that ε; otherwise it holds our worst case over the suite's attacks (per sample,
+5,000 queries; Croce & Hein 2020) at that ε, else of its rand version at full budget (APGD-CE and APGD-DLR with
+EOT over 20 draws: the number RobustBench lists for randomized defenses; the footnote says which); otherwise it holds our worst case over the suite's attacks (per sample,
 every attack at that ε) and ``footnote`` says it is *not* AutoAttack. ``worst_case_acc`` is always that worst case.
 """
 from __future__ import annotations
@@ -54,6 +55,8 @@ def robustbench_entries(results: Results, eps: float | None = None) -> list[dict
         if str(f.get("check")) not in checks:  # a check raised for several attacks is listed once
             checks.append(str(f.get("check")))
     standard = set(results.manifest.get("standard_autoattack") or [])
+    versions = results.manifest.get("autoattack_versions") or {name: "standard" for name in standard}
+    rand = {name for name, v in versions.items() if v == "rand"}
     out = []
     for norm, threat in THREAT_MODELS.items():
         rows = [b for b in board if str(b.get("norm")) == norm]
@@ -67,12 +70,19 @@ def robustbench_entries(results: Results, eps: float | None = None) -> list[dict
         for b in chosen:
             model, defense = str(b["model"]), str(b["defense"])
             aa = _autoattack_row(results, standard, model, defense, norm, float(b["eps"]))
+            aa_rand = _autoattack_row(results, rand, model, defense, norm, float(b["eps"])) if aa is None else None
             worst = f"{100 * float(b['worst_case_accuracy']):.2f}"
             if aa is not None:
                 acc = f"{100 * float(aa['robust_accuracy']):.2f}"
                 footnote = (f"AutoAttack (standard; Croce & Hein 2020), robustbench-gan's native implementation "
                             f"(attack {aa['attack']!r}); worst case over {_count(b['attacks'], 'attack')} of the "
                             f"suite: {worst}%; n = {b['n']}.")
+            elif aa_rand is not None:
+                acc = f"{100 * float(aa_rand['robust_accuracy']):.2f}"
+                footnote = (f"AutoAttack, rand version for randomized defenses (APGD-CE and APGD-DLR with EOT over "
+                            f"20 draws; Croce & Hein 2020), as RobustBench lists randomized defenses; "
+                            f"robustbench-gan's native implementation (attack {aa_rand['attack']!r}); worst case "
+                            f"over {_count(b['attacks'], 'attack')} of the suite: {worst}%; n = {b['n']}.")
             else:
                 acc = worst
                 footnote = (f"Worst case over {_count(b['attacks'], 'attack')} of the robustbench-gan suite "

@@ -42,15 +42,18 @@ def sample_block(meta: dict[str, Any], outcome: Any) -> dict[str, Any] | None:
             "perturbation": None if norms is None else [round(float(v), 6) for v in norms.tolist()]}
 
 
-def samples_table(blocks: Iterable[dict[str, Any]], labels: list[int]) -> pd.DataFrame:
-    """Long-format per-sample table (:data:`SAMPLE_COLUMNS`) from blocks and the evaluated samples' labels."""
+def samples_table(blocks: Iterable[dict[str, Any]], labels: list[int],
+                  sample_ids: list[int] | None = None) -> pd.DataFrame:
+    """Long-format per-sample table (:data:`SAMPLE_COLUMNS`) from blocks (whose ``ids`` are positions among the
+    evaluated samples) and the evaluated samples' labels. ``sample_id`` is ``sample_ids[position]``: where the
+    sample sits in the user's data set as given (default: the position itself)."""
     frames = []
     for b in blocks:
         n = len(b["adv_pred"])
         ids = b["ids"] if b.get("ids") is not None else list(range(n))
         true = [labels[i] for i in ids]
         frame = pd.DataFrame({
-            "sample_id": ids, "true_label": true, "clean_pred": b["clean_pred"], "adv_pred": b["adv_pred"],
+            "sample_id": ids if sample_ids is None else [sample_ids[i] for i in ids], "true_label": true, "clean_pred": b["clean_pred"], "adv_pred": b["adv_pred"],
             "perturbation": b["perturbation"] if b.get("perturbation") is not None else [float("nan")] * n,
         })
         for key in ("model", "defense", "attack", "threat", "source", "eps", "norm", "attack_kind", "attack_role"):

@@ -29,7 +29,7 @@ TRANSFER_SOURCES = ("all", "undefended", "none")
 MODEL_KEYS = ("name", "arch", "factory", "weights", "params", "trust_checkpoint", "mean", "std", "bounds") + tuple(
     TrainConfig.__dataclass_fields__)
 NORMALIZATION_KEYS = ("mean", "std")  # [data] and [[models]]: the wrapper normalizes, attacks stay in pixel space
-EVAL_KEYS = ("n", "batch_size", "gallery", "precision", "compile", "cudnn_benchmark")
+EVAL_KEYS = ("n", "subset", "batch_size", "gallery", "precision", "compile", "cudnn_benchmark")
 PATH_KEYS = ("images", "labels", "test_images", "test_labels", "path", "root")
 DEVICES = ("auto", "cpu", "cuda")
 MAX_SEED = 2**63 - 1  # torch generators take 64-bit seeds
@@ -88,7 +88,8 @@ class DefenseConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    n: int | None = None  # evaluate on the first n test samples (after a seeded shuffle); None: all
+    n: int | None = None  # evaluate n test samples (the first n, as RobustBench does; see subset); None: all
+    subset: str = "first"  # which n: "first" (x_test[:n]) or "random" (a subset seeded by the run's seed)
     batch_size: int | None = None  # None ("auto"): 256 on the CPU, on CUDA the largest that fits (run.tuning)
     gallery: int = 4
     precision: str = "auto"  # of the attacks' own passes: auto | fp32 | bf16 | fp16 (decisions always in fp32)
@@ -403,6 +404,11 @@ def validate_suite(doc: dict[str, Any], *, source: str = "<dict>", base: Path | 
     if "precision" in ev and ev["precision"] not in SETTINGS:
         raise ConfigError(f"{source}: [evaluation]: precision must be one of {', '.join(SETTINGS)}, "
                           f"got {ev['precision']!r}")
+    from .data import SUBSETS
+
+    if "subset" in ev and ev["subset"] not in SUBSETS:
+        raise ConfigError(f"{source}: [evaluation]: subset must be \"first\" (the first n test samples) or "
+                          f"\"random\" (a seeded random subset), got {ev['subset']!r}")
     if ev.get("batch_size") == "auto":
         ev["batch_size"] = None
     for key in ("compile", "cudnn_benchmark"):
@@ -410,7 +416,7 @@ def validate_suite(doc: dict[str, Any], *, source: str = "<dict>", base: Path | 
             raise ConfigError(f"{source}: [evaluation]: {key} must be true or false, got {ev[key]!r}")
     for key in ev:
         v = ev[key]
-        if key in ("precision", "compile", "cudnn_benchmark"):
+        if key in ("precision", "subset", "compile", "cudnn_benchmark"):
             continue
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < (0 if key == "gallery" else 1)):
             raise ConfigError(f"{source}: [evaluation]: {key} must be a positive integer"

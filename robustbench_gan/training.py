@@ -11,8 +11,8 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
+from .core.progress import progress_bar
 from .core.io import atomic_save, config_hash  # noqa: F401  (config_hash re-exported: cache keys)
 from .errors import ConfigError
 
@@ -77,7 +77,7 @@ def train_model(
         opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
     n = len(x)
     steps = (n + config.batch_size - 1) // config.batch_size
-    bar = tqdm(total=config.epochs * steps, desc=desc, disable=not progress, leave=False)
+    bar = progress_bar(total=config.epochs * steps, desc=desc, enabled=progress, leave=False)
     for epoch in range(config.epochs):
         model.train()
         perm = torch.randperm(n, generator=gen)

@@ -172,6 +172,12 @@ class APGD(Attack):
         self.rho, self.eot_samples, self.seed = float(rho), int(eot_samples), seed
         self.active_set = True  # fooled samples leave the batch (same results; tests turn it off to compare)
 
+    def class_count_problem(self, num_classes: int) -> str | None:
+        if self.loss == "dlr" and num_classes < 3:
+            return (f"the DLR loss needs at least 3 classes, the data has {num_classes}; use loss = \"ce\" "
+                    "(APGD-CE)")
+        return None
+
     def loss_fn(self, goal: Goal) -> LossFn:
         if self.loss == "dlr":
             return lambda logits: dlr_loss(logits, goal.labels)
@@ -248,6 +254,12 @@ class APGDT(APGD):
     """
 
     name = "apgd-t"
+
+    def class_count_problem(self, num_classes: int) -> str | None:
+        if num_classes < 4:
+            return (f"APGD-T's targeted DLR loss needs at least 4 classes, the data has {num_classes}; use "
+                    "apgd (APGD-CE) or pgd with loss = \"margin\" instead")
+        return None
 
     def __init__(self, *, norm: str = "inf", steps: int = 100, targets: int = 9, restarts: int = 1,
                  rho: float = 0.75, eot_samples: int = 1, seed: int = 0, adaptive: str = "none",

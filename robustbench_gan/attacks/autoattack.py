@@ -101,6 +101,26 @@ class AutoAttack(Attack):
                 and self.eot_samples in (None, 1) and self.adaptive == "none")
 
     @property
+    def reference_version(self) -> str | None:
+        """``"standard"`` (see :attr:`is_standard`) or ``"rand"`` (the rand version at its full budget: APGD-CE and
+        APGD-DLR, 100 steps, EOT over 20 draws, the number RobustBench lists for randomized defenses) when this
+        cascade is one of AutoAttack's reference versions, else None."""
+        if self.is_standard:
+            return "standard"
+        if (self.version == "rand" and self.steps == 100 and self.eot_samples in (None, RAND_EOT_SAMPLES)
+                and self.adaptive == "none"):
+            return "rand"
+        return None
+
+    def class_count_problem(self, num_classes: int) -> str | None:
+        for label, attack in self.components():
+            problem = attack.class_count_problem(num_classes)
+            if problem:
+                return (f"its component {label}: {problem}; or use version = \"custom\" with attacks that fit, "
+                        "e.g. [\"apgd-ce\", \"square\"]")
+        return None
+
+    @property
     def component_names(self) -> tuple[str, ...]:
         return tuple(self.attacks) if self.attacks else VERSIONS[self.version]
 
@@ -139,9 +159,11 @@ class AutoAttack(Attack):
         out: list[Tensor] = []
         self.queries_per_eps = []
         log = _BatchLog(torch.zeros(0, dtype=torch.bool), [], [], [])
+        given = self.clean_pred if self.clean_pred is not None and len(self.clean_pred) == len(x) else None
         for eps in eps_list:
-            start = real.queries
-            clean_ok = (real.predict(x).argmax(1) == goal.labels).cpu()
+            start = real.queries  # the evaluation's clean pass where there is one: the rows share one clean draw
+            clean = given if given is not None else real.predict(x).argmax(1)
+            clean_ok = (clean == goal.labels).cpu()
             adv, fooled_by = x.clone(), torch.full((len(x),), -1, dtype=torch.long)
             queries, seconds = [], []
             for k, (_, attack) in enumerate(components):

@@ -74,6 +74,9 @@ class Attack:
     precision: str = "fp32"  # of the attack's own passes (see attacks.precision); the suite's [evaluation] sets it
     adaptive: str = "none"  # what a gradient attack differentiates of a purifying defense (see purified.py)
     needs_generator: ClassVar[bool] = False  # evaluate needs provide([InvertedGenerator]) first (see natural.py)
+    clean_pred: Tensor | None = None
+    """While the evaluation runs a batch: its clean labels from the row's own clean pass (fp32, one draw per run),
+    for attacks that leave misclassified samples alone (AutoAttack); None when called directly."""
 
     def __init__(self) -> None:
         self.queries_made = 0
@@ -87,6 +90,11 @@ class Attack:
 
     def perturb(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
         raise NotImplementedError
+
+    def class_count_problem(self, num_classes: int) -> str | None:
+        """Why this attack cannot run on ``num_classes`` classes, and what to use instead (None: it can). Suites
+        and ``benchmark()`` ask before anything trains."""
+        return None
 
     def prerequisites(self, data: "Data", *, seed: int, numerics: str = "") -> list["Prerequisite"]:
         """What this attack needs besides the classifier, built once per run from the run's training ``data`` (the

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
+from ..core.progress import progress_bar
 from ..classifier import Classifier, frozen
 from ..purified import detections, gradient_view
 from .norms import flat_norm
-from .outcome import Outcome, accuracy_metrics
+from .outcome import Outcome, accuracy_metrics, clean_predictions
 from .precision import attack_precision
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ def evaluate_batched(
     minimum_norm = attack.role == "minimum-norm"
     found_x: list[Tensor] = []
     found_ok: list[Tensor] = []
-    clean_pred = clf.predict(x, batch_size=batch_size).argmax(1)
+    clean_pred = clean_predictions(clf, x, batch_size=batch_size, seed=seed)  # one clean draw per run
     clean_detected = detections(clf, x, batch_size=batch_size)  # a defense with a detector: its clean rejections
     adv_preds: list[list[Tensor]] = [[] for _ in eps_list]
     success: list[list[Tensor]] = [[] for _ in eps_list]
@@ -53,10 +53,11 @@ def evaluate_batched(
     seconds = 0.0
     queries = [0 for _ in eps_list]
     batches = range(0, len(x), batch_size)
-    for bi, start in enumerate(tqdm(batches, desc=desc or attack.name, disable=not progress, leave=False)):
+    for bi, start in enumerate(progress_bar(batches, desc=desc or attack.name, enabled=progress, leave=False)):
         xb, yb = x[start : start + batch_size], y[start : start + batch_size]
         goal = attack.make_goal(clf, xb, yb, seed=seed + bi)
         attack.queries_made, attack.queries_per_eps = 0, None
+        attack.clean_pred = clean_pred[start : start + batch_size]  # the row's clean labels (AutoAttack skips misses)
         scored = clf.queries
         t0 = time.perf_counter()
         # an adaptive attack differentiates a view of a purifying defense; decisions use the real classifier.
@@ -64,6 +65,7 @@ def evaluate_batched(
         view = gradient_view(clf, getattr(attack, "adaptive", "none"))
         with frozen(view), attack_precision(xb.device, getattr(attack, "precision", "fp32")):
             advs = attack.perturb_many(view, xb, goal, eps_list)
+        attack.clean_pred = None
         if xb.is_cuda:
             torch.cuda.synchronize()
         seconds += time.perf_counter() - t0

@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
+from ..core.progress import progress_bar
 from ..classifier import Classifier
 from ..errors import ConfigError
 from .base import ATTACKS, Attack, Goal, check_positive, check_seed
 from .evaluate import gallery_items
 from .norms import flat_norm
-from .outcome import Outcome
+from .outcome import Outcome, clean_predictions
 
 if TYPE_CHECKING:
     from ..data import Data
@@ -197,10 +197,10 @@ class NaturalAdversary(Attack):
         n = len(y)
         distance = torch.full((n,), float("inf"))
         x_adv, x_rec = x.clone(), x.clone()
-        clean_pred = clf.predict(x, batch_size=batch_size).argmax(1).cpu()
+        clean_pred = clean_predictions(clf, x, batch_size=batch_size, seed=seed).cpu()  # as in every row
         rec_pred = torch.zeros(n, dtype=torch.long)
         queries, seconds = 0, 0.0
-        for i in tqdm(range(0, n, batch_size), desc=desc or self.name, disable=not progress, leave=False):
+        for i in progress_bar(range(0, n, batch_size), desc=desc or self.name, enabled=progress, leave=False):
             xb, yb = x[i : i + batch_size], y[i : i + batch_size]
             t0 = time.perf_counter()
             start = self.search(clf, xb, Goal(yb), 0.0)  # reconstructions only

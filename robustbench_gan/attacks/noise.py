@@ -15,7 +15,7 @@ from ..classifier import Classifier, frozen
 from ..errors import ConfigError
 from .base import ATTACKS, Attack, Goal, check_bool, check_positive, check_seed, clip, input_gradient
 from .norms import flat_norm
-from .outcome import Outcome
+from .outcome import Outcome, clean_predictions
 
 
 @ATTACKS.register("noise")
@@ -85,7 +85,8 @@ class NoiseProbe(Attack):
     ) -> list[Outcome]:
         """Rows of the probe: ``attack_success_rate`` is the fraction of (noise image, class) pairs confidently
         assigned that class; ``robust_accuracy`` and its interval are NaN (no input of the data set is attacked)."""
-        clean_acc = float((clf.predict(x).argmax(1) == y).float().mean())
+        clean = clean_predictions(clf, x, batch_size=batch_size, seed=seed)  # as in every row of the run
+        clean_acc = float((clean == y).float().mean())
         nan = float("nan")
         outcomes = []
         for eps in eps_list:

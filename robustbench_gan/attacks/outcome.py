@@ -2,12 +2,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import Tensor
 
 from ..core.stats import wilson_interval
 from .norms import flat_norm
+
+
+if TYPE_CHECKING:
+    from ..classifier import Classifier
+
+CLEAN_STREAM = 0xC1EA9
+"""Offset of the clean pass's random stream from the run's seed (apart from every attack's draws)."""
+
+
+def clean_predictions(clf: "Classifier", x: Tensor, *, batch_size: int = 256, seed: int = 0) -> Tensor:
+    """The classifier's labels for the clean ``x`` (fp32), drawn from a random stream of their own seeded by the
+    run's ``seed``: a randomized classifier gets the same clean draw in every row of a run (one clean accuracy per
+    classifier), and the draws of whatever runs next are untouched."""
+    with torch.random.fork_rng(devices=[x.device] if x.is_cuda else []):
+        torch.manual_seed(seed + CLEAN_STREAM)
+        return clf.predict(x, batch_size=batch_size).argmax(1)
 
 
 @dataclass

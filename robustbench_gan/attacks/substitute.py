@@ -14,13 +14,13 @@ from typing import Any, Sequence
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
+from ..core.progress import progress_bar
 from ..classifier import Classifier, frozen
 from ..data import DataSpec
 from ..errors import ConfigError
 from .base import ATTACKS, Attack, Goal, check_bool, check_positive, check_seed, clip, flat_norm
-from .outcome import Outcome, accuracy_metrics
+from .outcome import Outcome, accuracy_metrics, clean_predictions
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ class SubstituteAttack(Attack):
         x_set = x0
         labels = oracle(x_set)
         sub = self.new_substitute(spec, x0.device, self.seed, x0.dtype)
-        for rho in tqdm(range(self.rounds), desc="substitute rounds", disable=not progress, leave=False):
+        for rho in progress_bar(range(self.rounds), desc="substitute rounds", enabled=progress, leave=False):
             if not self.warm_start:
                 sub = self.new_substitute(spec, x0.device, self.seed + rho, x0.dtype)
             self.fit_substitute(sub, x_set, labels, seed=self.seed + rho)
@@ -259,7 +259,7 @@ class SubstituteAttack(Attack):
         spec = DataSpec("substitute", tuple(x.shape[1:]), clf.num_classes, bounds=clf.bounds)  # type: ignore[arg-type]
         t0 = time.perf_counter()
         # measurement only (not attack queries): the oracle's labels on the evaluation set, for agreement
-        oracle_eval = clf.predict(x_eval).argmax(1)
+        oracle_eval = clean_predictions(clf, x, batch_size=batch_size, seed=seed)[perm[self.holdout :]]
         sub = self.train_substitute(oracle, x0, spec, x_check=x_eval, y_check=y_eval, oracle_check=oracle_eval,
                                     progress=progress)
         advs = self.examples(sub, x_eval, eps_list)

@@ -12,7 +12,7 @@ from torch import Tensor
 from ..classifier import Classifier, frozen
 from ..purified import detections
 from .base import Attack, flat_norm
-from .outcome import Outcome, accuracy_metrics
+from .outcome import Outcome, accuracy_metrics, clean_predictions
 from .precision import attack_precision
 
 
@@ -48,9 +48,11 @@ def craft(
     return Crafted(eps_list, [torch.cat(p) for p in per_eps], torch.cat(labels), attack.targeted, seconds)
 
 
-def evaluate_transfer(target: Classifier, x: Tensor, y: Tensor, crafted: Crafted, *, batch_size: int = 256) -> list[Outcome]:
-    """Accuracy of ``target`` on examples crafted elsewhere; one Outcome per eps."""
-    clean_pred = target.predict(x, batch_size=batch_size).argmax(1).cpu()
+def evaluate_transfer(target: Classifier, x: Tensor, y: Tensor, crafted: Crafted, *, batch_size: int = 256,
+                      seed: int = 0) -> list[Outcome]:
+    """Accuracy of ``target`` on examples crafted elsewhere; one Outcome per eps (the clean pass as in every row of
+    the run: :func:`~.outcome.clean_predictions` with the run's ``seed``)."""
+    clean_pred = clean_predictions(target, x, batch_size=batch_size, seed=seed).cpu()
     clean_detected = detections(target, x, batch_size=batch_size)
     outcomes = []
     for eps, xa in zip(crafted.eps, crafted.x_adv):

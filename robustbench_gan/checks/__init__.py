@@ -7,5 +7,7 @@ what each check means. This package imports neither torch nor the attacks: the r
 """
 from .explanations import EXPLANATIONS, Flag, make_flag
 from .table import TABLE_CHECKS, table_flags
+from .warn import SanityFlagWarning, flag_line, warn_flags
 
-__all__ = ["EXPLANATIONS", "Flag", "TABLE_CHECKS", "make_flag", "table_flags"]
+__all__ = ["EXPLANATIONS", "Flag", "SanityFlagWarning", "TABLE_CHECKS", "flag_line", "make_flag", "table_flags",
+           "warn_flags"]

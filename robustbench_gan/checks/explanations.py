@@ -44,6 +44,13 @@ EXPLANATIONS: dict[str, tuple[str, str]] = {
         "a saturated softmax (defensive distillation): use a margin (logit) loss or transfer attacks.",
         "Carlini & Wagner 2016, Defensive Distillation is Not Robust to Adversarial Examples",
     ),
+    "input-scale": (
+        "The classifier labels its clean test images far better when they are given in another pixel range or "
+        "without the declared normalization: it was trained on inputs scaled differently from what it is fed here, "
+        "so every number of this classifier (clean and robust accuracy, the flags) is wrong. Give the images in the "
+        "range the model was trained on, as the message says, and run again.",
+        "Carlini et al. 2019, On Evaluating Adversarial Robustness, sec. 4 (check the clean accuracy first)",
+    ),
     "outputs-are-probabilities": (
         "The model returns probabilities (rows in [0, 1] summing to 1), not logits. Cross-entropy on probabilities "
         "has tiny gradients, weakening every gradient attack; return logits instead.",

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
+from ..core.progress import progress_bar
 from ..classifier import frozen
 from ..core.validation import check_positive
 from ..errors import ConfigError, DataError
@@ -136,7 +136,7 @@ def train_inverter(
     inverter.train()
     stream = minibatch_stream(n, bs, gen)
     with frozen(generator):  # the generator stays fixed, in eval mode
-        for _ in tqdm(range(steps), desc="inverter", disable=not progress, leave=False):
+        for _ in progress_bar(range(steps), desc="inverter", enabled=progress, leave=False):
             xb = x_cpu[next(stream)].to(dev)
             z = torch.randn(bs, z_dim, generator=gen).to(dev)
             x_loss = F.mse_loss(generator(inverter(xb)), xb)

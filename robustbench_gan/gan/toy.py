@@ -14,8 +14,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
+from ..core.progress import progress_bar
 from ..errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ def train_toy_gan(
     gen = torch.Generator().manual_seed(seed)
     ones, zeros = torch.ones(batch_size), torch.zeros(batch_size)
     history = ToyHistory()
-    bar = tqdm(total=steps, desc="toy gan", disable=not progress, leave=False)
+    bar = progress_bar(total=steps, desc="toy gan", enabled=progress, leave=False)
     for step in range(steps):
         if lr_decay:
             for opt in (opt_g, opt_d):

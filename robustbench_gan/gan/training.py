@@ -9,8 +9,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
+from ..core.progress import progress_bar
 from ..data import DataSpec
 from ..errors import ConfigError, DataError
 from .dcgan import ConditionalDiscriminator, ConditionalGenerator, Discriminator, Generator
@@ -177,7 +177,7 @@ def _train(
     zeros = torch.zeros(bs, device=dev)
     g.train()
     d.train()
-    bar = tqdm(total=steps, desc="gan", disable=not progress, leave=False)
+    bar = progress_bar(total=steps, desc="gan", enabled=progress, leave=False)
     for step in range(steps):
         d_losses, reals, fakes = [], [], []
         for _ in range(config.d_steps):

@@ -11,7 +11,7 @@ from .records import CellOutput
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 3  # 3: PGD and BIM count fewer queries (active set)
+CACHE_VERSION = 4  # 4: n takes the first n test samples unless subset = "random"; 3: PGD/BIM's active set
 """Bumped when a cell's output changes shape or meaning (2: transfer cells hold every target; probe rows NaN)."""
 
 
@@ -29,7 +29,7 @@ def cell_key(cell: Cell, target_keys: list[str], source_keys: list[str] | None, 
     return config_hash({**extra, "version": CACHE_VERSION, "targets": target_keys, "source": source_keys,
                         "attack": attack,
                         "names": names,  # the records carry them
-                        "eval_n": s.eval_n, "seed": s.seed, "gallery": s.gallery, "batch_size": s.batch_size,
+                        "eval_n": s.eval_n, "eval_subset": s.eval_subset if s.eval_n else None, "seed": s.seed, "gallery": s.gallery, "batch_size": s.batch_size,
                         "numerics": numerics})
 
 
@@ -52,7 +52,26 @@ class CellCache:
             log.warning("ignoring malformed cell cache %s (%s); recomputing", key, exc)
             return None
 
-    def save(self, key: str, out: CellOutput) -> None:
+    def save(self, key: str, out: CellOutput, *, same_cell: str | None = None, numerics: str = "") -> None:
+        """Store ``out`` under ``key``; ``same_cell`` (the key without numerics) records that this cell exists
+        under ``numerics``, so a run under other numerics can say so (:meth:`other_numerics`)."""
         path = self.path(key)
-        if path is not None:
-            write_checked_json(path, out.as_dict())
+        if path is None:
+            return
+        write_checked_json(path, out.as_dict())
+        if same_cell is not None:
+            alias = self._alias(same_cell)
+            known = read_checked_json(alias) or {}
+            if known.get(numerics) != key:
+                write_checked_json(alias, {**known, numerics: key})
+
+    def _alias(self, same_cell: str) -> Path:
+        assert self.root is not None
+        return self.root / "cells" / "by-cell" / f"{same_cell}.json"
+
+    def other_numerics(self, same_cell: str, numerics: str) -> list[str]:
+        """The numerics other than ``numerics`` under which the cell ``same_cell`` is cached."""
+        if self.root is None:
+            return []
+        known = read_checked_json(self._alias(same_cell)) or {}
+        return [n for n, key in known.items() if n != numerics and (self.root / "cells" / f"{key}.json").is_file()]

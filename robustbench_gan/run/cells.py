@@ -83,7 +83,7 @@ def _run_cell(cell: Cell, classifiers: Mapping[ClassifierId, Classifier], data: 
         out = CellOutput([])
         for m, d in cell.targets:
             target = classifiers[(m.name, d.name)]
-            outcomes = evaluate_transfer(target, data.x, data.y, crafted,
+            outcomes = evaluate_transfer(target, data.x, data.y, crafted, seed=s.seed,
                                          batch_size=batch_size_for(target, data.x, s.batch_size))
             out.records += [make_record(s, m.name, d, cell.attack, attack, o, source=cell.source_name,
                                         purified=isinstance(target, PurifiedClassifier)) for o in outcomes]

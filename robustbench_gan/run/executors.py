@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator, Mapping, Protocol
 
-from tqdm.auto import tqdm
 
 from ..classifier import Classifier
+from ..core.progress import progress_bar
 from ..errors import ConfigError
 from .cells import EvalData, run_cell
 from .classifiers import Classifiers
@@ -36,7 +36,9 @@ class LocalExecutor:
 
     def run(self, tasks: Iterable[Task], data: EvalData, *, total: int, desc: str,
             classifiers: Classifiers | None = None, pairs: list[Pair] = ()) -> Iterator[tuple[int, CellOutput]]:
-        for index, cell, classifiers in tqdm(tasks, total=total, desc=desc, disable=not self.progress):
+        # the suite's bar; without a terminal the run logs a line per finished cell instead (run.pipeline)
+        for index, cell, classifiers in progress_bar(tasks, total=total, desc=desc, enabled=self.progress,
+                                                     leave=True, log_lines=False):
             yield index, run_cell(cell, classifiers, data, progress=self.progress)
 
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from ..checks import warn_flags
 from ..classifier import Classifier
-from ..core.device import cudnn_autotune, numerics, resolve_device, torch_threads
+from ..core.progress import interactive
+from ..core.device import cudnn_autotune, numerics, numerics_fingerprint, resolve_device, torch_threads
 from ..errors import ConfigError
-from ..data import DATASETS, Data, load_dataset, subset
+from ..data import DATASETS, Data, load_dataset, subset_index
 from ..defenses import DEFENSES
 from ..results import Results, new_manifest
 from ..suite import SuiteConfig, load_suite, validate_suite
@@ -57,6 +60,58 @@ def _plan_order(suite: SuiteConfig, cells: list[Cell]) -> Any:
                 attacks.get(row["attack"], 0))
 
     return key
+
+
+def check_class_counts(suite: SuiteConfig, class_counts: set[int]) -> None:
+    """Every attack can run on the classifiers' number of classes: said before anything trains."""
+    for cfg in suite.attacks:
+        for k in sorted(class_counts):
+            problem = cfg.build().class_count_problem(k)
+            if problem:
+                raise ConfigError(f"attack {cfg.name!r} ({cfg.kind}): {problem}")
+
+
+class CellMeter:
+    """One log line per finished cell, with the samples it attacked per second and the run's ETA: shown where no
+    progress bar is (output redirected to a file), so a long run is never silent; on a terminal the bar says it."""
+
+    def __init__(self, todo: int, n_eval: int) -> None:
+        self.todo, self.n_eval, self.done = todo, n_eval, 0
+        self.start = time.perf_counter()
+        self.level = logging.DEBUG if interactive() else logging.INFO
+
+    def finished(self, cell: Cell, out: CellOutput) -> None:
+        self.done += 1
+        elapsed = time.perf_counter() - self.start
+        seconds = sum(float(r.get("seconds") or 0.0) for r in out.records)
+        attacked = len(cell.attack.eps) * self.n_eval * len(cell.targets)
+        rate = f", {attacked / seconds:,.0f} samples x eps/s" if seconds > 0 else ""
+        eta = elapsed / self.done * (self.todo - self.done)
+        where = cell.source_name + " -> " if cell.source is not None else ""
+        targets = ", ".join(f"{m.name}/{d.name}" for m, d in cell.targets)
+        log.log(self.level, "cell %d/%d done: %s on %s%s (%.1f s%s); elapsed %s, ETA %s", self.done, self.todo,
+                cell.attack.name, where, targets, seconds, rate, _clock(elapsed), _clock(eta))
+
+
+def _say_other_numerics(cache: CellCache, missing: list[str], numerics: str) -> None:
+    """Cells this run must compute that the cache holds under other numerics: say so, and how to reuse them."""
+    found: dict[str, int] = {}
+    for same_cell in missing:
+        for other in cache.other_numerics(same_cell, numerics):
+            found[other] = found.get(other, 0) + 1
+    if not found:
+        return
+    other, count = max(found.items(), key=lambda kv: kv[1])
+    how = (f"rerun with --threads {other.split('threads=')[1]}" if "threads=" in other
+           else f"rerun on that device (--device {other.split('/')[0]})")
+    log.warning("%d of the %d cells to compute are in the cache under other numerics (%s; this run: %s). Numbers "
+                "can differ in the last bits between thread counts and devices, so they are computed anew; to reuse "
+                "them as they are, %s", count, len(missing), other, numerics, how)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -112,25 +167,35 @@ def _run_pipeline(
     manifest_config: dict[str, Any] | None,
 ) -> Results:
     dev = resolve_device(device or suite.device)
-    x_eval, y_eval = subset(data.x_test, data.y_test, suite.evaluation.n, suite.seed)
+    ev = suite.evaluation
+    index = subset_index(len(data.y_test), ev.n, suite.seed, ev.subset)
+    x_eval, y_eval = data.x_test[index], data.y_test[index]
+    sample_ids = [int(i) for i in data.test_ids[index].tolist()]  # where each sits in the user's data
+    if len(index) < len(data.y_test):
+        log.info("evaluating %s %d of the %d test samples (evaluation.subset = %s)",
+                 "the first" if ev.subset == "first" else "a seeded random", len(index), len(data.y_test), ev.subset)
     eval_data = EvalData(x_eval, y_eval, tuple(data.spec.class_names)).to(dev)
     manifest = new_manifest(suite=suite.name, seed=suite.seed, device=dev,
                             config=manifest_config if manifest_config is not None else suite.raw)
     manifest["source"] = suite.source
     manifest["numerics"] = numerics(dev)
+    manifest["numerics_fingerprint"] = numerics_fingerprint(dev)  # where the numbers hold bit for bit
     manifest["precision"] = suite.evaluation.precision  # of the attacks' passes; decisions are fp32
     manifest["batch_size"] = suite.evaluation.batch_size or "auto"
     manifest["compile"] = suite.evaluation.compile
     manifest["cudnn_benchmark"] = suite.evaluation.cudnn_benchmark and dev.startswith("cuda")
     manifest["standard_autoattack"] = [c.name for c in suite.attacks if getattr(c.build(), "is_standard", False)]
+    manifest["autoattack_versions"] = {c.name: v for c in suite.attacks
+                                       if (v := getattr(c.build(), "reference_version", None))}
     manifest["data"] = {**data.spec.as_dict(), "train": len(data.y_train), "test": len(data.y_test),
-                        "evaluated": len(y_eval)}
+                        "evaluated": len(y_eval), "subset": ev.subset if len(index) < len(data.y_test) else "all"}
     classifiers = Classifiers(data, seed=suite.seed, device=dev, x_check=eval_data.x, y_check=eval_data.y,
                               cache_dir=cache_dir, progress=progress, checks=checks, models=suite.models,
                               defenses=suite.defenses)
     for ident, clf in (prebuilt or {}).items():
         classifiers.add(ident, clf, key="prebuilt:" + "/".join(ident))
     cells = plan_cells(suite, data.spec.name)
+    check_class_counts(suite, {c.num_classes for c in (prebuilt or {}).values()} or {data.spec.num_classes})
     for cfg in suite.attacks:  # the norm of every eps, said once per attack (DeepFool's eps are L2 budgets)
         attack = cfg.build()
         log.info("attack %s: %s, %s; eps %s are %s budgets", cfg.name, cfg.kind, attack.role,
@@ -145,6 +210,12 @@ def _run_pipeline(
     keys = [cell_key(cell, [clf_key(m, d) for m, d in cell.targets],
                      None if cell.source is None else [clf_key(m, d) for m, d in cell.source], classifiers.numerics)
             for cell in cells]
+    def loose_key(m: Any, d: Any) -> str:  # a classifier's key whatever the numerics
+        return prebuilt_keys.get((m.name, d.name)) or classifier_key(m, d, data, suite.seed, "")
+
+    same_cells = [cell_key(cell, [loose_key(m, d) for m, d in cell.targets],
+                           None if cell.source is None else [loose_key(m, d) for m, d in cell.source], "")
+                  for cell in cells]
     outputs: dict[int, CellOutput] = {}
     for i, key in enumerate(keys):
         cached = cache.load(key)
@@ -153,6 +224,7 @@ def _run_pipeline(
     if outputs:
         log.info("resuming: %d of %d cells cached%s", len(outputs), len(cells),
                  "" if len(outputs) < len(cells) else " (nothing to compute)")
+    _say_other_numerics(cache, [same_cells[i] for i in range(len(cells)) if i not in outputs], classifiers.numerics)
 
     pending = {cells[i].attack.name for i in range(len(cells)) if i not in outputs}
     for cfg in suite.attacks:  # what attacks need besides classifiers (a generator and inverter): built once here
@@ -175,16 +247,22 @@ def _run_pipeline(
     pairs = [pair for cell in cells for pair in (*(cell.source or ()), *cell.targets)]
     if any(DEFENSES.get(d.kind).report_uses_reference for _, d in pairs):
         pairs.append((REFERENCE, NO_DEFENSE))
+    if executor is not None and not isinstance(executor, LocalExecutor) and len(outputs) == len(cells) \
+            and not classifiers.to_train(pairs):
+        log.info("every cell and classifier is cached: the %s executor is not started", type(executor).__name__)
+        executor = None
     run = (executor or LocalExecutor(progress=progress)).run
     # an executor that trains elsewhere takes the classifiers; one written for cells only still works
     training = {"classifiers": classifiers, "pairs": pairs} if "classifiers" in inspect.signature(run).parameters \
         else {}
     done = 0
+    meter = CellMeter(len(cells) - len(outputs), len(eval_data.y))
     try:
         for i, out in run(tasks(), eval_data, total=len(cells), desc=f"suite {suite.name}", **training):
             outputs[i] = out
-            cache.save(keys[i], out)
+            cache.save(keys[i], out, same_cell=same_cells[i], numerics=classifiers.numerics)
             done += 1
+            meter.finished(cells[i], out)
     except KeyboardInterrupt:
         raise RunInterrupted(interrupted_summary(done, len(outputs), len(cells), classifiers, cache_dir)) from None
     combined = CellOutput([])
@@ -194,7 +272,7 @@ def _run_pipeline(
     combined.records.sort(key=order)
     combined.samples.sort(key=order)
     return aggregate(combined, manifest=manifest, labels=[int(v) for v in eval_data.y.cpu().tolist()],
-                     flags=classifiers.flags, sections=classifiers.sections, checks=checks)
+                     sample_ids=sample_ids, flags=classifiers.flags, sections=classifiers.sections, checks=checks)
 
 
 def run_suite(
@@ -240,4 +318,5 @@ def run_suite(
         from ..reports import write_run
 
         write_run(results, out)
+    warn_flags(results.flags)
     return results

@@ -28,6 +28,7 @@ class CellSettings:
     eval_n: int | None = None
     precision: str = "auto"
     compile: bool = False
+    eval_subset: str = "first"
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,8 @@ def transferable(cfg: AttackConfig) -> bool:
 
 def settings_of(suite: SuiteConfig, dataset: str) -> CellSettings:
     ev = suite.evaluation
-    return CellSettings(suite.name, dataset, suite.seed, ev.batch_size, ev.gallery, ev.n, ev.precision, ev.compile)
+    return CellSettings(suite.name, dataset, suite.seed, ev.batch_size, ev.gallery, ev.n, ev.precision, ev.compile,
+                        ev.subset)
 
 
 def classifier_pairs(suite: SuiteConfig) -> list[Pair]:

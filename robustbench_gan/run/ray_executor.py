@@ -16,8 +16,8 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-from tqdm.auto import tqdm
 
+from ..core.progress import progress_bar
 from ..defenses.base import FitContext
 from ..errors import ConfigError, RobustBenchError
 from .cells import EvalData, run_cell
@@ -293,7 +293,7 @@ class RayExecutor:
         pending: dict[Any, int] = {}
         source = iter(tasks)
         error: RobustBenchError | None = None
-        bar = tqdm(total=total, desc=desc, disable=not self.progress)
+        bar = progress_bar(total=total, desc=desc, enabled=self.progress, leave=True, log_lines=False)
         training: list[Any] = []
         try:
             if classifiers is not None:

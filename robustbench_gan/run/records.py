@@ -128,14 +128,15 @@ def merge_gan_details(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def aggregate(
     output: CellOutput, *, manifest: dict[str, Any], labels: list[int], flags: list[dict[str, Any]],
-    sections: list[dict[str, Any]], checks: bool = True,
+    sections: list[dict[str, Any]], checks: bool = True, sample_ids: list[int] | None = None,
 ) -> Results:
     """The Results of a run from all its cells' output (in plan order), the classifier flags and the defenses'
-    report sections: per-sample table, worst-case leaderboard, table flags, GAN report, finish time."""
+    report sections: per-sample table, worst-case leaderboard, table flags, GAN report, finish time.
+    ``sample_ids``: where each evaluated sample sits in the user's data (default: its position)."""
     results = Results(manifest=manifest)
     results.extend(output.records)
     results.gallery.extend(output.gallery)
-    results.samples = samples_table(output.samples, labels)
+    results.samples = samples_table(output.samples, labels, sample_ids)
     results.extra["leaderboard"] = worst_case(results.samples, len(labels))
     if output.substitute:
         results.extra["substitute"] = output.substitute
@@ -144,7 +145,7 @@ def aggregate(
         results.gan = [g["metrics"] for g in gans]
         results.extra["gan_details"] = merge_gan_details(gans)
     results.flags = list(flags) + (table_flags(results.records) if checks else [])
-    for f in results.flags:
-        log.warning("sanity check %s: %s / %s: %s", f["check"], f["model"], f["defense"], f["message"])
+    for f in results.flags:  # the CLI summarises them at the end; the Python API raises SanityFlagWarning
+        log.debug("sanity check %s: %s / %s: %s", f["check"], f["model"], f["defense"], f["message"])
     results.manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return results

@@ -1,0 +1,207 @@
+"""A researcher's first day with their own model (issue 21): each rough edge now works, or fails before anything
+trains with a one-line error (exit 2 from the CLI) whose every suggestion, followed, gives correct numbers."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from robustbench_gan import SanityFlagWarning, benchmark
+from robustbench_gan.errors import ConfigError, DataError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int = 150) -> nn.Module:
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(steps):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def bn_net(digits) -> nn.Module:
+    """A small convolutional net with batch norm, trained on pixels in [0, 1]: fed 0..255 values, its batch-norm
+    statistics no longer fit and its accuracy collapses (as a ResNet's does)."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1),
+                        nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 64, 10))
+    return _fit(net, digits.x_train, digits.y_train, steps=60)
+
+
+def _clean(res) -> float:
+    return float(res.records[0]["clean_accuracy"])
+
+
+def _quiet(**kwargs):
+    return {"attacks": "fgsm", "eps": 0.1, "progress": False, **kwargs}
+
+
+def test_uint8_images_are_scaled_and_every_suggestion_gives_correct_numbers(bn_net, digits):
+    """uint8 images are scaled as torchvision's ToTensor does; a user who declares bounds=(0, 255) for a model
+    trained on [0, 1] gets an input-scale flag whose advice, followed, gives the true clean accuracy; float images
+    in 0..255 are refused with a message whose [0, 1] suggestion gives it too."""
+    x, y = digits.x_test, digits.y_test
+    truth = _clean(benchmark(bn_net, (x, y), **_quiet(checks=False)))
+    assert truth > 0.8
+    x8 = (x * 255).round().to(torch.uint8)
+    assert _clean(benchmark(bn_net, (x8, y), **_quiet(checks=False))) == pytest.approx(truth, abs=1 / len(y))
+    assert _clean(benchmark(bn_net, (x8.numpy(), y.numpy()), **_quiet(checks=False))) == \
+        pytest.approx(truth, abs=1 / len(y))
+
+    with pytest.warns(SanityFlagWarning, match="input-scale"):
+        wrong = benchmark(bn_net, (x8, y), **_quiet(bounds=(0, 255), eps=25))
+    assert _clean(wrong) < truth - 0.15
+    (flag,) = [f for f in wrong.flags if f["check"] == "input-scale"]
+    assert "x / 255 with bounds=(0, 1)" in flag["message"]
+    followed = benchmark(bn_net, (x8.float() / 255, y), **_quiet(bounds=(0, 1)))
+    assert _clean(followed) == pytest.approx(truth, abs=1 / len(y))
+    assert "input-scale" not in {f["check"] for f in followed.flags}
+
+    with pytest.raises(DataError) as err:
+        benchmark(bn_net, (x8.float(), y), **_quiet())
+    message = str(err.value)
+    assert "\n" not in message and "x / 255" in message and "bounds=(0, 255)" in message
+    assert _clean(benchmark(bn_net, (x8.float() / 255, y), **_quiet(checks=False))) == \
+        pytest.approx(truth, abs=1 / len(y))
+
+
+def test_flags_reach_a_python_user_who_set_up_no_logging(tmp_path):
+    """A fresh process, no logging configured: benchmark() on a model that returns probabilities prints the flag's
+    name on stderr (a SanityFlagWarning)."""
+    code = textwrap.dedent('''
+        import torch
+        from torch import nn
+        from robustbench_gan import benchmark, load_dataset
+        d = load_dataset("digits")
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Flatten(), nn.Linear(64, 10), nn.Softmax(dim=1))
+        benchmark(net, (d.x_test[:60], d.y_test[:60]), attacks="fgsm", eps=0.1, progress=False)
+    ''')
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "SanityFlagWarning" in r.stderr and "outputs-are-probabilities" in r.stderr
+
+
+def test_n_takes_the_first_samples_and_sample_ids_index_the_users_data(digits):
+    """``n=100`` evaluates ``x[:100]`` (RobustBench's and every paper's choice), ``sample_id`` is the index in the
+    data as given, so the rows line up with torchattacks run on ``x[:100]``; ``subset="random"`` keeps a seeded
+    random subset, its ids still indices into the user's data."""
+    torchattacks = pytest.importorskip("torchattacks")
+    from yardstick import assert_not_weaker
+
+    x, y = digits.x_test, digits.y_test
+    net = _fit(nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10)), digits.x_train,
+               digits.y_train)
+    res = benchmark(net, (x, y), attacks="pgd", eps=0.1, n=100, progress=False, checks=False)
+    s = res.samples.sort_values("sample_id")
+    assert s["sample_id"].tolist() == list(range(100))
+    assert (y[s["sample_id"].to_numpy()].numpy() == s["true_label"].to_numpy()).all()
+    with torch.no_grad():
+        assert (net(x[:100]).argmax(1).numpy() == s["clean_pred"].to_numpy()).all()
+    theirs = torchattacks.PGD(net, eps=0.1, alpha=0.025, steps=10, random_start=True)(x[:100], y[:100])
+    with torch.no_grad():
+        theirs_robust = torch.as_tensor((net(theirs).argmax(1) == y[:100]).numpy())
+    assert_not_weaker(torch.as_tensor(s["robust"].to_numpy()), theirs_robust, "pgd on x[:100]")
+
+    rnd = benchmark(net, (x, y), attacks="fgsm", eps=0.1, n=100, subset="random", progress=False, checks=False)
+    ids = rnd.samples["sample_id"].to_numpy()
+    assert ids.max() >= 100 and (y[ids].numpy() == rnd.samples["true_label"].to_numpy()).all()
+    with pytest.raises(ConfigError, match="subset"):
+        benchmark(net, (x, y), attacks="fgsm", eps=0.1, n=10, subset="last", progress=False)
+
+
+def test_suite_sample_ids_index_the_source_file(tmp_path):
+    """A suite on an .npz with its own test split and n = 30: the ids are positions in x_test, so y_test[id]
+    is every row's label."""
+    rng = np.random.default_rng(0)
+    xt, yt = rng.random((80, 1, 8, 8), dtype=np.float32), rng.integers(0, 3, 80)
+    np.savez(tmp_path / "d.npz", x=rng.random((40, 1, 8, 8), dtype=np.float32), y=rng.integers(0, 3, 40),
+             x_test=xt, y_test=yt)
+    (tmp_path / "s.toml").write_text(textwrap.dedent(f'''
+        name = "ids"
+        [data]
+        dataset = "npz"
+        path = "{tmp_path / 'd.npz'}"
+        test_size = 60
+        [[models]]
+        name = "m"
+        arch = "logistic"
+        epochs = 1
+        [[attacks]]
+        name = "fgsm"
+        kind = "fgsm"
+        eps = [0.1]
+        [evaluation]
+        n = 30
+    '''))
+    from robustbench_gan.run import run_suite
+
+    res = run_suite(tmp_path / "s.toml", progress=False, cache=False)
+    s = res.samples
+    assert len(set(s["sample_id"])) == 30 and (yt[s["sample_id"].to_numpy()] == s["true_label"].to_numpy()).all()
+
+
+def test_layout_and_label_mistakes_fail_before_any_attack_with_the_fix(digits):
+    """Channels-last images and 1-based labels: one line each, naming the fix; following it works. Negative labels
+    are called evaluation labels, not "train"."""
+    net = _fit(nn.Sequential(nn.Flatten(), nn.Linear(64, 10)), digits.x_train, digits.y_train, steps=50)
+    x, y = digits.x_test[:50], digits.y_test[:50]
+    rgb = torch.randn(6, 3, 32, 32).clamp(0, 1)
+    conv = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(10))
+    conv(rgb[:1])
+    with pytest.raises(DataError, match=r"channels-last.*permute\(0, 3, 1, 2\)") as err:
+        benchmark(conv, (rgb.permute(0, 2, 3, 1), torch.arange(6)), **_quiet())
+    assert "\n" not in str(err.value)
+    benchmark(conv, (rgb.permute(0, 2, 3, 1).permute(0, 3, 1, 2), torch.arange(6)), **_quiet(checks=False))
+
+    with pytest.raises(DataError, match=r"1-based; pass y - 1") as err:
+        benchmark(net, (x, y + 1), **_quiet())
+    followed = benchmark(net, (x, (y + 1) - 1), **_quiet(checks=False))
+    assert _clean(followed) > 0.8
+    with pytest.raises(DataError) as err:
+        benchmark(net, (x, y - 1), **_quiet())
+    assert "evaluation labels" in str(err.value) and "train" not in str(err.value)
+
+    from robustbench_gan.errors import ModelError
+
+    with pytest.raises(ModelError, match=r"fails on images of shape \(1, 8, 8\)"):
+        benchmark(conv, (x, y), **_quiet())
+
+
+def test_an_attack_that_cannot_run_on_the_classes_fails_before_training(tmp_path):
+    """APGD-T on two classes: exit 2 at once (no classifier trained), naming the attack and what to use."""
+    (tmp_path / "s.toml").write_text(textwrap.dedent('''
+        name = "two"
+        [data]
+        dataset = "npz"
+        path = "d.npz"
+        [[models]]
+        name = "m"
+        arch = "cnn"
+        epochs = 50
+        [[attacks]]
+        name = "aa-t"
+        kind = "apgd-t"
+        eps = [0.1]
+    '''))
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.random((200, 1, 8, 8), dtype=np.float32), y=rng.integers(0, 2, 200))
+    r = subprocess.run([sys.executable, "-m", "robustbench_gan.cli", "run", "s.toml", "--out", "o"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: attack 'aa-t' (apgd-t)") and "at least 4 classes" in last and "apgd" in last
+    assert "training" not in r.stderr and not (tmp_path / "o" / "cache").exists()
