@@ -567,3 +567,55 @@ def test_cifar10_verify_false_in_a_suite(tmp_path: Path) -> None:
     assert suite.data["verify"] is False
     d = load_suite_data(suite)
     assert (len(d.x_train), len(d.x_test)) == (40, 6) and d.spec.class_names[0] == "k0"
+
+
+# ---------------------------------------------------------------- npz: Keras-style keys
+
+
+def test_npz_keras_train_and_test_keys(tmp_path: Path) -> None:
+    x, y = make_images(9, 5, 6, 3), make_labels(9, k=3)
+    xt, yt = make_images(5, 5, 6, 3, seed=7), make_labels(5, k=3, seed=8)
+    np.savez(tmp_path / "k.npz", x_train=x, y_train=y, x_test=xt, y_test=yt)
+    d = load_dataset("npz", path=str(tmp_path / "k.npz"))
+    assert (len(d.x_train), len(d.x_test)) == (9, 5) and d.spec.shape == (3, 5, 6) and d.spec.num_classes == 3
+    torch.testing.assert_close(d.x_train, torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255, rtol=0, atol=0)
+    assert d.y_train.tolist() == y.tolist() and d.y_test.tolist() == yt.tolist()
+
+
+def test_npz_keras_train_keys_alone_are_split(tmp_path: Path) -> None:
+    x, y = make_images(12, 5, 5), make_labels(12, k=4)
+    np.savez(tmp_path / "t.npz", x_train=x, y_train=y)
+    d = load_dataset("npz", path=str(tmp_path / "t.npz"), test_size=4, seed=3)
+    assert (len(d.x_train), len(d.x_test)) == (8, 4) and ids(d.x_train).isdisjoint(ids(d.x_test))
+
+
+def test_npz_test_keys_alone_are_split(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    x, y = make_images(10, 3, 6, 6), make_labels(10, k=5)
+    np.savez(tmp_path / "e.npz", x_test=x, y_test=y)
+    with caplog.at_level("INFO", logger="robustbench_gan.data"):
+        d = load_dataset("npz", path=str(tmp_path / "e.npz"), train_size=6, test_size=4, seed=1)
+    assert (len(d.x_train), len(d.x_test)) == (6, 4) and d.spec.shape == (3, 6, 6)
+    assert "x_test/y_test only" in caplog.text
+    src = {(x[i].astype(np.float32) / 255).tobytes(): int(y[i]) for i in range(10)}
+    for xi, yi in zip(torch.cat([d.x_train, d.x_test]), torch.cat([d.y_train, d.y_test])):
+        assert src[xi.numpy().tobytes()] == int(yi)
+
+
+def test_npz_ambiguous_and_partial_keys(tmp_path: Path) -> None:
+    x, y = make_images(4, 3, 3), make_labels(4)
+    np.savez(tmp_path / "a.npz", x=x, y=y, x_train=x, y_train=y)
+    both = r"ambiguous: it holds both x/y and x_train/y_train \(keys: x, y, x_train, y_train\)"
+    with pytest.raises(DataError, match=both):
+        load_dataset("npz", path=str(tmp_path / "a.npz"))
+    np.savez(tmp_path / "b.npz", x_train=x, y=y)
+    with pytest.raises(DataError, match="ambiguous"):
+        load_dataset("npz", path=str(tmp_path / "b.npz"))
+    np.savez(tmp_path / "c.npz", x_train=x, x_test=x, y_test=y)
+    with pytest.raises(DataError, match="lacks 'y_train'; it holds: x_train, x_test, y_test"):
+        load_dataset("npz", path=str(tmp_path / "c.npz"))
+    np.savez(tmp_path / "d.npz", x_test=x)
+    with pytest.raises(DataError, match="only one of 'x_test'/'y_test'; give both \\(it holds: x_test\\)"):
+        load_dataset("npz", path=str(tmp_path / "d.npz"))
+    np.savez(tmp_path / "e.npz", images=x)
+    with pytest.raises(DataError, match="lacks 'x' and 'y' \\(or 'x_train'/'y_train', or 'x_test'/'y_test'\\)"):
+        load_dataset("npz", path=str(tmp_path / "e.npz"))
