@@ -420,3 +420,202 @@ def test_digits() -> None:
 
 def test_registry_has_loaders() -> None:
     assert {"idx", "mnist", "fashion-mnist", "cifar10", "npz", "imagefolder", "digits"} <= set(DATASETS.names())
+
+
+# ---------------------------------------------------------------- CIFAR-10 folders read as they are (verify = false)
+
+
+def cifar_batch(n: int, seed: int) -> tuple[np.ndarray, list[int]]:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 3072), dtype=np.uint8), [int(v) for v in rng.integers(0, 10, n)]
+
+
+def write_pickle(path: Path, obj: object, protocol: int = 2) -> None:
+    import pickle
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(obj, protocol=protocol))
+
+
+def write_cifar_python(folder: Path) -> dict[str, tuple[np.ndarray, list[int]]]:
+    """A re-packed python-layout folder: 2 train batches of 20, a test batch of 10, Python-2-style bytes keys."""
+    batches = {"data_batch_1": cifar_batch(20, 1), "data_batch_2": cifar_batch(20, 2), "test_batch": cifar_batch(10, 3)}
+    for name, (x, y) in batches.items():
+        write_pickle(folder / name, {b"batch_label": name.encode(), b"labels": y, b"data": x, b"filenames": []})
+    write_pickle(folder / "batches.meta", {b"label_names": [f"k{i}".encode() for i in range(10)], b"num_vis": 3072})
+    return batches
+
+
+def test_cifar10_repacked_python_layout_reads_with_verify_false(tmp_path: Path) -> None:
+    batches = write_cifar_python(tmp_path / "cifar-10-batches-py")
+    d = load_dataset("cifar10", root=str(tmp_path), verify=False)
+    assert (len(d.x_train), len(d.x_test)) == (40, 10) and d.spec.name == "cifar10"
+    assert d.spec.shape == (3, 32, 32) and d.spec.class_names[3] == "k3"
+    assert d.spec.mean == (0.4914, 0.4822, 0.4465) and d.spec.std == (0.2470, 0.2435, 0.2616)
+    x_train = np.concatenate([batches["data_batch_1"][0], batches["data_batch_2"][0]])
+    assert d.y_train.tolist() == batches["data_batch_1"][1] + batches["data_batch_2"][1]
+    assert d.y_test.tolist() == batches["test_batch"][1]
+    for i, c, h, w in ((0, 0, 0, 0), (5, 1, 7, 30), (39, 2, 31, 31), (22, 2, 3, 9)):
+        assert float(d.x_train[i, c, h, w]) == x_train[i, c * 1024 + h * 32 + w] / np.float32(255)
+    assert float(d.x_test[9, 1, 2, 3]) == batches["test_batch"][0][9, 1024 + 2 * 32 + 3] / np.float32(255)
+    torch.testing.assert_close(d.x_train, torch.from_numpy(x_train).reshape(-1, 3, 32, 32).float() / 255)
+    same = load_dataset("cifar10", root=str(tmp_path / "cifar-10-batches-py"), verify=False)  # the batches folder
+    assert torch.equal(same.x_test, d.x_test)
+
+
+def test_cifar10_repacked_folder_with_verify_names_the_md5_check(tmp_path: Path) -> None:
+    write_cifar_python(tmp_path / "cifar-10-batches-py")
+    with pytest.raises(DataError, match="fail torchvision's MD5 check") as info:
+        load_dataset("cifar10", root=str(tmp_path))
+    assert "verify = false" in str(info.value) and "not found" not in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_cifar10_malicious_pickle_is_refused(tmp_path: Path, protocol: int) -> None:
+    import os
+
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return os.system, (f"touch '{marker}'",)
+
+    folder = tmp_path / "cifar-10-batches-py"
+    x, y = cifar_batch(4, 0)
+    write_pickle(folder / "data_batch_1", {b"data": x, b"labels": y}, protocol)
+    write_pickle(folder / "test_batch", {b"data": Evil(), b"labels": y}, protocol)
+    with pytest.raises(DataError, match=r"holds other pickled objects.*refused for safety") as info:
+        load_dataset("cifar10", root=str(tmp_path), verify=False)
+    assert "system" in str(info.value) and not marker.exists()
+
+
+def test_cifar10_test_batch_only_is_split_with_seed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    x, y = cifar_batch(30, 5)
+    write_pickle(tmp_path / "test_batch", {"data": x, "labels": np.array(y)}, protocol=4)  # str keys, array labels
+    with caplog.at_level("INFO", logger="robustbench_gan.data"):
+        d = load_dataset("cifar10", root=str(tmp_path), verify=False, train_size=20, test_size=10, seed=2)
+    assert (len(d.x_train), len(d.x_test)) == (20, 10) and ids(d.x_train).isdisjoint(ids(d.x_test))
+    assert d.spec.class_names[0] == "airplane" and d.spec.class_names[9] == "truck"
+    assert "test split only" in caplog.text
+    again = load_dataset("cifar10", root=str(tmp_path), verify=False, train_size=20, test_size=10, seed=2)
+    assert torch.equal(again.x_train, d.x_train)
+
+
+def cifar_records(n: int, seed: int) -> tuple[bytes, np.ndarray, np.ndarray]:
+    x, y = cifar_batch(n, seed)
+    labels = np.asarray(y, dtype=np.uint8)
+    return np.concatenate([labels[:, None], x], axis=1).tobytes(), x, labels
+
+
+def test_cifar10_binary_layout(tmp_path: Path) -> None:
+    folder = tmp_path / "cifar-10-batches-bin"
+    folder.mkdir()
+    raw_tr, x_tr, y_tr = cifar_records(7, 1)
+    raw_te, x_te, y_te = cifar_records(5, 2)
+    (folder / "data_batch_3.bin").write_bytes(raw_tr)
+    (folder / "test_batch.bin").write_bytes(raw_te)
+    (folder / "batches.meta.txt").write_text("\n".join(f"b{i}" for i in range(10)) + "\n\n")
+    d = load_dataset("cifar10", root=str(tmp_path), verify=False)
+    assert d.spec.class_names[9] == "b9" and d.y_train.tolist() == y_tr.tolist() and d.y_test.tolist() == y_te.tolist()
+    torch.testing.assert_close(d.x_train, torch.from_numpy(x_tr).reshape(-1, 3, 32, 32).float() / 255, rtol=0, atol=0)
+    assert float(d.x_test[4, 2, 31, 0]) == x_te[4, 2048 + 31 * 32] / np.float32(255)
+    with pytest.raises(DataError, match="binary layout.*verify = false"):
+        load_dataset("cifar10", root=str(tmp_path))
+
+
+def test_cifar10_binary_file_of_wrong_size(tmp_path: Path) -> None:
+    raw, _, _ = cifar_records(2, 0)
+    (tmp_path / "test_batch.bin").write_bytes(raw[:-1])
+    with pytest.raises(DataError, match=r"test_batch\.bin' has 6145 bytes, not a positive multiple of 3073") as info:
+        load_dataset("cifar10", root=str(tmp_path), verify=False)
+    assert "\n" not in str(info.value)
+
+
+def test_cifar10_1_npy_pair(tmp_path: Path) -> None:
+    x = make_images(12, 32, 32, 3, seed=4)
+    y = make_labels(12, seed=5).astype(np.int64)
+    np.save(tmp_path / "cifar10.1_v6_data.npy", x)
+    np.save(tmp_path / "cifar10.1_v6_labels.npy", y)
+    d = load_dataset("cifar10", root=str(tmp_path), verify=False, train_size=8, test_size=4, seed=1)
+    assert (len(d.x_train), len(d.x_test)) == (8, 4)
+    src = {(torch.from_numpy(x[i]).permute(2, 0, 1).float() / 255).numpy().tobytes(): int(y[i]) for i in range(12)}
+    for xi, yi in zip(torch.cat([d.x_train, d.x_test]), torch.cat([d.y_train, d.y_test])):
+        assert src[xi.numpy().tobytes()] == int(yi)
+    assert len(ids(torch.cat([d.x_train, d.x_test]))) == 12
+
+
+def test_cifar10_verify_false_lists_what_it_looked_for(tmp_path: Path) -> None:
+    looked = r"not found \(verify = false\).*cifar-10-batches-bin.*test_batch\.bin.*_labels"
+    with pytest.raises(DataError, match=looked):
+        load_dataset("cifar10", root=str(tmp_path), verify=False)
+    with pytest.raises(DataError, match="verify must be true or false"):
+        load_dataset("cifar10", root=str(tmp_path), verify="false")
+
+
+def test_cifar10_verify_false_in_a_suite(tmp_path: Path) -> None:
+    from robustbench_gan.run.pipeline import load_suite_data
+    from robustbench_gan.suite import load_suite
+
+    write_cifar_python(tmp_path / "cifar" / "cifar-10-batches-py")
+    suite_file = tmp_path / "suite.toml"
+    suite_file.write_text(
+        '[data]\ndataset = "cifar10"\nroot = "cifar"\nverify = false\ntest_size = 6\n'
+        '[[models]]\nname = "cnn"\narch = "cnn"\n[[attacks]]\nname = "fgsm"\nkind = "fgsm"\neps = [0.03]\n'
+    )
+    suite = load_suite(suite_file)
+    assert suite.data["verify"] is False
+    d = load_suite_data(suite)
+    assert (len(d.x_train), len(d.x_test)) == (40, 6) and d.spec.class_names[0] == "k0"
+
+
+# ---------------------------------------------------------------- npz: Keras-style keys
+
+
+def test_npz_keras_train_and_test_keys(tmp_path: Path) -> None:
+    x, y = make_images(9, 5, 6, 3), make_labels(9, k=3)
+    xt, yt = make_images(5, 5, 6, 3, seed=7), make_labels(5, k=3, seed=8)
+    np.savez(tmp_path / "k.npz", x_train=x, y_train=y, x_test=xt, y_test=yt)
+    d = load_dataset("npz", path=str(tmp_path / "k.npz"))
+    assert (len(d.x_train), len(d.x_test)) == (9, 5) and d.spec.shape == (3, 5, 6) and d.spec.num_classes == 3
+    torch.testing.assert_close(d.x_train, torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255, rtol=0, atol=0)
+    assert d.y_train.tolist() == y.tolist() and d.y_test.tolist() == yt.tolist()
+
+
+def test_npz_keras_train_keys_alone_are_split(tmp_path: Path) -> None:
+    x, y = make_images(12, 5, 5), make_labels(12, k=4)
+    np.savez(tmp_path / "t.npz", x_train=x, y_train=y)
+    d = load_dataset("npz", path=str(tmp_path / "t.npz"), test_size=4, seed=3)
+    assert (len(d.x_train), len(d.x_test)) == (8, 4) and ids(d.x_train).isdisjoint(ids(d.x_test))
+
+
+def test_npz_test_keys_alone_are_split(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    x, y = make_images(10, 3, 6, 6), make_labels(10, k=5)
+    np.savez(tmp_path / "e.npz", x_test=x, y_test=y)
+    with caplog.at_level("INFO", logger="robustbench_gan.data"):
+        d = load_dataset("npz", path=str(tmp_path / "e.npz"), train_size=6, test_size=4, seed=1)
+    assert (len(d.x_train), len(d.x_test)) == (6, 4) and d.spec.shape == (3, 6, 6)
+    assert "x_test/y_test only" in caplog.text
+    src = {(x[i].astype(np.float32) / 255).tobytes(): int(y[i]) for i in range(10)}
+    for xi, yi in zip(torch.cat([d.x_train, d.x_test]), torch.cat([d.y_train, d.y_test])):
+        assert src[xi.numpy().tobytes()] == int(yi)
+
+
+def test_npz_ambiguous_and_partial_keys(tmp_path: Path) -> None:
+    x, y = make_images(4, 3, 3), make_labels(4)
+    np.savez(tmp_path / "a.npz", x=x, y=y, x_train=x, y_train=y)
+    both = r"ambiguous: it holds both x/y and x_train/y_train \(keys: x, y, x_train, y_train\)"
+    with pytest.raises(DataError, match=both):
+        load_dataset("npz", path=str(tmp_path / "a.npz"))
+    np.savez(tmp_path / "b.npz", x_train=x, y=y)
+    with pytest.raises(DataError, match="ambiguous"):
+        load_dataset("npz", path=str(tmp_path / "b.npz"))
+    np.savez(tmp_path / "c.npz", x_train=x, x_test=x, y_test=y)
+    with pytest.raises(DataError, match="lacks 'y_train'; it holds: x_train, x_test, y_test"):
+        load_dataset("npz", path=str(tmp_path / "c.npz"))
+    np.savez(tmp_path / "d.npz", x_test=x)
+    with pytest.raises(DataError, match="only one of 'x_test'/'y_test'; give both \\(it holds: x_test\\)"):
+        load_dataset("npz", path=str(tmp_path / "d.npz"))
+    np.savez(tmp_path / "e.npz", images=x)
+    with pytest.raises(DataError, match="lacks 'x' and 'y' \\(or 'x_train'/'y_train', or 'x_test'/'y_test'\\)"):
+        load_dataset("npz", path=str(tmp_path / "e.npz"))
