@@ -226,3 +226,89 @@ def test_naive_and_adaptive_side_by_side() -> None:
     assert out.count("<tr>") == 2  # header + one (model, defense, norm, eps)
     assert "dgan" in out and "85.0%" in out and "22.0%" in out and "63.0%" in out
     assert "pgd-bpda (bpda)" in out and ">pgd<" in out
+
+
+# --------------------------------------------------------------------------------------------- ε on the plots
+CLOSE_EPS = tuple(k / 255 for k in (1, 2, 3, 4, 5, 6, 7, 8, 16))
+
+
+def captured_figures(monkeypatch, draw) -> list:
+    """The figures ``draw()`` makes, drawn with Agg as they would be saved (``fig_to_data_uri`` captures them)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    figs = []
+
+    def capture(fig):
+        FigureCanvasAgg(fig)
+        fig.set_dpi(100)  # as fig_to_data_uri saves it
+        fig.canvas.draw()
+        figs.append(fig)
+        return "data:image/png;base64,"
+
+    monkeypatch.setattr(plots, "fig_to_data_uri", capture)
+    draw()
+    return figs
+
+
+def assert_apart(labels, renderer) -> None:
+    boxes = sorted((t.get_window_extent(renderer) for t in labels), key=lambda b: b.x0)
+    for a, b in zip(boxes, boxes[1:]):
+        assert a.x1 <= b.x0, f"tick labels overlap: {a} and {b}"
+
+
+def test_eps_ticks_read_k_over_255_and_never_overlap(monkeypatch) -> None:
+    df = Results(records=[record("m", a, e) for a in ("fgsm", "pgd") for e in CLOSE_EPS]).table
+    (fig,) = captured_figures(monkeypatch, lambda: plots.accuracy_vs_eps(df))
+    renderer = fig.canvas.get_renderer()
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(panels) == 2
+    for ax in panels:
+        labels = [t for t in ax.get_xticklabels() if t.get_text()]
+        texts = [t.get_text() for t in labels]
+        assert texts[0] == "1/255" and texts[-1] == "16/255", texts
+        assert all(re.fullmatch(r"\d+/255", t) for t in texts), texts
+        assert len(texts) >= 3  # thinned, not reduced to its ends
+        assert_apart(labels, renderer)
+        # Every ε keeps its tick mark (the thinned ones unlabelled).
+        marks = sorted({*ax.xaxis.get_majorticklocs(), *ax.xaxis.get_minorticklocs()})
+        assert marks == pytest.approx(sorted(CLOSE_EPS))
+
+
+def test_eps_ticks_helper_on_an_axes() -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(3.0, 2.0), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.plot(CLOSE_EPS, [0.5] * len(CLOSE_EPS))
+    plots.set_eps_ticks(ax, CLOSE_EPS)
+    fig.canvas.draw()
+    labels = [t for t in ax.get_xticklabels() if t.get_text()]
+    assert labels[0].get_text() == "1/255" and labels[-1].get_text() == "16/255"
+    assert_apart(labels, fig.canvas.get_renderer())
+    # Far apart: every value is labelled; plain decimals stay as they are.
+    ax.clear()
+    ax.plot([0.1, 0.3, 0.5], [0.5] * 3)
+    plots.set_eps_ticks(ax, [0.1, 0.3, 0.5])
+    fig.canvas.draw()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.1", "0.3", "0.5"]
+    # A wide figure labels all nine.
+    fig.set_size_inches(12, 2)
+    ax.clear()
+    ax.plot(CLOSE_EPS, [0.5] * len(CLOSE_EPS))
+    plots.set_eps_ticks(ax, CLOSE_EPS)
+    fig.canvas.draw()
+    assert [t.get_text() for t in ax.get_xticklabels()] == [fmt_eps(e) for e in CLOSE_EPS]
+
+
+def test_eps_in_panel_titles(monkeypatch) -> None:
+    base = [record(m, "pgd", e) for m in ("a", "b") for e in (2 / 255, 8 / 255)]
+    transfer = [record("b", "pgd", e, threat="transfer", source="a") for e in (2 / 255, 8 / 255)]
+    blackbox = [record("a", "square", e, threat="black-box", queries=100.0) for e in (2 / 255, 8 / 255)]
+    df = Results(records=base + transfer + blackbox).table
+    figs = captured_figures(monkeypatch, lambda: (plots.transfer_matrices(df), plots.blackbox_queries(df)))
+    assert len(figs) == 2
+    for fig in figs:
+        titles = [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()]
+        assert titles == ["ε = 2/255", "ε = 8/255"], titles
