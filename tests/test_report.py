@@ -312,3 +312,66 @@ def test_eps_in_panel_titles(monkeypatch) -> None:
     for fig in figs:
         titles = [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()]
         assert titles == ["ε = 2/255", "ε = 8/255"], titles
+
+
+# --------------------------------------------------------------------------------------------- AutoAttack in words
+AA_STANDARD = ("aa is the standard AutoAttack (Croce & Hein 2020: APGD-CE, APGD-T, FAB-T, Square; 100 steps, "
+               "9 targets, 5,000 queries); its robust accuracy is the number comparable with RobustBench.")
+AA_NOT = "is not the standard AutoAttack"
+
+
+def autoattack_results(standard: list[str] | None = ("aa",)) -> Results:
+    """One standard cascade (with a component row), one custom reduced cascade and one adaptive cascade."""
+    cascade = {"attack_kind": "autoattack", "attack_role": "ensemble"}
+    records = [record("m", "pgd", 8 / 255, attack_kind="pgd", attack_role="iterative"),
+               record("m", "aa", 8 / 255, **cascade),
+               record("m", "aa/apgd-ce", 8 / 255, attack_kind="autoattack", attack_role="iterative"),
+               record("m", "aa-fast", 8 / 255, **cascade),
+               record("m", "aa-bpda", 8 / 255, adaptive="bpda", **cascade)]
+    config = {"attacks": [{"name": "aa", "kind": "autoattack", "eps": [8 / 255]},
+                          {"name": "aa-fast", "kind": "autoattack", "version": "custom",
+                           "attacks": ["apgd-ce", "square"], "steps": 10, "queries": 500, "eps": [8 / 255]},
+                          {"name": "aa-bpda", "kind": "autoattack", "adaptive": "bpda", "eps": [8 / 255]}]}
+    manifest = {"suite": "aa", "config": config}
+    if standard is not None:
+        manifest["standard_autoattack"] = list(standard)
+    return Results(records=records, manifest=manifest)
+
+
+def test_autoattack_rows_say_whether_they_are_the_standard_autoattack() -> None:
+    import html as htmllib
+
+    out = render_report(autoattack_results())
+    summary = htmllib.unescape(section(out, "summary"))
+    text = " ".join(re.sub(r"<[^>]+>", " ", summary).split())
+    assert AA_STANDARD in text
+    assert ("aa-fast is not the standard AutoAttack (custom version: apgd-ce, square; 10 steps instead of 100; "
+            "500 queries instead of 5,000); its robust accuracy is not the number to compare with RobustBench."
+            ) in text
+    assert "aa-bpda is not the standard AutoAttack (adaptive: bpda)" in text
+    assert text.count(AA_NOT) == 2 and "aa/apgd-ce is" not in text  # the cascades, not their components
+    # Next to the rows: a badge on the summary's column and on each cascade row of the full table.
+    heads = re.findall(r'<th class="group"[^>]*>(.*?)</th>', section(out, "summary"), re.S)
+    assert sum("standard AutoAttack" in h for h in heads) == 3
+    rows = {re.sub(r"<[^>]+>", "", r.split("</td>")[2]).strip(): r
+            for r in re.findall(r"<tr>(.*?)</tr>", section(out, "attacks"), re.S) if "<td" in r}
+    assert "standard AutoAttack" in rows["aa standard AutoAttack"]
+    assert "aa-fast not the standard AutoAttack" in rows and "aa-bpda not the standard AutoAttack" in rows
+    assert "aa/apgd-ce" in rows and "pgd" in rows  # components and other attacks carry no badge
+
+
+def test_no_autoattack_words_without_a_cascade() -> None:
+    for res in (make_results(gallery=False), Results(), autoattack_results(standard=None)):
+        out = render_report(res)
+        assert "standard AutoAttack" not in out and "RobustBench" not in out
+
+
+def test_autoattack_note_for_a_transfer_and_without_config() -> None:
+    from robustbench_gan.reports.html import autoattack_note
+
+    cascade = {"attack": "aa", "attack_kind": "autoattack", "attack_role": "ensemble", "source": ""}
+    moved = autoattack_note({**cascade, "source": "cnn2", "threat": "transfer"}, {"standard_autoattack": ["aa"]})
+    assert not moved["standard"] and moved["text"].startswith("is not the standard AutoAttack (transferred from cnn2)")
+    plain = autoattack_note(cascade, {"standard_autoattack": [], "config": {"attacks": ["autoattack"]}})
+    assert "(a custom or rand version, a reduced budget or an adaptive gradient view)" in plain["text"]
+    assert autoattack_note({**cascade, "attack": "aa/square", "attack_role": "black-box"}, {"standard_autoattack": []}) is None
