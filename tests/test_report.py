@@ -226,3 +226,152 @@ def test_naive_and_adaptive_side_by_side() -> None:
     assert out.count("<tr>") == 2  # header + one (model, defense, norm, eps)
     assert "dgan" in out and "85.0%" in out and "22.0%" in out and "63.0%" in out
     assert "pgd-bpda (bpda)" in out and ">pgd<" in out
+
+
+# --------------------------------------------------------------------------------------------- ε on the plots
+CLOSE_EPS = tuple(k / 255 for k in (1, 2, 3, 4, 5, 6, 7, 8, 16))
+
+
+def captured_figures(monkeypatch, draw) -> list:
+    """The figures ``draw()`` makes, drawn with Agg as they would be saved (``fig_to_data_uri`` captures them)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    figs = []
+
+    def capture(fig):
+        FigureCanvasAgg(fig)
+        fig.set_dpi(100)  # as fig_to_data_uri saves it
+        fig.canvas.draw()
+        figs.append(fig)
+        return "data:image/png;base64,"
+
+    monkeypatch.setattr(plots, "fig_to_data_uri", capture)
+    draw()
+    return figs
+
+
+def assert_apart(labels, renderer) -> None:
+    boxes = sorted((t.get_window_extent(renderer) for t in labels), key=lambda b: b.x0)
+    for a, b in zip(boxes, boxes[1:]):
+        assert a.x1 <= b.x0, f"tick labels overlap: {a} and {b}"
+
+
+def test_eps_ticks_read_k_over_255_and_never_overlap(monkeypatch) -> None:
+    df = Results(records=[record("m", a, e) for a in ("fgsm", "pgd") for e in CLOSE_EPS]).table
+    (fig,) = captured_figures(monkeypatch, lambda: plots.accuracy_vs_eps(df))
+    renderer = fig.canvas.get_renderer()
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(panels) == 2
+    for ax in panels:
+        labels = [t for t in ax.get_xticklabels() if t.get_text()]
+        texts = [t.get_text() for t in labels]
+        assert texts[0] == "1/255" and texts[-1] == "16/255", texts
+        assert all(re.fullmatch(r"\d+/255", t) for t in texts), texts
+        assert len(texts) >= 3  # thinned, not reduced to its ends
+        assert_apart(labels, renderer)
+        # Every ε keeps its tick mark (the thinned ones unlabelled).
+        marks = sorted({*ax.xaxis.get_majorticklocs(), *ax.xaxis.get_minorticklocs()})
+        assert marks == pytest.approx(sorted(CLOSE_EPS))
+
+
+def test_eps_ticks_helper_on_an_axes() -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(3.0, 2.0), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.plot(CLOSE_EPS, [0.5] * len(CLOSE_EPS))
+    plots.set_eps_ticks(ax, CLOSE_EPS)
+    fig.canvas.draw()
+    labels = [t for t in ax.get_xticklabels() if t.get_text()]
+    assert labels[0].get_text() == "1/255" and labels[-1].get_text() == "16/255"
+    assert_apart(labels, fig.canvas.get_renderer())
+    # Far apart: every value is labelled; plain decimals stay as they are.
+    ax.clear()
+    ax.plot([0.1, 0.3, 0.5], [0.5] * 3)
+    plots.set_eps_ticks(ax, [0.1, 0.3, 0.5])
+    fig.canvas.draw()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.1", "0.3", "0.5"]
+    # A wide figure labels all nine.
+    fig.set_size_inches(12, 2)
+    ax.clear()
+    ax.plot(CLOSE_EPS, [0.5] * len(CLOSE_EPS))
+    plots.set_eps_ticks(ax, CLOSE_EPS)
+    fig.canvas.draw()
+    assert [t.get_text() for t in ax.get_xticklabels()] == [fmt_eps(e) for e in CLOSE_EPS]
+
+
+def test_eps_in_panel_titles(monkeypatch) -> None:
+    base = [record(m, "pgd", e) for m in ("a", "b") for e in (2 / 255, 8 / 255)]
+    transfer = [record("b", "pgd", e, threat="transfer", source="a") for e in (2 / 255, 8 / 255)]
+    blackbox = [record("a", "square", e, threat="black-box", queries=100.0) for e in (2 / 255, 8 / 255)]
+    df = Results(records=base + transfer + blackbox).table
+    figs = captured_figures(monkeypatch, lambda: (plots.transfer_matrices(df), plots.blackbox_queries(df)))
+    assert len(figs) == 2
+    for fig in figs:
+        titles = [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()]
+        assert titles == ["ε = 2/255", "ε = 8/255"], titles
+
+
+# --------------------------------------------------------------------------------------------- AutoAttack in words
+AA_STANDARD = ("aa is the standard AutoAttack (Croce & Hein 2020: APGD-CE, APGD-T, FAB-T, Square; 100 steps, "
+               "9 targets, 5,000 queries); its robust accuracy is the number comparable with RobustBench.")
+AA_NOT = "is not the standard AutoAttack"
+
+
+def autoattack_results(standard: list[str] | None = ("aa",)) -> Results:
+    """One standard cascade (with a component row), one custom reduced cascade and one adaptive cascade."""
+    cascade = {"attack_kind": "autoattack", "attack_role": "ensemble"}
+    records = [record("m", "pgd", 8 / 255, attack_kind="pgd", attack_role="iterative"),
+               record("m", "aa", 8 / 255, **cascade),
+               record("m", "aa/apgd-ce", 8 / 255, attack_kind="autoattack", attack_role="iterative"),
+               record("m", "aa-fast", 8 / 255, **cascade),
+               record("m", "aa-bpda", 8 / 255, adaptive="bpda", **cascade)]
+    config = {"attacks": [{"name": "aa", "kind": "autoattack", "eps": [8 / 255]},
+                          {"name": "aa-fast", "kind": "autoattack", "version": "custom",
+                           "attacks": ["apgd-ce", "square"], "steps": 10, "queries": 500, "eps": [8 / 255]},
+                          {"name": "aa-bpda", "kind": "autoattack", "adaptive": "bpda", "eps": [8 / 255]}]}
+    manifest = {"suite": "aa", "config": config}
+    if standard is not None:
+        manifest["standard_autoattack"] = list(standard)
+    return Results(records=records, manifest=manifest)
+
+
+def test_autoattack_rows_say_whether_they_are_the_standard_autoattack() -> None:
+    import html as htmllib
+
+    out = render_report(autoattack_results())
+    summary = htmllib.unescape(section(out, "summary"))
+    text = " ".join(re.sub(r"<[^>]+>", " ", summary).split())
+    assert AA_STANDARD in text
+    assert ("aa-fast is not the standard AutoAttack (custom version: apgd-ce, square; 10 steps instead of 100; "
+            "500 queries instead of 5,000); its robust accuracy is not the number to compare with RobustBench."
+            ) in text
+    assert "aa-bpda is not the standard AutoAttack (adaptive: bpda)" in text
+    assert text.count(AA_NOT) == 2 and "aa/apgd-ce is" not in text  # the cascades, not their components
+    # Next to the rows: a badge on the summary's column and on each cascade row of the full table.
+    heads = re.findall(r'<th class="group"[^>]*>(.*?)</th>', section(out, "summary"), re.S)
+    assert sum("standard AutoAttack" in h for h in heads) == 3
+    rows = {re.sub(r"<[^>]+>", "", r.split("</td>")[2]).strip(): r
+            for r in re.findall(r"<tr>(.*?)</tr>", section(out, "attacks"), re.S) if "<td" in r}
+    assert "standard AutoAttack" in rows["aa standard AutoAttack"]
+    assert "aa-fast not the standard AutoAttack" in rows and "aa-bpda not the standard AutoAttack" in rows
+    assert "aa/apgd-ce" in rows and "pgd" in rows  # components and other attacks carry no badge
+
+
+def test_no_autoattack_words_without_a_cascade() -> None:
+    for res in (make_results(gallery=False), Results(), autoattack_results(standard=None)):
+        out = render_report(res)
+        assert "standard AutoAttack" not in out and "RobustBench" not in out
+
+
+def test_autoattack_note_for_a_transfer_and_without_config() -> None:
+    from robustbench_gan.reports.html import autoattack_note
+
+    cascade = {"attack": "aa", "attack_kind": "autoattack", "attack_role": "ensemble", "source": ""}
+    moved = autoattack_note({**cascade, "source": "cnn2", "threat": "transfer"}, {"standard_autoattack": ["aa"]})
+    assert not moved["standard"] and moved["text"].startswith("is not the standard AutoAttack (transferred from cnn2)")
+    plain = autoattack_note(cascade, {"standard_autoattack": [], "config": {"attacks": ["autoattack"]}})
+    assert "(a custom or rand version, a reduced budget or an adaptive gradient view)" in plain["text"]
+    assert autoattack_note({**cascade, "attack": "aa/square", "attack_role": "black-box"}, {"standard_autoattack": []}) is None

@@ -135,7 +135,7 @@ def sort_key(value: Any) -> str:
 
 def cell(text: str, sort: Any = None, num: bool = False, title: str = "") -> dict[str, Any]:
     return {"text": text, "sort": sort_key(sort) if num else None, "num": num, "title": title, "value": text,
-            "ci": ""}
+            "ci": "", "badge": None}
 
 
 def acc_cell(value: Any, low: Any, high: Any, title: str = "") -> dict[str, Any]:
@@ -158,6 +158,82 @@ def _unique(values: Iterable[Any]) -> list[str]:
 PROBE_NOTE = ("a probe, not an attack on the evaluated inputs: the fraction of (noise image, class) pairs that one "
               "gradient step makes the model assign to that class with high confidence (Goodfellow et al. 2014); "
               "left out of the worst case")
+
+
+AUTOATTACK_STANDARD = ("the standard AutoAttack (Croce & Hein 2020: APGD-CE, APGD-T, FAB-T, Square; 100 steps, "
+                       "9 targets, 5,000 queries)")
+AUTOATTACK_BUDGET = (("steps", 100), ("targets", 9), ("queries", 5000))
+
+
+def _is_cascade(row: dict[str, Any]) -> bool:
+    """An AutoAttack cascade's own row (not one of its components' ``<attack>/<component>`` rows)."""
+    if row.get("attack_kind") != "autoattack":
+        return False
+    role = row.get("attack_role")
+    return role == "ensemble" if not is_missing(role) else "/" not in str(row.get("attack"))
+
+
+def _attack_params(manifest: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """The suite config's table of attack ``name`` (None when the config does not list it as a table)."""
+    config = manifest.get("config")
+    attacks = config.get("attacks") if isinstance(config, dict) else None
+    for a in attacks if isinstance(attacks, list) else []:
+        if isinstance(a, dict) and a.get("name") == name:
+            return a
+    return None
+
+
+def _not_standard_because(row: dict[str, Any], manifest: dict[str, Any], name: str) -> str:
+    """Why a cascade is not the standard AutoAttack, from its row and the suite config where they say."""
+    reasons = []
+    if not is_missing(row.get("source")):
+        reasons.append(f"transferred from {row.get('source')}")
+    params = _attack_params(manifest, name) or {}
+    version = params.get("version", "standard")
+    if version != "standard":
+        parts = params.get("attacks") if version == "custom" else None
+        reasons.append(f"{version} version" + (f": {', '.join(map(str, parts))}" if isinstance(parts, list) else ""))
+    for key, full in AUTOATTACK_BUDGET:
+        value = params.get(key, full)
+        if value != full:
+            reasons.append(f"{fmt_num(value)} {key} instead of {full:,}")
+    if params.get("eot_samples") not in (None, 1):
+        reasons.append(f"EOT over {fmt_text(params.get('eot_samples'))} draws")
+    adaptive = row.get("adaptive") if not is_missing(row.get("adaptive")) else params.get("adaptive")
+    if not is_missing(adaptive) and adaptive != "none":
+        reasons.append(f"adaptive: {adaptive}")
+    return "; ".join(reasons) or "a custom or rand version, a reduced budget or an adaptive gradient view"
+
+
+def autoattack_note(row: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """What the report says in words beside an AutoAttack cascade's row: whether it is the standard AutoAttack
+    (listed in the manifest's ``standard_autoattack``, white-box), whose number is the one comparable with
+    RobustBench, or not (a custom or rand version, a reduced budget, an adaptive view, a transfer). None for other
+    rows (the cascade's components included) and for runs whose manifest does not say which cascades were standard."""
+    if "standard_autoattack" not in manifest:
+        return None
+    name = fmt_text(row.get("attack"))
+    standard = name in set(manifest.get("standard_autoattack") or [])
+    if not standard and not _is_cascade(row):
+        return None
+    source = "" if is_missing(row.get("source")) else str(row.get("source"))
+    if standard and not source:
+        return {"attack": name, "source": source, "standard": True, "badge": "standard AutoAttack",
+                "text": f"is {AUTOATTACK_STANDARD}; its robust accuracy is the number comparable with RobustBench."}
+    why = _not_standard_because(row, manifest, name)
+    return {"attack": name, "source": source, "standard": False, "badge": "not the standard AutoAttack",
+            "text": f"is not the standard AutoAttack ({why}); its robust accuracy is not the number to compare "
+                    "with RobustBench."}
+
+
+def build_autoattack_notes(rows: list[dict[str, Any]], manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """One note per AutoAttack cascade (and source) of the run, in the order of the rows."""
+    notes: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in rows:
+        note = autoattack_note(r, manifest)
+        if note is not None:
+            notes.setdefault((note["attack"], note["source"]), note)
+    return list(notes.values())
 
 
 def _column_key(row: dict[str, Any]) -> tuple[str, str, str, bool, str, str]:
@@ -224,10 +300,12 @@ def _strongest(entries: list[dict[str, Any]]) -> str:
             f"{fmt_pct(b.get('strongest_attack_accuracy'))}")
 
 
-def build_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Model × defense rows; clean accuracy, then robust accuracy [95% CI] per attack group and ε."""
+def build_summary(rows: list[dict[str, Any]], manifest: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Model × defense rows; clean accuracy, then robust accuracy [95% CI] per attack group and ε. A group of an
+    AutoAttack cascade carries its :func:`autoattack_note` (``aa``), and ``autoattack`` lists those notes."""
     if not rows:
-        return {"groups": [], "rows": []}
+        return {"groups": [], "rows": [], "autoattack": []}
+    manifest = manifest or {}
     df = pd.DataFrame.from_records(rows)
     df["_model"] = [fmt_text(r.get("model")) for r in rows]
     df["_defense"] = [fmt_text(r.get("defense")) for r in rows]
@@ -235,6 +313,7 @@ def build_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     first_seen: dict[tuple[Any, ...], int] = {}
     for i, k in enumerate(keys):
         first_seen.setdefault(k, i)
+    notes = {g: autoattack_note(rows[i], manifest) for g, i in first_seen.items()}
     group_keys = sorted(first_seen, key=lambda g: (THREAT_ORDER.get(g[0], 9), first_seen[g]))
     gid = {g: i for i, g in enumerate(group_keys)}
     df["_gid"] = [gid[k] for k in keys]
@@ -248,7 +327,8 @@ def build_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         eps_cols: list[float | None] = sorted({float(e) for e in eps_values.dropna()})
         if eps_values.isna().any():
             eps_cols.append(None)
-        groups.append({"attack": g[1], "detail": _group_detail(g), "eps": [fmt_eps(e) for e in eps_cols]})
+        groups.append({"attack": g[1], "detail": _group_detail(g), "eps": [fmt_eps(e) for e in eps_cols],
+                       "aa": notes[g]})
         columns.extend((gid[g], e) for e in eps_cols)
 
     out_rows = []
@@ -279,7 +359,7 @@ def build_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
                               r["robust_accuracy"], num=True, title=title))
         out_rows.append({"model": model, "defense": defense, "clean": cell(fmt_pct(clean), clean, num=True),
                          "cells": cells})
-    return {"groups": groups, "rows": out_rows}
+    return {"groups": groups, "rows": out_rows, "autoattack": build_autoattack_notes(rows, manifest)}
 
 
 ATTACK_HEADERS: tuple[tuple[str, bool], ...] = (
@@ -294,9 +374,11 @@ DETECTION_HEADERS = (("Rejected clean", True), ("Rejected adv.", True))
 of adversarial inputs it rejected (a rejected adversarial input counts as robust)."""
 
 
-def build_attack_rows(rows: list[dict[str, Any]], with_dataset: bool) -> dict[str, Any]:
+def build_attack_rows(rows: list[dict[str, Any]], with_dataset: bool,
+                      manifest: dict[str, Any] | None = None) -> dict[str, Any]:
     """Every record as a table row (plus a leading Dataset column when the run spans several datasets, and the
-    detection columns when a defense with a detector was evaluated)."""
+    detection columns when a defense with a detector was evaluated). An AutoAttack cascade's attack cell carries
+    the badge of its :func:`autoattack_note` (the note itself as its title)."""
     headers = [{"text": t, "num": n} for t, n in ATTACK_HEADERS]
     with_detection = any(not is_missing(r.get("detected")) for r in rows)
     at = [t for t, _ in ATTACK_HEADERS].index("Success rate") + 1
@@ -321,6 +403,10 @@ def build_attack_rows(rows: list[dict[str, Any]], with_dataset: bool) -> dict[st
             cell(fmt_num(r.get("queries")), r.get("queries"), num=True),
             cell(fmt_seconds(r.get("seconds")), r.get("seconds"), num=True),
         ]
+        note = autoattack_note(r, manifest or {})
+        if note is not None:
+            cells[2].update(badge={"text": note["badge"], "cls": "aa-standard" if note["standard"] else "aa-other"},
+                            title=f"{note['attack']} {note['text']}")
         if with_detection:
             cells[at:at] = [cell(fmt_pct(r.get(k)), r.get(k), num=True) for k in ("detected_clean", "detected")]
         if with_dataset:
@@ -565,9 +651,9 @@ def build_context(results: "Results") -> dict[str, Any]:
         "models": _unique(r.get("model") for r in rows),
         "attacks": _unique(r.get("attack") for r in rows),
         "threats": _unique(r.get("threat") for r in rows),
-        "summary": build_summary(rows),
+        "summary": build_summary(rows, manifest),
         "curves": curves,
-        "attack_table": build_attack_rows(rows, with_dataset=len(datasets) > 1),
+        "attack_table": build_attack_rows(rows, with_dataset=len(datasets) > 1, manifest=manifest),
         "leaderboard": build_leaderboard(board, list(results.flags or [])),
         "flags": [{k: fmt_text(f.get(k)) for k in ("check", "model", "defense", "attack", "message")}
                   for f in (results.flags or [])],

@@ -13,7 +13,10 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
+from matplotlib.textpath import text_to_path
+from matplotlib.ticker import FixedLocator, FuncFormatter, Locator
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,72 @@ def fig_to_data_uri(fig: Figure) -> str:
     finally:
         fig.clear()
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _eps(value: Any) -> str:
+    """ε as the report writes it (``8/255``, ``0.3``); imported here, not at the top: ``html`` imports this module."""
+    from .html import fmt_eps
+
+    return fmt_eps(value)
+
+
+def eps_title(eps: Any) -> str:
+    """A panel title: ``ε = 8/255``."""
+    return f"ε = {_eps(eps)}"
+
+
+class EpsLocator(Locator):
+    """The ε values as major ticks, thinned when the axes is drawn so that no two labels overlap: the first and the
+    last are always kept, and from left to right each value whose label clears the last kept label and the last
+    one by ``pad`` points. Positions are measured in the axes as laid out at that draw, label widths from the font
+    (no renderer needed); when even the first and the last would overlap, only the first is labelled."""
+
+    def __init__(self, values: Sequence[float], fontsize: float, pad: float | None = None) -> None:
+        self.values = sorted({float(v) for v in values})
+        self.fontsize = float(fontsize)
+        self.pad = 0.6 * self.fontsize if pad is None else float(pad)
+
+    def _width(self, value: float) -> float:
+        """The label's width in points."""
+        return text_to_path.get_text_width_height_descent(_eps(value), FontProperties(size=self.fontsize),
+                                                          ismath=False)[0]
+
+    def __call__(self) -> list[float]:
+        values = self.values
+        if len(values) <= 1 or self.axis is None:
+            return values
+        axes = self.axis.axes
+        px_per_pt = axes.figure.dpi / 72.0
+        x = axes.transData.transform(np.column_stack([values, np.zeros(len(values))]))[:, 0]
+        if not np.all(np.isfinite(x)):
+            return values
+        half = [0.5 * self._width(v) * px_per_pt for v in values]
+        pad = self.pad * px_per_pt
+
+        def clear(i: int, j: int) -> bool:  # label i lies left of label j with room between them
+            return x[i] + half[i] + pad <= x[j] - half[j]
+
+        last = len(values) - 1
+        if not clear(0, last):
+            return values[:1]
+        keep = [0]
+        for i in range(1, last):
+            if clear(keep[-1], i) and clear(i, last):
+                keep.append(i)
+        keep.append(last)
+        return [values[i] for i in keep]
+
+    def tick_values(self, vmin: float, vmax: float) -> list[float]:
+        return self.values
+
+
+def set_eps_ticks(ax: Any, values: Sequence[float], fontsize: float = 8) -> None:
+    """Ticks at the ε values on ``ax``'s x axis, labelled as the report writes ε (``8/255``; decimals as given),
+    thinned at draw time so that labels never overlap (see :class:`EpsLocator`); every value keeps a tick mark."""
+    ax.xaxis.set_major_locator(EpsLocator(values, fontsize))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: _eps(v)))
+    ax.xaxis.set_minor_locator(FixedLocator(sorted({float(v) for v in values})))
+    ax.tick_params(axis="x", labelsize=fontsize)
 
 
 def _line_label(defense: Any, attack: Any, targeted: Any, target_mode: Any, show_defense: bool) -> str:
@@ -131,12 +200,11 @@ def accuracy_vs_eps(table: pd.DataFrame) -> list[tuple[str, str]]:
                     err = np.vstack([np.clip(acc - low, 0, None), np.clip(high - acc, 0, None)])
                     ax.errorbar(eps, acc, yerr=np.where(np.isfinite(err), err, 0.0), fmt="none", ecolor=color,
                                 capsize=4, linewidth=1.2)
-            ticks = sorted(set(sub["eps"].astype(float)))
-            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+            ax.tick_params(labelsize=8)
+            set_eps_ticks(ax, sorted(set(sub["eps"].astype(float))), fontsize=8)
             ax.set_ylim(-0.02, 1.02)
             ax.set_xlabel(f"ε ({norm})", fontsize=9)
             ax.yaxis.set_major_formatter(lambda v, _pos: f"{100 * v:.0f}%")
-            ax.tick_params(labelsize=8)
             ax.grid(True, alpha=0.3)
             ax.spines[["top", "right"]].set_visible(False)
             ax.set_title(_text(_line_label("", attack, targeted, mode or None, False)), fontsize=10)
@@ -277,7 +345,7 @@ def transfer_matrices(table: pd.DataFrame) -> list[tuple[str, str]]:
             ax.set_yticks(range(len(sources)), [_text(s) for s in sources], fontsize=8)
             ax.set_xlabel("target (evaluated)", fontsize=8)
             ax.set_ylabel("source (crafted on)", fontsize=8)
-            ax.set_title(f"ε = {eps:g}", fontsize=9)
+            ax.set_title(eps_title(eps), fontsize=9)
         fig.colorbar(im, ax=axes, shrink=0.6, label="robust accuracy")
         fig.suptitle(f"{_text(attack)}: transfer matrix (diagonal = white-box)", fontsize=11)
         plots.append((f"{attack} transfer matrix", fig_to_data_uri(fig)))
@@ -343,7 +411,7 @@ def blackbox_queries(table: pd.DataFrame) -> str | None:
         ax.set_ylim(-0.02, 1.02)
         ax.yaxis.set_major_formatter(lambda v, _pos: f"{100 * v:.0f}%")
         ax.set_xlabel("queries to the model (total)", fontsize=9)
-        ax.set_title(f"ε = {eps:g}", fontsize=10)
+        ax.set_title(eps_title(eps), fontsize=10)
         ax.grid(True, alpha=0.3)
         ax.spines[["top", "right"]].set_visible(False)
     for row in axes:
