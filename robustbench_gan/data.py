@@ -310,7 +310,7 @@ def from_tensors(
         if xmin < 0 <= lo:
             fix = ("they look normalized: pass images in pixel space and give mean=... and std=... (the wrapper "
                    "normalizes, so attacks perturb pixels)")
-        elif xmax > hi and hi <= 1.0 < xmax <= 255.0:
+        elif hi <= 1.0 and 25.0 < xmax <= 255.0:  # 0..255 grey levels
             fix = ("if your model takes inputs in [0, 1], pass x / 255; if it was trained on 0..255 values, pass "
                    "bounds=(0, 255) and eps in 0..255 units")
         else:
@@ -490,6 +490,20 @@ def _split(
     return _two_splits(x, y, x_test, y_test, train_size=train_size, test_size=test_size, seed=seed, name=name)
 
 
+def _first_label(first_label: Any, source: str, *ys: Tensor | None) -> list[Tensor | None]:
+    """The labels counted from 0: minus ``first_label`` (1 for labels 1..K). With the default 0, labels of which
+    none is 0 are refused, before anything trains: counted from 0 they would make an empty class 0."""
+    if isinstance(first_label, bool) or not isinstance(first_label, int):
+        raise DataError(f"first_label must be an integer (the label of the first class), got {first_label!r}")
+    present = [y for y in ys if y is not None and len(y)]
+    if first_label == 0 and present and min(int(y.min()) for y in present) >= 1:
+        low, top = min(int(y.min()) for y in present), max(int(y.max()) for y in present)
+        raise DataError(f"{source}: labels run {low}..{top} and none is 0; if they count classes from {low}, set "
+                        f"first_label = {low} in [data] (classes 0..{top - low}); if class 0 really has no samples, "
+                        f"set num_classes = {top + 1}")
+    return [None if y is None else y - first_label for y in ys]
+
+
 def _num_classes(num_classes: int | None, *ys: Tensor) -> int:
     if num_classes is not None:
         if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 1:
@@ -517,13 +531,15 @@ def load_idx(
     test_size: int | float | None = None,
     seed: int = 0,
     num_classes: int | None = None,
+    first_label: int = 0,
     name: str = "idx",
 ) -> Data:
     """Images and labels from IDX files (the MNIST format), plain or gzipped.
 
     uint8 images are scaled to [0, 1]; ``[N, H, W]`` and ``[N, H, W, C]`` (C = 1 or 3) become NCHW. With
     ``test_images``/``test_labels`` those are the test split (subsampled to the sizes if given); otherwise the
-    single source is split with ``seed``. ``num_classes`` defaults to the largest label + 1 (at least 2).
+    single source is split with ``seed``. ``num_classes`` defaults to the largest label + 1 (at least 2);
+    ``first_label`` is the label of the first class (1 for labels 1..10: they become 0..9).
     """
     if (test_images is None) != (test_labels is None):
         raise DataError("idx: give both test_images and test_labels, or neither")
@@ -535,6 +551,8 @@ def load_idx(
             raise DataError(
                 f"idx: test images have shape {tuple(xt.shape[1:])} but train images {tuple(x.shape[1:])}; they must match"
             )
+    if num_classes is None or first_label:
+        y, yt = _first_label(first_label, f"IDX file '{labels}'", y, yt)  # type: ignore[assignment]
     k = _num_classes(num_classes, y, *(() if yt is None else (yt,)))
     fix = "rescale the images: IDX pixels must be uint8 (0..255, scaled to [0, 1]) or floats in [0, 1]"
     for file, xs in ((images, x), (test_images, xt)):
@@ -850,12 +868,13 @@ def _load_cifar10_unverified(
              ", ".join(f.name for f in found.train + found.test))
     spec = _cifar10_spec(_cifar10_class_names(found))
     if train is not None and test is not None:
-        return Data(*_two_splits(*train, *test, train_size=train_size, test_size=test_size, seed=seed,
-                                 name="cifar10"), spec)
+        parts = _two_splits(*train, *test, train_size=train_size, test_size=test_size, seed=seed, name="cifar10")
+        return Data(*parts, spec, test_ids=parts.test_ids)
     which, (x, y) = ("train", train) if train is not None else ("test", test)  # type: ignore[misc]
     log.info("cifar10: '%s' has a %s split only; splitting its %d images with seed %d (train_size/test_size)",
              found.folder, which, len(x), seed)
-    return Data(*seeded_split(x, y, train_size=train_size, test_size=test_size, seed=seed, name="cifar10"), spec)
+    parts = seeded_split(x, y, train_size=train_size, test_size=test_size, seed=seed, name="cifar10")
+    return Data(*parts, spec, test_ids=parts.test_ids)
 
 
 def _cifar10_unreadable(root: Path, base: Path) -> DataError:
@@ -918,10 +937,8 @@ def load_cifar10(
         x = torch.from_numpy(np.ascontiguousarray(np.asarray(ds.data, dtype=np.uint8).transpose(0, 3, 1, 2)))
         return x.to(torch.float32) / 255.0, torch.as_tensor(ds.targets, dtype=torch.int64)
 
-    xtr, ytr, xte, yte = _two_splits(
-        *conv(tr), *conv(te), train_size=train_size, test_size=test_size, seed=seed, name="cifar10"
-    )
-    return Data(xtr, ytr, xte, yte, _cifar10_spec(tr.classes))
+    parts = _two_splits(*conv(tr), *conv(te), train_size=train_size, test_size=test_size, seed=seed, name="cifar10")
+    return Data(*parts, _cifar10_spec(tr.classes), test_ids=parts.test_ids)
 
 
 def _npz_sources(p: Path, keys: list[str]) -> tuple[tuple[str, str] | None, tuple[str, str] | None]:
@@ -954,6 +971,7 @@ def load_npz(
     seed: int = 0,
     num_classes: int | None = None,
     bounds: Sequence[float] | None = None,
+    first_label: int = 0,
     name: str = "npz",
 ) -> Data:
     """Images and labels from a NumPy ``.npz`` file (no pickles), under one of these sets of keys:
@@ -963,6 +981,7 @@ def load_npz(
     Images may be NHW, NHWC (C = 1, 3 or 4) or NCHW. uint8 images are scaled to [0, 1]; other arrays keep
     their values. ``bounds`` declares the pixel range (default ``(0, 1)``). A single source (no test split,
     or a test split alone) is split with ``seed``; with both, ``train_size``/``test_size`` take seeded subsets.
+    ``first_label`` is the label of the first class (1 for labels 1..10: they become 0..9).
     """
     p = Path(path).expanduser()
     if not p.is_file():
@@ -998,6 +1017,8 @@ def load_npz(
         _check_pair(xt, yt, f"{p}:x_test", f"{p}:y_test")
         if xt.shape[1:] != x.shape[1:]:
             raise DataError(f"npz '{p}': x_test images are {tuple(xt.shape[1:])} but {kx} images {tuple(x.shape[1:])}")
+    if num_classes is None or first_label:
+        y, yt = _first_label(first_label, f"npz file '{p}'", y, yt)  # type: ignore[assignment]
     k = _num_classes(num_classes, y, *(() if yt is None else (yt,)))
     lo, hi = (0.0, 1.0) if bounds is None else _parse_bounds(bounds)
     for key, xs in ((kx, x), ("x_test", xt)):
@@ -1010,9 +1031,9 @@ def load_npz(
     for key, ys in ((ky, y), ("y_test", yt)):
         if ys is not None:
             _check_labels(ys, f"npz file '{p}': {key}", k, num_classes is not None)
-    xtr, ytr, xte, yte = _split(x, y, xt, yt, train_size=train_size, test_size=test_size, seed=seed, name=name)
+    parts = _split(x, y, xt, yt, train_size=train_size, test_size=test_size, seed=seed, name=name)
     spec = DataSpec(name, tuple(int(s) for s in x.shape[1:]), k, bounds=(lo, hi))  # type: ignore[arg-type]
-    return Data(xtr, ytr, xte, yte, spec)
+    return Data(*parts, spec, test_ids=parts.test_ids)
 
 
 def _is_image_folder(folder: Path) -> bool:

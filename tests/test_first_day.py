@@ -205,3 +205,38 @@ def test_an_attack_that_cannot_run_on_the_classes_fails_before_training(tmp_path
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("error: attack 'aa-t' (apgd-t)") and "at least 4 classes" in last and "apgd" in last
     assert "training" not in r.stderr and not (tmp_path / "o" / "cache").exists()
+
+
+def test_one_based_labels_in_a_suite_file_are_refused_with_the_option_that_fixes_them(tmp_path, digits):
+    """An .npz whose labels run 1..10: refused before training (exit 2) naming first_label; with first_label = 1 the
+    run works and its labels are 0..9 again."""
+    np.savez(tmp_path / "d.npz", x=digits.x_train.numpy(), y=digits.y_train.numpy() + 1,
+             x_test=digits.x_test.numpy(), y_test=digits.y_test.numpy() + 1)
+    suite = textwrap.dedent('''
+        name = "one-based"
+        [data]
+        dataset = "npz"
+        path = "d.npz"
+        {extra}
+        [[models]]
+        name = "m"
+        arch = "logistic"
+        epochs = 3
+        [[attacks]]
+        name = "fgsm"
+        kind = "fgsm"
+        eps = [0.1]
+        [evaluation]
+        n = 50
+    ''')
+    (tmp_path / "s.toml").write_text(suite.format(extra=""))
+    cli = [sys.executable, "-m", "robustbench_gan.cli", "-q", "run", "s.toml", "--out", "o"]
+    r = subprocess.run(cli, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "labels run 1..10 and none is 0" in r.stderr and "first_label = 1" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    (tmp_path / "s.toml").write_text(suite.format(extra="first_label = 1"))
+    r = subprocess.run(cli, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    samples = pd.read_csv(tmp_path / "o" / "samples.csv.gz")
+    assert samples["true_label"].between(0, 9).all()
+    assert (samples["true_label"].to_numpy() == digits.y_test.numpy()[samples["sample_id"].to_numpy()]).all()
