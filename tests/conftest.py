@@ -85,11 +85,21 @@ def batch(digits):
 
 @pytest.fixture(scope="session")
 def default_run(tmp_path_factory):
-    """The default suite run once through the CLI (about 100 s on 2 cores); its output folder."""
-    from robustbench_gan.cli import main
+    """The default suite run once through the CLI in a fresh process, its output redirected as in CI or a batch job
+    (about 2 minutes on 2 cores); its output folder. ``stderr.jsonl`` there holds each line of its stderr with the
+    seconds since the start at which it arrived."""
+    import json
+    import subprocess
+    import sys
+    import time
 
     out = tmp_path_factory.mktemp("default-run") / "out"
-    assert main(["-q", "run", "default", "--out", str(out), "--device", "cpu"]) == 0
+    start = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "robustbench_gan.cli", "run", "default", "--out", str(out),
+                             "--device", "cpu"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines = [(time.monotonic() - start, line.rstrip("\n")) for line in proc.stderr]
+    assert proc.wait(timeout=1200) == 0, "\n".join(text for _, text in lines[-20:])
+    (out / "stderr.jsonl").write_text("".join(json.dumps({"t": t, "line": text}) + "\n" for t, text in lines))
     return out
 
 

@@ -181,3 +181,25 @@ def test_restarts_only_add_and_stay_in_the_ball(cnn, digits):
 def test_bad_hyperparameters_are_config_errors(params):
     with pytest.raises(ConfigError):
         make_attack("fab-t", **params)
+
+
+@pytest.mark.parametrize("make", [lambda: FAB(steps=STEPS), lambda: FABT(steps=STEPS, targets=TARGETS),
+                                  lambda: FABT(norm="2", steps=STEPS, targets=TARGETS)])
+def test_one_run_gives_every_eps(make, per_sample_cnn, digits):
+    """Several eps from one FAB run (its trajectory does not depend on eps): the very samples fall at each eps that
+    a run per eps fools (bit for bit on the per-sample model), every example lies in its ball, and the passes are
+    those of about one run, not one per eps."""
+    clf, x, y = per_sample_cnn, digits.x_test[:40], digits.y_test[:40]
+    attack = make()
+    eps_list = [0.05, 0.1, 0.2] if attack.norm == "inf" else [0.3, 0.6, 1.2]
+    clf.queries = 0
+    together = attack.perturb_many(clf, x, Goal(y), eps_list)
+    shared = clf.queries
+    clf.queries = 0
+    apart = [attack.perturb(clf, x, Goal(y), eps=e) for e in eps_list]
+    assert shared < 0.7 * clf.queries, (shared, clf.queries)
+    for eps, a, b in zip(eps_list, together, apart):
+        assert torch.equal(clf.predict(a).argmax(1) != y, clf.predict(b).argmax(1) != y), eps
+        assert float(flat_norm(a - x, attack.norm).max()) <= eps * (1 + 1e-5) + 1e-6
+    fooled = [int((clf.predict(a).argmax(1) != y).sum()) for a in together]
+    assert fooled == sorted(fooled) and fooled[0] < fooled[-1]

@@ -240,3 +240,119 @@ def test_one_based_labels_in_a_suite_file_are_refused_with_the_option_that_fixes
     samples = pd.read_csv(tmp_path / "o" / "samples.csv.gz")
     assert samples["true_label"].between(0, 9).all()
     assert (samples["true_label"].to_numpy() == digits.y_test.numpy()[samples["sample_id"].to_numpy()]).all()
+
+
+def test_a_redirected_default_run_is_never_silent_for_30_seconds(default_run):
+    """The default suite with its output going to a pipe (no terminal): a progress line at least every 30 s of
+    work, one line per finished cell with throughput and ETA, and the flag summary at the end."""
+    import json
+
+    lines = [json.loads(s) for s in (default_run / "stderr.jsonl").read_text().splitlines()]
+    times = [0.0] + [entry["t"] for entry in lines]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert max(gaps) <= 30.0, max(zip(gaps, [entry["line"] for entry in lines]))
+    cells = [e["line"] for e in lines if " done: " in e["line"] and e["line"].split(": ", 1)[1].startswith("cell ")]
+    assert cells and all("samples x eps/s" in c and "ETA" in c for c in cells), cells[:3]
+    flags = json.loads((default_run / "results.json").read_text())["flags"]
+    summary = [i for i, e in enumerate(lines) if "sanity flag(s)" in e["line"]]
+    assert summary and f"{len(flags)} sanity flag(s)" in lines[summary[-1]]["line"]
+
+
+STAND_IN = textwrap.dedent('''
+    from torch import nn
+
+
+    def ResNet18(num_classes=10):
+        """A tiny stand-in with the same interface: normalised 3x32x32 images in, logits out."""
+        return nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4),
+                             nn.Flatten(), nn.Linear(128, num_classes))
+''')
+
+
+def _readme_example() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Your own CIFAR-style model in one call", 1)[1]
+    return section.split("```python", 1)[1].split("```", 1)[0]
+
+
+def test_the_readmes_first_example_runs_on_a_tiny_stand_in(tmp_path, monkeypatch, request):
+    """The README's first code block, as written, on a tiny stand-in for ResNet18 and 24 synthetic CIFAR-shaped
+    images (uint8 NHWC in an npz): normalisation applied by the wrapper, the checkpoint loaded without pickled code,
+    the standard AutoAttack, and the export card; then the README's export command."""
+    (tmp_path / "my_models.py").write_text(STAND_IN)
+    sys.modules.pop("my_models", None)  # another test's module of that name
+    request.addfinalizer(lambda: sys.modules.pop("my_models", None))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    import my_models
+
+    mean, std = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1), torch.tensor([0.2471, 0.2435, 0.2616]).view(1, 3, 1, 1)
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(24) % 10
+    x = (torch.rand(24, 3, 32, 32, generator=g) * 0.5 + 0.05 * y.view(-1, 1, 1, 1)).clamp(0, 1)
+    x8 = (x * 255).round().to(torch.uint8)
+    net = _fit(my_models.ResNet18(), (x8.float() / 255 - mean) / std, y, steps=200)
+    torch.save(net.state_dict(), tmp_path / "resnet18_cifar10.pt")
+    np.savez(tmp_path / "cifar10_test.npz", x_test=x8.permute(0, 2, 3, 1).numpy(), y_test=y.numpy())
+    with torch.no_grad():
+        truth = float((net((x8.float() / 255 - mean) / std).argmax(1) == y).float().mean())
+
+    namespace: dict = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SanityFlagWarning)
+        exec(compile(_readme_example(), "README.md", "exec"), namespace)
+    results = namespace["results"]
+    rows = results.table
+    cascade = rows[rows["attack"] == "autoattack"]
+    assert len(cascade) == 1 and cascade["clean_accuracy"].iloc[0] == pytest.approx(truth)
+    assert results.manifest["standard_autoattack"] == ["autoattack"]
+    assert sorted(results.samples["sample_id"].unique()) == list(range(24))
+
+    from robustbench_gan.cli import main
+
+    assert main(["-q", "export", "reports/resnet18"]) == 0
+    (card_path,) = (tmp_path / "reports" / "resnet18" / "robustbench").rglob("*.json")
+    import json
+
+    card = json.loads(card_path.read_text())
+    assert card["eps"] == "8/255" and card["footnote"].startswith("AutoAttack (standard")
+    assert float(card["autoattack_acc"]) == pytest.approx(100 * cascade["robust_accuracy"].iloc[0], abs=0.01)
+
+
+TINY = textwrap.dedent('''
+    name = "tiny"
+    [data]
+    dataset = "digits"
+    [[models]]
+    name = "logistic"
+    arch = "logistic"
+    epochs = 2
+    [[attacks]]
+    name = "fgsm"
+    eps = [0.1]
+    [evaluation]
+    n = 40
+''')
+
+
+def _run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "robustbench_gan.cli", "run", "t.toml", "--out", "o", *args],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+
+
+def test_other_threads_say_the_cache_holds_the_cells_and_how_to_reuse_them(tmp_path):
+    """A rerun with other --threads recomputes (the numbers may differ in the last bits) and says that the cache
+    holds the same cells and which flag reuses them; following it resumes everything. With every cell cached, the
+    Ray executor is not started at all."""
+    (tmp_path / "t.toml").write_text(TINY)
+    assert _run_cli(tmp_path, "--threads", "1").returncode == 0
+    other = _run_cli(tmp_path, "--threads", "2")
+    assert other.returncode == 0, other.stderr
+    assert "in the cache under other numerics (cpu/threads=1" in other.stderr
+    assert "rerun with --threads 1" in other.stderr
+    again = _run_cli(tmp_path, "--threads", "1")
+    assert "resuming: 1 of 1 cells cached (nothing to compute)" in again.stderr
+    assert "other numerics" not in again.stderr
+    ray = _run_cli(tmp_path, "--executor", "ray", "--num-cpus", "1")
+    assert ray.returncode == 0, ray.stderr
+    assert "the RayExecutor executor is not started" in ray.stderr and "Started a local Ray instance" not in ray.stderr

@@ -7,7 +7,6 @@ import torch
 
 from robustbench_gan.data import DataSpec
 from robustbench_gan.errors import ConfigError
-from robustbench_gan.gan import training as gan_training
 from robustbench_gan.gan.dcgan import ConditionalDiscriminator, ConditionalGenerator
 from robustbench_gan.gan.toy import (
     RING_STD,

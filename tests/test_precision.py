@@ -9,7 +9,6 @@ from torch import nn
 
 from robustbench_gan import benchmark
 from robustbench_gan.attacks import make_attack
-from robustbench_gan.attacks.base import Goal
 from robustbench_gan.attacks.evaluate import evaluate_attack
 from robustbench_gan.attacks.loop import descend_to_goal, loss_gradient
 from robustbench_gan.attacks.precision import attack_precision, current, supported

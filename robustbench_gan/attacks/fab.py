@@ -17,7 +17,7 @@ and each sample gets its minimum-norm point (of the first run that fools it).
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import ClassVar, Sequence
 
 import torch
 from torch import Tensor
@@ -215,18 +215,51 @@ class FAB(Attack):
                     active = (~done).nonzero().squeeze(1)
                     if len(active) == 0:
                         return out
-                    adv, dist = self._run(clf, x[active], Goal(goal.labels[active], goal.targeted),
+                    adv, dist = self._run(clf, x[active], goal.subset(active),
                                           None if targets is None else targets[active], eps, restart, gen)
-                    within = dist <= eps
-                    beyond = torch.isfinite(dist) & ~within
-                    if beyond.any():  # fooled only beyond eps: the smallest point projected into the ball
-                        xb = x[active[beyond]]
-                        adv[beyond] = clip(xb + project(adv[beyond] - xb, eps, self.norm), clf)
-                        g_beyond = Goal(goal.labels[active[beyond]], goal.targeted)
-                        within[beyond] = goal_reached(clf, clf(adv[beyond]), lambda z: is_success(z, g_beyond))
-                    out[active[within | beyond]] = adv[within | beyond]
-                    done[active[within]] = True
+                    self._judge(clf, x, goal, active, adv, dist, eps, out, done)
         return out
+
+    def perturb_many(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float]) -> list[Tensor]:
+        """Every eps from one run: a FAB trajectory does not depend on eps (only where it stops, and the random
+        starts of later restarts), so one run that stops a sample once it is fooled within the smallest eps, with
+        each stage's result judged at every eps (within it, or its point projected into the ball), fools the very
+        samples that one run per eps fools, for the passes of about one run. With ``restarts`` > 1 (their starts
+        scale with eps) each eps gets its own run."""
+        positive = sorted({float(e) for e in eps_list if e > 0})
+        if self.restarts > 1 or len(positive) < 2:
+            return super().perturb_many(clf, x, goal, eps_list)
+        self.queries_per_eps = None  # shared work: the evaluation splits the passes evenly across eps
+        gen = torch.Generator().manual_seed(self.seed)
+        outs = {e: x.clone() for e in positive}
+        with frozen(clf), torch.no_grad():
+            logits = clf(x)
+            at_input = goal_reached(clf, logits, lambda z: is_success(z, goal))
+            done = {e: at_input.clone() for e in positive}
+            for targets in self.waves(split_rejection(clf, logits)[0], goal):
+                active = (~done[positive[0]]).nonzero().squeeze(1)  # not yet fooled within the smallest eps
+                if len(active) == 0:
+                    break
+                adv, dist = self._run(clf, x[active], goal.subset(active),
+                                      None if targets is None else targets[active], positive[0], 0, gen)
+                for e in positive:
+                    pending = ~done[e][active]
+                    self._judge(clf, x, goal, active[pending], adv[pending], dist[pending], e, outs[e], done[e])
+        return [outs[float(e)] if e > 0 else x.clone() for e in eps_list]
+
+    def _judge(self, clf: Classifier, x: Tensor, goal: Goal, rows: Tensor, adv: Tensor, dist: Tensor, eps: float,
+               out: Tensor, done: Tensor) -> None:
+        """At ``eps``: a point within it fools its sample; one beyond it is projected into the ball and fools it if
+        still adversarial (a valid point of the ball either way); ``out`` and ``done`` are updated in place."""
+        within = dist <= eps
+        beyond = torch.isfinite(dist) & ~within
+        if beyond.any():
+            xb = x[rows[beyond]]
+            adv[beyond] = clip(xb + project(adv[beyond] - xb, eps, self.norm), clf)
+            g_beyond = goal.subset(rows[beyond])
+            within[beyond] = goal_reached(clf, clf(adv[beyond]), lambda z: is_success(z, g_beyond))
+        out[rows[within | beyond]] = adv[within | beyond]
+        done[rows[within]] = True
 
     def _run(self, clf: Classifier, x: Tensor, goal: Goal, targets: Tensor | None, eps: float, restart: int,
              gen: torch.Generator) -> tuple[Tensor, Tensor]:

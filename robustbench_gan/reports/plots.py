@@ -18,6 +18,8 @@ from matplotlib.lines import Line2D
 from matplotlib.textpath import text_to_path
 from matplotlib.ticker import FixedLocator, FuncFormatter, Locator
 
+from .formats import fmt_eps
+
 log = logging.getLogger(__name__)
 
 #: Okabe-Ito colour-blind-safe palette (black moved last).
@@ -68,9 +70,7 @@ def fig_to_data_uri(fig: Figure) -> str:
 
 
 def _eps(value: Any) -> str:
-    """ε as the report writes it (``8/255``, ``0.3``); imported here, not at the top: ``html`` imports this module."""
-    from .html import fmt_eps
-
+    """ε as the report writes it (``8/255``, ``0.3``)."""
     return fmt_eps(value)
 
 
