@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from typing import Any, Iterable
 
 from tqdm.auto import tqdm as auto_tqdm
@@ -17,16 +18,23 @@ LOG_INTERVAL = 20.0
 
 
 def interactive() -> bool:
-    """Bars can be drawn: stderr is a terminal, or tqdm found a notebook."""
-    return auto_tqdm is not plain_tqdm or bool(getattr(sys.stderr, "isatty", lambda: False)())
+    """Bars can be drawn: stderr is a terminal, or tqdm found a notebook (its auto bar is then the notebook's)."""
+    notebook = any(c.__module__ == "tqdm.notebook" for c in auto_tqdm.__mro__)
+    return notebook or bool(getattr(sys.stderr, "isatty", lambda: False)())
 
 
 class _LogStream:
-    """A file for tqdm that turns each refresh into one log line."""
+    """A file for tqdm that turns its refreshes into log lines, at most one per :data:`LOG_INTERVAL` (the first
+    one that long after the loop started): a forced refresh (``set_postfix``) does not add lines."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
 
     def write(self, text: str) -> None:
         line = text.strip("\r\n\x1b[A ").strip()
-        if line:
+        now = time.monotonic()
+        if line and now - self.last >= LOG_INTERVAL:
+            self.last = now
             log.info("%s", line)
 
     def flush(self) -> None:

@@ -263,9 +263,9 @@ def gallery_image(entry: dict[str, Any]) -> str:
         raise ValueError("gallery entry has no items")
     names = list(entry.get("class_names") or [])
     n = len(items)
-    fig = Figure(figsize=(max(1.9 * n, 3.0), 6.0), layout="constrained")
-    axes = fig.subplots(3, n, squeeze=False)
-    for j, item in enumerate(items):
+    tiles: list[list[np.ndarray]] = [[], [], []]
+    captions: list[list[str]] = [[], [], []]
+    for item in items:
         x = _to_hwc(item["x"])
         x_adv = _to_hwc(item["x_adv"])
         if x.shape != x_adv.shape:
@@ -290,14 +290,37 @@ def gallery_image(entry: dict[str, Any]) -> str:
             rows = (x, x_rec, x_adv)
             titles = (titles[0], f"G(I(x)) pred {_class_name(names, item.get('rec_pred'))}",
                       f"natural: {titles[1].removeprefix('adv ')}, |Δz| {float(item.get('latent_distance', 0)):.3g}")
-        for row, (img, title) in enumerate(zip(rows, titles)):
-            ax = axes[row][j]
-            kwargs = {"cmap": "gray"} if img.ndim == 2 else {}
-            ax.imshow(np.clip(img, 0.0, 1.0), vmin=0.0, vmax=1.0, interpolation="nearest", **kwargs)
-            ax.set_title(title, fontsize=8)
-            ax.set_xticks([])
-            ax.set_yticks([])
-    return fig_to_data_uri(fig)
+        for r, (img, title) in enumerate(zip(rows, titles)):
+            tiles[r].append(np.clip(img, 0.0, 1.0))
+            captions[r].append(title)
+    return fig_to_data_uri(_montage(tiles, captions))
+
+
+def _montage(tiles: list[list[np.ndarray]], captions: list[list[str]]) -> Figure:
+    """One figure of equally sized tiles (rows x columns) on a pale blue ground (apart from every grey level a
+    tile may hold), each with its caption above it: a single image on a single axes (a gallery of 50 entries
+    renders in seconds, not in one axes per tile)."""
+    rows, cols = len(tiles), len(tiles[0])
+    h, w = tiles[0][0].shape[:2]
+    pad_x, pad_y = max(1, w // 6), max(2, h // 2)  # room between tiles; above each for its caption
+    canvas = np.empty(((h + pad_y) * rows, (w + pad_x) * cols - pad_x, 3))
+    canvas[:] = (0.86, 0.91, 0.97)
+    for r, row in enumerate(tiles):
+        for c, tile in enumerate(row):
+            if tile.shape[:2] != (h, w):
+                raise ValueError(f"gallery images differ in size: {tile.shape[:2]} vs {(h, w)}")
+            top, left = r * (h + pad_y) + pad_y, c * (w + pad_x)
+            canvas[top : top + h, left : left + w] = tile[..., None] if tile.ndim == 2 else tile
+    width = max(1.9 * cols, 3.0)
+    fig = Figure(figsize=(width, width * canvas.shape[0] / canvas.shape[1]))
+    ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+    ax.imshow(canvas, vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
+    ax.set_axis_off()
+    for r, row in enumerate(captions):
+        for c, text in enumerate(row):
+            ax.text(c * (w + pad_x) + w / 2 - 0.5, r * (h + pad_y) + pad_y - 0.6, _text(text), ha="center",
+                    va="bottom", fontsize=7)
+    return fig
 
 
 
