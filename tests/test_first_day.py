@@ -356,3 +356,51 @@ def test_other_threads_say_the_cache_holds_the_cells_and_how_to_reuse_them(tmp_p
     ray = _run_cli(tmp_path, "--executor", "ray", "--num-cpus", "1")
     assert ray.returncode == 0, ray.stderr
     assert "the RayExecutor executor is not started" in ray.stderr and "Started a local Ray instance" not in ray.stderr
+
+
+def test_a_randomized_model_has_one_clean_accuracy_per_run_and_its_rand_autoattack_fills_the_card(digits):
+    """A model with noise in its forward pass: every row of a run (each attack, the cascade and its components)
+    reports the same clean accuracy, from one seeded clean pass; the export card takes the rand version's
+    number and says so."""
+    from robustbench_gan.attacks import AutoAttack
+    from robustbench_gan.export import robustbench_entries
+
+    net = _fit(nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10)), digits.x_train,
+               digits.y_train)
+
+    class Noisy(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = net
+
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            return self.inner(z + 0.35 * torch.randn_like(z))
+
+    x, y = digits.x_test[:150], digits.y_test[:150]
+    with torch.no_grad():
+        draws = {float((Noisy()(x).argmax(1) == y).float().mean()) for _ in range(5)}
+    assert len(draws) > 1  # the model really is random: each clean pass would give its own accuracy
+    cascade = AutoAttack(version="custom", attacks=["apgd-ce", "square"], steps=5, queries=20)
+    res = benchmark(Noisy(), (x, y), attacks=("fgsm", "pgd", cascade), eps=(0.1, 0.2), progress=False,
+                    checks=False)
+    assert len(res.records) == 2 * 3 + 2 * 2
+    assert len({r["clean_accuracy"] for r in res.records}) == 1, {r["attack"]: r["clean_accuracy"] for r in res.records}
+    again = benchmark(Noisy(), (x, y), attacks="fgsm", eps=0.1, progress=False, checks=False)
+    assert again.records[0]["clean_accuracy"] == res.records[0]["clean_accuracy"]
+
+    rand = AutoAttack(version="rand")
+    assert rand.reference_version == "rand" and not rand.is_standard
+    assert AutoAttack(version="rand", steps=10).reference_version is None
+    board = [{"model": "m", "defense": "none", "norm": "inf", "eps": 0.1, "n": 100, "clean_accuracy": 0.9,
+              "worst_case_accuracy": 0.3, "worst_case_low": 0.2, "worst_case_high": 0.4, "attacks": 2,
+              "strongest_attack": "aa"}]
+    records = [{"attack": "aa", "model": "m", "defense": "none", "norm": "inf", "eps": 0.1, "source": "",
+                "robust_accuracy": 0.35}]
+    from robustbench_gan.results import Results
+
+    ran = Results(manifest={"suite": "s", "standard_autoattack": [], "autoattack_versions": {"aa": "rand"}},
+                  extra={"leaderboard": board})
+    ran.extend(records)
+    (card,) = robustbench_entries(ran)
+    assert card["autoattack_acc"] == "35.00" and "rand version" in card["footnote"]
+    assert "not AutoAttack" not in card["footnote"]
