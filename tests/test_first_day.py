@@ -319,20 +319,7 @@ def test_the_readmes_first_example_runs_on_a_tiny_stand_in(tmp_path, monkeypatch
     assert float(card["autoattack_acc"]) == pytest.approx(100 * cascade["robust_accuracy"].iloc[0], abs=0.01)
 
 
-TINY = textwrap.dedent('''
-    name = "tiny"
-    [data]
-    dataset = "digits"
-    [[models]]
-    name = "logistic"
-    arch = "logistic"
-    epochs = 2
-    [[attacks]]
-    name = "fgsm"
-    eps = [0.1]
-    [evaluation]
-    n = 40
-''')
+from test_first_hour import TINY  # noqa: E402  (a one-model suite on digits)
 
 
 def _run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
