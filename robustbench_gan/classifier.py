@@ -17,7 +17,8 @@ class Classifier(nn.Module):
     ``input_bounds`` is the range the model itself was trained on when it differs from the data's (a model
     trained on 0..255 pixels evaluated on [0, 1] images): inputs are mapped linearly from ``bounds`` to it before
     normalization, so attacks and eps stay in the data's pixel units. ``queries`` counts every input the
-    wrapper has labelled or scored (each forward pass, with or without gradients).
+    wrapper has labelled or scored (each forward pass, with or without gradients), ``backward_queries`` every input
+    a backward pass went through (AttackBench's accounting: forward and backward passes per sample).
     """
 
     autograd_in_forward: bool = False
@@ -48,6 +49,7 @@ class Classifier(nn.Module):
         if self.input_bounds is not None and not self.input_bounds[0] < self.input_bounds[1]:
             raise ModelError(f"input_bounds must be (low, high) with low < high, got {self.input_bounds}")
         self.queries = 0
+        self.backward_queries = 0
         self.normalized = mean is not None
         if mean is not None and std is not None:
             if any(s <= 0 for s in std):
@@ -62,7 +64,7 @@ class Classifier(nn.Module):
             x = a + (x - lo) * ((b - a) / (hi - lo))
         if self.normalized:
             x = (x - self.mean) / self.std
-        return self.model(x)
+        return count_backward(self, self.model(x), x)
 
     @property
     def device(self) -> torch.device:
@@ -104,6 +106,19 @@ class Classifier(nn.Module):
                 f"the model ({type(self.model).__name__}) returns NaN or infinite logits on clean inputs; "
                 "check its forward and its weights"
             )
+
+
+def count_backward(owner: Classifier, out: Tensor, x: Tensor) -> Tensor:
+    """``out``, with a hook that adds the batch's size to ``owner.backward_queries`` each time a backward pass goes
+    through it (nothing when ``out`` needs no gradient)."""
+    if isinstance(out, Tensor) and out.requires_grad:
+        n = int(x.shape[0]) if x.ndim else 1
+
+        def counted(grad: Tensor) -> None:
+            owner.backward_queries = getattr(owner, "backward_queries", 0) + n
+
+        out.register_hook(counted)
+    return out
 
 
 @contextmanager

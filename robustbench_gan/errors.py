@@ -31,3 +31,8 @@ class ModelError(RobustBenchError, ValueError):
 
 class CheckpointError(ModelError):
     """A checkpoint cannot be loaded safely (for example, it needs pickled code)."""
+
+
+class AttackContractError(RobustBenchError):
+    """An attack returned examples that break its threat model (outside its eps ball or the pixel bounds, of
+    another shape, or not finite): scoring them would report a wrong number, so the run stops instead."""

@@ -35,7 +35,7 @@ from typing import Callable, ClassVar, NamedTuple, Union
 import torch
 from torch import Tensor, nn
 
-from .classifier import Classifier
+from .classifier import Classifier, count_backward
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ class PurifiedClassifier(Classifier):
 
     def forward(self, x: Tensor) -> Tensor:
         self.queries += int(x.shape[0]) if x.ndim else 1
-        return self.inner(self.purifier(x))
+        return count_backward(self, self.inner(self.purifier(x)), x)
 
     def purify(self, x: Tensor) -> Tensor:
         return self.purifier(x)
@@ -156,8 +156,10 @@ class _GradientView(Classifier):
         self.target.queries += int(x.shape[0]) if x.ndim else 1
         out = self._transform(x)
         if isinstance(out, Rejecting):
-            return torch.cat([self.target.inner(out.x), out.over.to(x.dtype)[:, None]], 1)
-        return self.target.inner(out)
+            logits = torch.cat([self.target.inner(out.x), out.over.to(x.dtype)[:, None]], 1)
+        else:
+            logits = self.target.inner(out)
+        return count_backward(self.target, logits, x)
 
 
 def split_rejection(clf: Classifier, logits: Tensor) -> tuple[Tensor, Tensor | None]:

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robustbench_gan import benchmark
-from robustbench_gan.attacks import make_attack
+from robustbench_gan.attacks import Goal, make_attack
 from robustbench_gan.attacks.evaluate import evaluate_attack
 from robustbench_gan.attacks.loop import descend_to_goal, loss_gradient
 from robustbench_gan.attacks.precision import attack_precision, current, supported
@@ -129,3 +129,57 @@ def test_auto_precision_is_fp32_on_the_cpu_and_bf16_on_cuda_only_where_calibrati
     assert precision_for(cnn, x, y, "auto", probe=True) == "bf16"  # an honest model: bf16 PGD matches fp32
     # a model whose low-precision gradients point the wrong way: the bf16 attack is weaker, so fp32 it is
     assert precision_for(liar(cnn), x, y, "auto", probe=True) == "fp32"
+
+
+@pytest.mark.skipif(not LOW, reason="no low-precision autocast on this CPU")
+@pytest.mark.parametrize("precision", LOW)
+def test_apgd_and_fab_stop_only_on_successes_fp32_confirms(precision, cnn, digits):
+    """In low precision the liar makes every input look misclassified: APGD's and FAB's runs must count (and stop)
+    only the samples an fp32 pass calls fooled."""
+    from robustbench_gan.attacks.apgd import apgd_run, random_start
+    from robustbench_gan.attacks.base import Goal
+    from robustbench_gan.attacks.fab import fab_run
+    from robustbench_gan.classifier import frozen
+
+    x, y = digits.x_test[:N], digits.y_test[:N]
+    fake = liar(cnn)
+    ce = lambda idx: (lambda z, yi=y[idx]: F.cross_entropy(z.float(), yi, reduction="none"))  # noqa: E731
+    with frozen(fake), attack_precision("cpu", precision):
+        adv, found, _ = apgd_run(fake, x, Goal(y), ce, eps=0.05, norm="inf", steps=5, rho=0.75,
+                                 start=random_start(x.shape, "inf", torch.Generator().manual_seed(0), x.dtype))
+        best, dist = fab_run(fake, x, Goal(y), start=x, norm="inf", steps=5, alpha_max=0.1, eta=1.05, beta=0.9)
+    assert found.float().mean() < 0.5 and torch.equal(found, cnn.predict(adv).argmax(1) != y)
+    fooled = torch.isfinite(dist)
+    assert fooled.float().mean() < 0.5 and bool((cnn.predict(best[fooled]).argmax(1) != y[fooled]).all())
+
+
+@pytest.mark.skipif(not LOW, reason="no low-precision autocast on this CPU")
+@pytest.mark.parametrize("precision", LOW)
+def test_every_autoattack_decision_is_fp32(precision, cnn, digits):
+    """AutoAttack under low precision on the liar: the cascade's row and each component's row come from fp32
+    decisions (the reported predictions are fp32's on the returned examples, the last component's row equals the
+    cascade's, each component's row is the fp32 robust accuracy after it), and such a cascade is never reported as
+    the standard AutoAttack."""
+    from robustbench_gan.attacks import AutoAttack
+
+    x, y = digits.x_test[:N], digits.y_test[:N]
+    fake = liar(cnn)
+    aa = AutoAttack(version="custom", attacks=["apgd-ce", "apgd-t", "fab-t", "square"], steps=5, targets=3,
+                    queries=30)
+    assert AutoAttack().is_standard
+    aa.precision = precision
+    low = AutoAttack(version="standard")
+    low.precision = precision
+    assert not low.is_standard and low.reference_version is None
+    outcome, = evaluate_attack(fake, x, y, aa, [0.1], batch_size=N, progress=False)
+    assert outcome.metrics["clean_accuracy"] == pytest.approx(float((cnn.predict(x).argmax(1) == y).float().mean()))
+    rows = [o[0].metrics["robust_accuracy"] for _, _, o in aa.component_outcomes]
+    assert rows == sorted(rows, reverse=True) and rows[-1] == outcome.metrics["robust_accuracy"]
+    assert rows[0] > 0.3  # the liar's low-precision "everything is fooled" never stopped the cascade
+    again = AutoAttack(version="custom", attacks=["apgd-ce", "apgd-t", "fab-t", "square"], steps=5, targets=3,
+                       queries=30)
+    again.precision = precision
+    with attack_precision("cpu", precision):
+        adv, = again.perturb_many(fake, x, Goal(y), [0.1])
+    robust = (cnn.predict(adv).argmax(1) == y)
+    assert outcome.metrics["robust_accuracy"] == pytest.approx(float(robust.float().mean()))

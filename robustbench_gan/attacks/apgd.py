@@ -15,7 +15,7 @@ from ..classifier import Classifier, frozen
 from ..purified import check_adaptive, split_rejection
 from ..errors import ConfigError
 from .base import ATTACKS, Attack, Goal, attack_loss, check_positive, check_seed, is_success, parse_norm
-from .loop import clip, goal_reached, loss_gradient
+from .loop import clip, confirmed, fp32_logits, goal_reached, loss_gradient
 from .norms import ascent_direction, project
 
 LossFn = Callable[[Tensor], Tensor]
@@ -89,7 +89,12 @@ def apgd_run(
     x0, g, loss = x, goal, loss_for(idx)
     step = torch.full((n,), 2.0 * eps, dtype=x.dtype, device=x.device)
     loss_k, logits, grad = loss_gradient(clf, x_k, loss, eot_samples)
-    found = goal_reached(clf, logits, lambda z: is_success(z, g))
+
+    def success(rows: Tensor, g: Goal = g) -> Callable[[Tensor], Tensor]:
+        return lambda z, gs=g.subset(rows): is_success(z, gs)
+
+    # a success in the attack's own (possibly low-precision) pass stops a sample only once fp32 agrees
+    found = confirmed(clf, x_k, goal_reached(clf, logits, lambda z: is_success(z, g)), success)
     best_loss, x_best, grad_best = loss_k.clone(), x_k.clone(), grad.clone()
     x_prev = x_k.clone()
     interval = max(int(0.22 * steps), 1)
@@ -124,6 +129,7 @@ def apgd_run(
         previous = loss_k
         loss_k, logits, grad = loss_gradient(clf, x_k, loss, eot_samples)
         new = goal_reached(clf, logits, lambda z, g=g: is_success(z, g)) & ~found
+        new = confirmed(clf, x_k, new, lambda rows, g=g: (lambda z, gs=g.subset(rows): is_success(z, gs)))
         if stop_at_success:
             record(new, i + 1)
         found |= new
@@ -276,7 +282,7 @@ class APGDT(APGD):
         """Run ``rank * restarts + r`` is restart ``r`` of the targeted DLR loss toward the rank-th most likely
         class other than the true one (by the clean logits), rank 0..targets-1. Waves: the first rank's restarts
         one at a time, then the other ranks ``batch_targets`` at a time (a rank's restarts side by side)."""
-        order = split_rejection(clf, clf.predict(x))[0].argsort(dim=1, descending=True)
+        order = split_rejection(clf, fp32_logits(clf, x))[0].argsort(dim=1, descending=True)  # ranked in fp32
         others = order[order != goal.labels[:, None]].view(len(x), -1)  # classes by clean logit, true one removed
         restarts, count = self.restarts, min(self.targets, clf.num_classes - 1)
 

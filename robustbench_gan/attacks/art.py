@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .guard import tolerance
 from ..classifier import Classifier, eval_mode
 from ..core.validation import check_params
 from ..errors import ConfigError
@@ -159,7 +160,7 @@ class ArtAttack(Attack):
                 self.found = adv.clamp(*clf.bounds)  # the minimum-norm examples themselves (see evaluate)
                 dist = flat_norm(adv - x, self.norm)
                 for e in eps_list:
-                    keep = (dist <= float(e) + 1e-6).view(-1, *([1] * (x.ndim - 1)))
+                    keep = (dist <= float(e) + tolerance(float(e), clf.bounds)).view(-1, *([1] * (x.ndim - 1)))
                     out.append(torch.where(keep, adv, x))
         lo, hi = clf.bounds
         self.queries_made = int(est.queries)

@@ -3,12 +3,20 @@ parameter-free attacks", ICML): a cascade of attacks at a fixed eps, each run on
 left standing. The per-component results stay visible (``component_outcomes``: the robust accuracy after each
 component, as AutoAttack prints it); the cascade's own result is the per-sample worst case.
 
-Versions, as in the reference implementation:
+Versions, as in the reference implementation (fra31/auto-attack at a392200, ``autoattack.py``):
 
-- ``standard``: APGD-CE, APGD-T (9 target classes), FAB-T (9 target classes), Square (5,000 queries), each with one
-  restart and 100 iterations;
-- ``rand`` (randomized defenses): APGD-CE and APGD-DLR with EOT over 20 draws per step;
-- ``custom``: the components listed in ``attacks``.
+- ``standard``: APGD-CE, APGD-T (9 target classes), FAB-T (9 target classes), Square (5,000 queries, the
+  reference's unrescaled size schedule), each with one restart and 100 iterations;
+- ``plus``: APGD-CE and APGD-DLR (5 restarts each), FAB (5 restarts), Square, APGD-T and FAB-T (9 targets, one
+  restart each), in that order;
+- ``rand`` (randomized defenses): APGD-CE and APGD-DLR, one restart, with EOT over 20 draws per step;
+- ``custom``: the components listed in ``attacks``, with the reference's restarts: 5 for APGD-CE, APGD-DLR and
+  FAB, 1 for APGD-T, FAB-T and Square.
+
+Every decision is taken in fp32 whatever the attack precision: which samples are correct to begin with (the
+evaluation's clean pass), which fall to each component, APGD-T's and FAB-T's target rankings, and every component's
+stops. The cascade's row reports its own per-sample decisions: a randomized classifier is judged on the draw that
+decided the cascade (one forward pass after each component, as the reference does), not on a second one.
 """
 from __future__ import annotations
 
@@ -25,11 +33,20 @@ from ..errors import ConfigError
 from ..purified import check_adaptive, decision_classifier, detections
 from .base import ATTACKS, Attack, Goal, check_positive, check_seed, parse_norm
 from .evaluate import evaluate_batched
+from .loop import fp32_logits
 from .outcome import Outcome
+from .precision import full_precision
 
 VERSIONS: dict[str, tuple[str, ...]] = {
     "standard": ("apgd-ce", "apgd-t", "fab-t", "square"),
+    "plus": ("apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"),
     "rand": ("apgd-ce", "apgd-dlr"),
+}
+RESTARTS: dict[str, dict[str, int]] = {  # the reference's n_restarts per version (autoattack.py, set_version)
+    "standard": {},
+    "plus": {"apgd-ce": 5, "apgd-dlr": 5, "fab": 5},
+    "rand": {},
+    "custom": {"apgd-ce": 5, "apgd-dlr": 5, "fab": 5},  # the reference's defaults when no version is set
 }
 COMPONENTS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
 RAND_EOT_SAMPLES = 20  # AutoAttack's rand version: EOT over 20 draws
@@ -44,6 +61,7 @@ class _BatchLog:
     fooled_by: list[Tensor]
     queries: list[list[int]]
     seconds: list[list[float]]
+    backward: list[list[int]]
 
 
 @ATTACKS.register("autoattack")
@@ -73,7 +91,7 @@ class AutoAttack(Attack):
         super().__init__()
         self.adaptive = check_adaptive(adaptive)
         if version not in (*VERSIONS, "custom"):
-            raise ConfigError(f"version must be one of standard, rand, custom, got {version!r}")
+            raise ConfigError(f"version must be one of standard, plus, rand, custom, got {version!r}")
         if version == "custom":
             if not attacks or isinstance(attacks, str):
                 raise ConfigError("version = 'custom' needs attacks = [...], a list of " + ", ".join(COMPONENTS))
@@ -95,20 +113,22 @@ class AutoAttack(Attack):
 
     @property
     def is_standard(self) -> bool:
-        """AutoAttack's standard version at its full budget (100 steps, 9 targets, 5,000 queries, no EOT): the
-        only configuration whose number may be reported as "AutoAttack"."""
-        return (self.version == "standard" and (self.steps, self.targets, self.queries) == (100, 9, 5000)
-                and self.eot_samples in (None, 1) and self.adaptive == "none")
+        """AutoAttack's standard version at its full budget (100 steps, 9 targets, 5,000 queries, no EOT), its
+        passes in fp32 as the reference runs them: the only configuration whose number may be reported as
+        "AutoAttack"."""
+        return self.reference_version == "standard"
 
     @property
     def reference_version(self) -> str | None:
-        """``"standard"`` (see :attr:`is_standard`) or ``"rand"`` (the rand version at its full budget: APGD-CE and
-        APGD-DLR, 100 steps, EOT over 20 draws, the number RobustBench lists for randomized defenses) when this
-        cascade is one of AutoAttack's reference versions, else None."""
-        if self.is_standard:
-            return "standard"
-        if (self.version == "rand" and self.steps == 100 and self.eot_samples in (None, RAND_EOT_SAMPLES)
-                and self.adaptive == "none"):
+        """The reference version this cascade is, at its full budget and in fp32: ``"standard"``, ``"plus"`` or
+        ``"rand"`` (APGD-CE and APGD-DLR, 100 steps, EOT over 20 draws: the number RobustBench lists for randomized
+        defenses); None for anything else (a reduced budget, ``custom``, an adaptive view, low precision)."""
+        if self.adaptive != "none" or self.precision != "fp32" or self.steps != 100:
+            return None
+        full = (self.targets, self.queries) == (9, 5000)
+        if self.version in ("standard", "plus") and full and self.eot_samples in (None, 1):
+            return self.version
+        if self.version == "rand" and self.eot_samples in (None, RAND_EOT_SAMPLES):
             return "rand"
         return None
 
@@ -131,13 +151,14 @@ class AutoAttack(Attack):
 
         eot = self.eot_samples or (RAND_EOT_SAMPLES if self.version == "rand" else 1)
         common = {"norm": self.norm, "steps": self.steps, "seed": self.seed}
+        restarts = RESTARTS[self.version]
         built: dict[str, Any] = {
-            "apgd-ce": lambda: APGD(loss="ce", eot_samples=eot, **common),
-            "apgd-dlr": lambda: APGD(loss="dlr", eot_samples=eot, **common),
+            "apgd-ce": lambda: APGD(loss="ce", eot_samples=eot, restarts=restarts.get("apgd-ce", 1), **common),
+            "apgd-dlr": lambda: APGD(loss="dlr", eot_samples=eot, restarts=restarts.get("apgd-dlr", 1), **common),
             "apgd-t": lambda: APGDT(targets=self.targets, eot_samples=eot, **common),
-            "fab": lambda: ATTACKS.build("fab", **common),
+            "fab": lambda: ATTACKS.build("fab", restarts=restarts.get("fab", 1), **common),
             "fab-t": lambda: ATTACKS.build("fab-t", targets=self.targets, **common),
-            "square": lambda: Square(norm=self.norm, queries=self.queries, seed=self.seed),
+            "square": lambda: Square(norm=self.norm, queries=self.queries, seed=self.seed, rescale=False),
         }
         out = [(label, built[label]()) for label in self.component_names]
         for _, attack in out:  # the gradient components differentiate the cascade's view (their rows say so)
@@ -155,40 +176,50 @@ class AutoAttack(Attack):
         if goal.targeted:
             raise ConfigError("autoattack is untargeted (its APGD-T and FAB-T choose their own target classes)")
         components = self.components()
+        for _, attack in components:  # the cascade's precision for the components' own passes
+            attack.precision = self.precision
         real = decision_classifier(clf)
         out: list[Tensor] = []
         self.queries_per_eps = []
-        log = _BatchLog(torch.zeros(0, dtype=torch.bool), [], [], [])
+        self.decided_pred = []
+        log = _BatchLog(torch.zeros(0, dtype=torch.bool), [], [], [], [])
         given = self.clean_pred if self.clean_pred is not None and len(self.clean_pred) == len(x) else None
         for eps in eps_list:
             start = real.queries  # the evaluation's clean pass where there is one: the rows share one clean draw
-            clean = given if given is not None else real.predict(x).argmax(1)
+            clean = given if given is not None else fp32_logits(real, x).argmax(1)
             clean_ok = (clean == goal.labels).cpu()
             adv, fooled_by = x.clone(), torch.full((len(x),), -1, dtype=torch.long)
-            queries, seconds = [], []
+            decided = clean.clone()  # each sample's label as the cascade last saw it (fp32, one draw per check)
+            queries, seconds, backward = [], [], []
             for k, (_, attack) in enumerate(components):
                 standing = (clean_ok & (fooled_by < 0)).nonzero().squeeze(1)
-                t0, q0 = time.perf_counter(), real.queries
+                t0, q0, b0 = time.perf_counter(), real.queries, getattr(real, "backward_queries", 0)
                 if len(standing) and eps > 0:
                     idx = standing.to(x.device)
                     victim = real if attack.threat == "black-box" else clf
                     xa = attack.perturb(victim, x[idx], Goal(goal.labels[idx]), eps=float(eps))
-                    fooled = (real.predict(xa).argmax(1) != goal.labels[idx]).cpu()
-                    rejected = detections(real, xa)  # a detector's rejection defends the sample (as in the report):
-                    if rejected is not None:        # the later components must still try it
+                    with full_precision(x.device):  # the decision that counts: fp32
+                        pred = real.predict(xa).argmax(1)
+                        rejected = detections(real, xa)  # a detector's rejection defends the sample (as in the
+                    fooled = (pred != goal.labels[idx]).cpu()  # report): the later components must still try it
+                    if rejected is not None:
                         fooled &= ~rejected
+                    decided[idx] = pred
                     adv[idx[fooled.to(x.device)]] = xa[fooled.to(x.device)]
                     fooled_by[standing[fooled]] = k
                 if x.is_cuda:
                     torch.cuda.synchronize()
                 queries.append(real.queries - q0)
+                backward.append(getattr(real, "backward_queries", 0) - b0)
                 seconds.append(time.perf_counter() - t0)
             out.append(adv)
+            self.decided_pred.append(decided)
             self.queries_per_eps.append(real.queries - start)
             log.clean_ok = clean_ok
             log.fooled_by.append(fooled_by)
             log.queries.append(queries)
             log.seconds.append(seconds)
+            log.backward.append(backward)
         self._log.append(log)
         return out
 
@@ -224,6 +255,8 @@ class AutoAttack(Attack):
                     "mean_linf": nan,
                     "mean_l2": nan,
                     "queries": sum(b.queries[i][k] for b in self._log),
+                    "forward_passes": sum(b.queries[i][k] for b in self._log),
+                    "backward_passes": sum(b.backward[i][k] for b in self._log),
                     "seconds": sum(b.seconds[i][k] for b in self._log),
                 }))
             result.append((label, attack, outcomes))

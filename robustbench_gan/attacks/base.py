@@ -77,6 +77,10 @@ class Attack:
     clean_pred: Tensor | None = None
     """While the evaluation runs a batch: its clean labels from the row's own clean pass (fp32, one draw per run),
     for attacks that leave misclassified samples alone (AutoAttack); None when called directly."""
+    decided_pred: list[Tensor] | None = None
+    """Set by a self-evaluating attack after :meth:`perturb_many`: per eps, the label it decided each sample has
+    (in fp32); the row reports these instead of classifying the examples again (AutoAttack's cascade: one draw of
+    a randomized classifier decides a sample, as in the reference)."""
 
     def __init__(self) -> None:
         self.queries_made = 0

@@ -12,6 +12,7 @@ from ..core.progress import progress_bar
 from ..classifier import Classifier, frozen
 from ..purified import detections, gradient_view
 from .norms import flat_norm
+from .guard import check_examples
 from .outcome import Outcome, accuracy_metrics, clean_predictions
 from .precision import attack_precision
 
@@ -52,13 +53,14 @@ def evaluate_batched(
     gallery_x: list[Tensor | None] = [None for _ in eps_list]
     seconds = 0.0
     queries = [0 for _ in eps_list]
+    forward, backward = [0 for _ in eps_list], [0 for _ in eps_list]
     batches = range(0, len(x), batch_size)
     for bi, start in enumerate(progress_bar(batches, desc=desc or attack.name, enabled=progress, leave=False)):
         xb, yb = x[start : start + batch_size], y[start : start + batch_size]
         goal = attack.make_goal(clf, xb, yb, seed=seed + bi)
-        attack.queries_made, attack.queries_per_eps = 0, None
+        attack.queries_made, attack.queries_per_eps, attack.decided_pred = 0, None, None
         attack.clean_pred = clean_pred[start : start + batch_size]  # the row's clean labels (AutoAttack skips misses)
-        scored = clf.queries
+        scored, back = clf.queries, getattr(clf, "backward_queries", 0)
         t0 = time.perf_counter()
         # an adaptive attack differentiates a view of a purifying defense; decisions use the real classifier.
         # Parameters are frozen: the attack needs input gradients only. Decisions below are taken in fp32.
@@ -69,9 +71,14 @@ def evaluate_batched(
         if xb.is_cuda:
             torch.cuda.synchronize()
         seconds += time.perf_counter() - t0
-        scored = clf.queries - scored
+        scored, back = clf.queries - scored, getattr(clf, "backward_queries", 0) - back
+        for i, (xa, eps) in enumerate(zip(advs, eps_list)):  # nothing is scored that breaks the threat model
+            check_examples(attack, xb, xa, eps, clf.bounds, where=desc or "")
         per_eps = getattr(attack, "queries_per_eps", None)
-        for i in range(len(eps_list)):
+        decided = attack.decided_pred  # a self-evaluating attack's own per-sample decisions (AutoAttack's cascade)
+        for i in range(len(eps_list)):  # passes shared across eps (FGSM's one gradient) are split evenly
+            forward[i] += scored // len(eps_list) + (i < scored % len(eps_list))
+            backward[i] += back // len(eps_list) + (i < back % len(eps_list))
             if per_eps is not None and len(per_eps) == len(eps_list):
                 queries[i] += per_eps[i]
             elif attack.threat == "white-box":  # work shared across eps (FGSM's one gradient) is split evenly
@@ -85,7 +92,8 @@ def evaluate_batched(
             found_x.append(found.detach().cpu())
             found_ok.append((pred == goal.labels if goal.targeted else pred != goal.labels).cpu())
         for i, xa in enumerate(advs):
-            pred = torch.softmax(clf.predict(xa, batch_size=batch_size), 1).argmax(1)
+            pred = decided[i] if decided is not None else \
+                torch.softmax(clf.predict(xa, batch_size=batch_size), 1).argmax(1)
             adv_preds[i].append(pred)
             success[i].append(pred == goal.labels if goal.targeted else pred != goal.labels)
             deltas[i].append((xa - xb).cpu())
@@ -107,6 +115,7 @@ def evaluate_batched(
         m = accuracy_metrics(y.cpu(), clean_pred.cpu(), adv_pred.cpu(), delta, success=torch.cat(success[i]).cpu(),
                              detected=adv_detected, detected_clean=clean_detected)
         m["queries"] = queries[i]
+        m["forward_passes"], m["backward_passes"] = forward[i], backward[i]
         m["seconds"] = seconds / len(eps_list)
         shown = gallery_x[i]
         norms = flat_norm(delta, attack.norm)

@@ -26,7 +26,7 @@ from ..classifier import Classifier, frozen
 from ..errors import ConfigError
 from ..purified import split_rejection
 from .base import ATTACKS, Attack, Goal, check_positive, check_seed, is_success, parse_norm
-from .loop import clip, goal_reached, gradient_of
+from .loop import clip, confirmed, fp32_logits, goal_reached, gradient_of
 from .norms import flat_norm, project
 
 
@@ -138,6 +138,8 @@ def fab_run(
         xk = clip((1 - alpha) * (xk + eta * d1) + alpha * (x0 + eta * d2), clf)
         with torch.no_grad():
             fooled = goal_reached(clf, clf(xk.view(-1, *shape)), lambda z: is_success(z, g_run))
+        fooled = confirmed(clf, xk.view(-1, *shape), fooled,
+                           lambda rows, g=g_run: (lambda z, gs=g.subset(rows): is_success(z, gs)))
         r = flat_norm(xk - x0, norm)
         better = fooled & (r < dist[idx])
         best[idx[better]], dist[idx[better]] = xk[better], r[better]
@@ -208,7 +210,7 @@ class FAB(Attack):
         gen = torch.Generator().manual_seed(self.seed)
         out = x.clone()
         with frozen(clf), torch.no_grad():
-            logits = clf(x)
+            logits = fp32_logits(clf, x)  # which samples are fooled already, the target ranking: fp32
             done = goal_reached(clf, logits, lambda z: is_success(z, goal))  # fooled at the input: nothing to do
             for targets in self.waves(split_rejection(clf, logits)[0], goal):
                 for restart in range(self.restarts):
@@ -233,7 +235,7 @@ class FAB(Attack):
         gen = torch.Generator().manual_seed(self.seed)
         outs = {e: x.clone() for e in positive}
         with frozen(clf), torch.no_grad():
-            logits = clf(x)
+            logits = fp32_logits(clf, x)  # which samples are fooled already, the target ranking: fp32
             at_input = goal_reached(clf, logits, lambda z: is_success(z, goal))
             done = {e: at_input.clone() for e in positive}
             for targets in self.waves(split_rejection(clf, logits)[0], goal):
@@ -257,7 +259,7 @@ class FAB(Attack):
             xb = x[rows[beyond]]
             adv[beyond] = clip(xb + project(adv[beyond] - xb, eps, self.norm), clf)
             g_beyond = goal.subset(rows[beyond])
-            within[beyond] = goal_reached(clf, clf(adv[beyond]), lambda z: is_success(z, g_beyond))
+            within[beyond] = goal_reached(clf, fp32_logits(clf, adv[beyond]), lambda z: is_success(z, g_beyond))
         out[rows[within | beyond]] = adv[within | beyond]
         done[rows[within]] = True
 

@@ -174,3 +174,23 @@ def _confirmed(clf: Classifier, x: Tensor, success: SuccessFn) -> Tensor:
     """``success`` of ``x`` decided in fp32 (a re-check of successes found in low precision)."""
     with torch.no_grad(), precision.full_precision(x.device):
         return goal_reached(clf, clf(x), success)
+
+
+def confirmed(clf: Classifier, x: Tensor, candidates: Tensor, success: Callable[[Tensor], SuccessFn]) -> Tensor:
+    """``candidates`` (a mask over ``x``'s rows that look successful in the attack's own passes) kept only where an
+    fp32 pass agrees, under a low :mod:`~robustbench_gan.attacks.precision` (in fp32 they are returned as they
+    are). ``success(rows)`` is the success test of those rows. Every attack stops a sample on this, never on a
+    low-precision success alone."""
+    if precision.current() == "fp32" or not bool(candidates.any()):
+        return candidates
+    rows = candidates.nonzero().squeeze(1)
+    out = candidates.clone()
+    out[rows] = _confirmed(clf, x[rows], success(rows))
+    return out
+
+
+def fp32_logits(clf: Classifier, x: Tensor) -> Tensor:
+    """``clf``'s logits for ``x`` in fp32, without gradients, whatever the attack precision (for the decisions
+    that count: which samples are already fooled, target rankings)."""
+    with torch.no_grad(), precision.full_precision(x.device):
+        return clf(x)

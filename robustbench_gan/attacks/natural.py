@@ -200,6 +200,7 @@ class NaturalAdversary(Attack):
         clean_pred = clean_predictions(clf, x, batch_size=batch_size, seed=seed).cpu()  # as in every row
         rec_pred = torch.zeros(n, dtype=torch.long)
         queries, seconds = 0, 0.0
+        forward, backward = clf.queries, getattr(clf, "backward_queries", 0)
         for i in progress_bar(range(0, n, batch_size), desc=desc or self.name, enabled=progress, leave=False):
             xb, yb = x[i : i + batch_size], y[i : i + batch_size]
             t0 = time.perf_counter()
@@ -230,7 +231,9 @@ class NaturalAdversary(Attack):
                 "attack_success_rate": int(ok.sum()) / n_eligible if n_eligible else nan,
                 "mean_linf": float(flat_norm(delta, "inf").mean()) if len(delta) else nan,
                 "mean_l2": float(flat_norm(delta, "2").mean()) if len(delta) else nan,
-                "queries": queries, "seconds": seconds / max(1, len(eps_list)),
+                "queries": queries, "forward_passes": (clf.queries - forward) // max(1, len(eps_list)),
+                "backward_passes": (getattr(clf, "backward_queries", 0) - backward) // max(1, len(eps_list)),
+                "seconds": seconds / max(1, len(eps_list)),
                 "mean_latent_distance": float(distance[ok].mean()) if int(ok.sum()) else nan,
                 "reconstruction_accuracy": float((rec_pred == y.cpu()).float().mean()) if n else nan,
                 "searched": n_eligible,

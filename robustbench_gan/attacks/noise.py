@@ -90,14 +90,15 @@ class NoiseProbe(Attack):
         nan = float("nan")
         outcomes = []
         for eps in eps_list:
-            t0 = time.perf_counter()
+            t0, forward, backward = time.perf_counter(), clf.queries, getattr(clf, "backward_queries", 0)
             fooled, delta = self.fooled(clf, x, float(eps))
             n = len(fooled)
             outcomes.append(Outcome(float(eps), {
                 "n": n, "clean_accuracy": clean_acc, "robust_accuracy": nan, "robust_accuracy_low": nan,
                 "robust_accuracy_high": nan, "attack_success_rate": int(fooled.sum()) / n,
                 "mean_linf": float(flat_norm(delta, "inf").mean()), "mean_l2": float(flat_norm(delta, "2").mean()),
-                "queries": 0, "seconds": time.perf_counter() - t0,
+                "queries": 0, "forward_passes": clf.queries - forward,
+                "backward_passes": getattr(clf, "backward_queries", 0) - backward, "seconds": time.perf_counter() - t0,
             }))
         return outcomes
 

@@ -20,6 +20,7 @@ from ..classifier import Classifier, frozen
 from ..data import DataSpec
 from ..errors import ConfigError
 from .base import ATTACKS, Attack, Goal, check_bool, check_positive, check_seed, clip, flat_norm
+from .guard import check_examples
 from .outcome import Outcome, accuracy_metrics, clean_predictions
 
 log = logging.getLogger(__name__)
@@ -263,6 +264,8 @@ class SubstituteAttack(Attack):
         sub = self.train_substitute(oracle, x0, spec, x_check=x_eval, y_check=y_eval, oracle_check=oracle_eval,
                                     progress=progress)
         advs = self.examples(sub, x_eval, eps_list)
+        for xa, eps in zip(advs, eps_list):  # nothing is scored that breaks the threat model
+            check_examples(self, x_eval, xa, float(eps), clf.bounds, where=desc or "")
         seconds = time.perf_counter() - t0
         self.queries_made = oracle.queries
         outcomes = []
@@ -271,7 +274,8 @@ class SubstituteAttack(Attack):
             delta = (xa - x_eval).cpu()
             m = accuracy_metrics(y_eval.cpu(), oracle_eval.cpu(), adv_pred.cpu(), delta,
                                  success=(adv_pred != y_eval).cpu())
-            m.update(queries=oracle.queries, seconds=seconds / len(eps_list),
+            m.update(queries=oracle.queries, forward_passes=oracle.queries, backward_passes=0,
+                     seconds=seconds / len(eps_list),
                      substitute_accuracy=self.history[-1].substitute_accuracy, agreement=self.history[-1].agreement)
             outcomes.append(Outcome(float(eps), m, oracle_eval.cpu(), adv_pred.cpu(), flat_norm(delta, "inf"),
                                     ids=perm[self.holdout :].cpu()))

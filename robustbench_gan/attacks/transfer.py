@@ -12,6 +12,7 @@ from torch import Tensor
 from ..classifier import Classifier, frozen
 from ..purified import detections
 from .base import Attack, flat_norm
+from .guard import check_examples
 from .outcome import Outcome, accuracy_metrics, clean_predictions
 from .precision import attack_precision
 
@@ -42,6 +43,8 @@ def craft(
         labels.append(goal.labels)
         with frozen(source), attack_precision(xb.device, attack.precision):
             crafted = attack.transfer_many(source, xb, goal, eps_list)
+        for xa, eps in zip(crafted, eps_list):  # nothing is transferred that breaks the threat model
+            check_examples(attack, xb, xa, eps, source.bounds)
         for i, xa in enumerate(crafted):
             per_eps[i].append(xa.detach().float())
     seconds = time.perf_counter() - t0
@@ -64,7 +67,7 @@ def evaluate_transfer(target: Classifier, x: Tensor, y: Tensor, crafted: Crafted
         detected = detections(target, xa, batch_size=batch_size)
         m = accuracy_metrics(y.cpu(), clean_pred, adv_pred, delta, success=success, detected=detected,
                              detected_clean=clean_detected)
-        m["queries"] = 0
+        m["queries"] = m["forward_passes"] = m["backward_passes"] = 0  # crafted elsewhere: no attack pass here
         m["seconds"] = crafted.seconds / len(crafted.eps) + time.perf_counter() - t0
         outcomes.append(Outcome(eps, m, clean_pred, adv_pred, flat_norm(delta, "inf"), detected=detected))
     return outcomes
