@@ -12,14 +12,16 @@ from torch import Tensor
 
 from ..classifier import Classifier, eval_mode
 from ..errors import ConfigError
-from .base import ATTACKS, Attack, Goal, check_positive, check_seed, check_target, flat_norm, parse_norm
+from .base import ATTACKS, Attack, Goal, check_bool, check_positive, check_seed, check_target, flat_norm, parse_norm
 from .loop import clip
 
 
-def p_schedule(p_init: float, i: int, queries: int) -> float:
-    """The fraction of pixels changed at iteration ``i``: ``p_init`` halved at iterations 10, 50, 200, 500, 1000,
-    2000, 4000, 6000 and 8000 of a 10,000-query budget, rescaled to ``queries`` (their schedule)."""
-    it = int(i / queries * 10000)
+def p_schedule(p_init: float, i: int, queries: int, rescale: bool = True) -> float:
+    """The fraction of pixels changed at iteration ``i`` (their ``p_selection``): ``p_init`` halved at iterations 10,
+    50, 200, 500, 1000, 2000, 4000, 6000 and 8000. With ``rescale`` these are iterations of a 10,000-query budget,
+    rescaled to ``queries`` (``resc_schedule=True``, their default); without it, of the raw count (AutoAttack's
+    ``resc_schedule=False``)."""
+    it = int(i / queries * 10000) if rescale else i
     for bound, div in ((8000, 512), (6000, 256), (4000, 128), (2000, 64), (1000, 32), (500, 16), (200, 8), (50, 4),
                        (10, 2)):
         if it > bound:
@@ -76,8 +78,12 @@ class Square(Attack):
 
     Only the model's scores are used (``threat = black-box``; every scored input is counted). Random search
     (Algorithm 1 of the paper): a step is kept when the loss drops (or the sample is fooled), and a sample stops
-    querying once it is fooled. The size of the changed squares follows their schedule: a fraction ``p`` of the
-    pixels, ``p_init`` halved at iterations 10, 50, 200, ... of 10,000, rescaled to ``queries``.
+    querying once it is fooled. The size of the changed squares follows their schedule (:func:`p_schedule`): a
+    fraction ``p`` of the pixels, ``p_init`` halved at iterations 10, 50, 200, ..., 8000. With ``rescale`` (default)
+    these are iterations of a 10,000-query budget, rescaled to ``queries``: the default of the authors' code
+    (``resc_schedule=True``), so that a smaller budget still passes through the whole schedule, from large windows
+    to small. ``rescale=False`` counts the raw iterations, as AutoAttack runs Square (``resc_schedule=False``; at
+    5,000 queries its windows shrink half as fast as with ``rescale``).
 
     - Linf (sec. 3.1): start at vertical stripes of ``+-eps``; per sample, a random square window of side
       ``sqrt(p * pixels)`` is set to ``+-eps`` around the input per channel.
@@ -90,20 +96,26 @@ class Square(Attack):
 
     Defaults: ``queries`` 5,000 and ``p_init`` 0.8, the settings AutoAttack runs Square with, for Linf and L2 alike
     (Croce & Hein 2020, "Reliable evaluation of adversarial robustness with an ensemble of diverse parameter-free
-    attacks", ICML); margin loss (the paper's); ``loss = "ce"`` is the alternative. The authors tune ``p_init`` per
-    model (their README's Linf runs: 0.05 on ImageNet models, 0.8 on Madry's robust MNIST model). Windows are drawn
-    per image (their code draws one per batch) and may sit anywhere in the image.
+    attacks", ICML); margin loss (the paper's; ``loss = "ce"`` is the alternative); ``rescale=True``: the Square
+    paper's code always rescales the schedule to the budget, so a standalone run of any budget goes from large
+    windows to small (AutoAttack runs it with ``rescale=False``). The authors tune ``p_init`` per model (their
+    README's Linf runs: 0.05 on ImageNet models, 0.8 on Madry's robust MNIST model). Windows are drawn per image
+    (their code draws one per batch) and may sit anywhere in the image; a Linf window that already has the drawn
+    signs gets the opposite ones (theirs then scores an unchanged point). Both are kept because they are not weaker
+    than their code on the same schedule and budget (tests/test_square.py).
     """
 
     name = "square"
     threat = "black-box"
     role = "black-box"
 
-    def __init__(self, *, norm: str = "inf", queries: int = 5000, p_init: float = 0.8, loss: str = "margin",
-                 targeted: bool = False, target_mode: str = "random", target: int = 0, seed: int = 0) -> None:
+    def __init__(self, *, norm: str = "inf", queries: int = 5000, p_init: float = 0.8, rescale: bool = True,
+                 loss: str = "margin", targeted: bool = False, target_mode: str = "random", target: int = 0,
+                 seed: int = 0) -> None:
         super().__init__()
         self.norm = parse_norm(norm)
         check_positive("queries", queries, integer=True)
+        check_bool("rescale", rescale)
         if not isinstance(p_init, (int, float)) or isinstance(p_init, bool) or not 0 < p_init <= 1:
             raise ConfigError(f"p_init must be in (0, 1], got {p_init!r}")
         if loss not in ("margin", "ce"):
@@ -111,6 +123,7 @@ class Square(Attack):
         check_target(targeted, target_mode, target)
         check_seed(seed)
         self.queries, self.p_init, self.loss, self.seed = int(queries), float(p_init), loss, seed
+        self.rescale = rescale
         self.targeted, self.target_mode, self.target = targeted, target_mode if targeted else "", target
 
     def margin_and_loss(self, clf: Classifier, x: Tensor, goal: Goal) -> tuple[Tensor, Tensor]:
@@ -153,7 +166,7 @@ class Square(Attack):
                 k = len(idx)
                 if k == 0:
                     break
-                p = p_schedule(self.p_init, i, self.queries)
+                p = p_schedule(self.p_init, i, self.queries, self.rescale)
                 s = min(max(int(round(math.sqrt(p * h * w))), 1), side_max)
                 if s not in windows:
                     span = torch.arange(s, device=x.device)
@@ -205,7 +218,7 @@ class Square(Attack):
                 k = len(idx)
                 if k == 0:
                     break
-                p = p_schedule(self.p_init, i, self.queries)
+                p = p_schedule(self.p_init, i, self.queries, self.rescale)
                 s = max(int(round(math.sqrt(p * h * w))), 3)
                 s = min(s + 1 - s % 2, h, w)  # odd and at least 3 (theirs), but within the image
                 top, left, top2, left2 = (dev(torch.randint(0, m - s + 1, (k,), generator=gen)) for m in (h, w, h, w))
