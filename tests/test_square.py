@@ -24,7 +24,7 @@ from robustbench_gan.errors import ConfigError
 
 torchattacks = pytest.importorskip("torchattacks")
 
-from yardstick import assert_not_weaker, standing  # noqa: E402
+from yardstick import assert_not_weaker, standing, strength_margin  # noqa: E402
 
 N = 100  # evaluated samples: one sample is 1%
 SEEDS = range(4)
@@ -91,13 +91,16 @@ def test_the_schedule_without_rescaling_is_autoattacks_and_with_it_unchanged():
     assert p_schedule(0.8, 30, 10000, rescale=False) == p_schedule(0.8, 30, 10000) == 0.4
 
 
-def test_rescale_is_a_hyperparameter():
-    """It shows up in ``params()`` (records, cache keys, the report) like the others; a bad value is a one-line
-    error."""
-    assert Square().params()["rescale"] is True
-    attack = make_attack("square", rescale=False)
-    assert attack.params()["rescale"] is False and "rescale=False" in repr(attack)
-    for bad, message in (({"rescale": "no"}, "rescale must be true or false"),):
+def test_rescale_and_eot_samples_are_hyperparameters():
+    """Both show up in ``params()`` (records, cache keys, the report) like the others; bad values are one-line
+    errors."""
+    default = Square().params()
+    assert default["rescale"] is True and default["eot_samples"] == 1
+    attack = make_attack("square", rescale=False, eot_samples=3)
+    assert attack.params()["rescale"] is False and attack.params()["eot_samples"] == 3
+    assert "rescale=False" in repr(attack) and "eot_samples=3" in repr(attack)
+    for bad, message in (({"rescale": "no"}, "rescale must be true or false"), ({"eot_samples": 0}, "eot_samples"),
+                         ({"eot_samples": 1.5}, "eot_samples")):
         with pytest.raises(ConfigError, match=message):
             Square(**bad)
 
@@ -121,6 +124,62 @@ def test_square_without_rescaling_at_least_as_strong_as_torchattacks_on_autoatta
                                      resc_schedule=False, seed=seed)
         theirs_left.append(standing(cnn, theirs(x, y), y))
     assert_not_weaker(torch.cat(ours_left), torch.cat(theirs_left), f"square rescale=False {queries} eps {eps}")
+
+
+class NoisyLogits(nn.Module):
+    """A randomized model: ``inner``'s logits plus Gaussian noise of standard deviation ``std`` at every pass."""
+
+    def __init__(self, inner: nn.Module, std: float) -> None:
+        super().__init__()
+        self.inner, self.std = inner, std
+
+    def forward(self, z):
+        out = self.inner(z)
+        return out + self.std * torch.randn_like(out)
+
+
+def test_eot_keeps_a_lucky_draw_from_stopping_the_search(cnn, digits):
+    """On the digits CNN with Gaussian noise (std 0.3) on its logits, 100 iterations, eps 0.15, seeds 0-2. With one
+    pass a sample stops at the first draw that happens to misclassify it, often still well inside the class; with
+    ``eot_samples=10`` it stops only once the mean margin of ten draws is <= 0. Robust accuracy is decided on
+    fixed evaluations: the noise-free CNN (the noisy model's mean logits), where ten passes must leave
+    significantly fewer samples standing (McNemar's margin, tests/yardstick.py, the other way round), and the mean
+    accuracy of 20 seeded noisy draws. Every pass is a query: each sample's count is a multiple of
+    ``eot_samples``. Measured: noise-free robust samples one pass 239, ten 187 (12 stood only against ten passes,
+    64 only against one); noisy draws 0.78 and 0.63."""
+    x, y = digits.x_test[:N], digits.y_test[:N]
+    noisy = Classifier(NoisyLogits(cnn, 0.3), num_classes=10).eval()
+    left, drawn = {}, {}
+    for k in (1, 10):
+        masks, accs = [], []
+        for seed in range(3):
+            torch.manual_seed(seed)
+            noisy.queries = 0
+            adv = Square(queries=100, eot_samples=k, seed=seed)(noisy, x, Goal(y), eps=0.15)
+            assert noisy.queries % k == 0 and noisy.queries <= N * 100 * k
+            masks.append(standing(cnn, adv, y))
+            torch.manual_seed(1000 + seed)
+            accs += [accuracy(noisy, adv, y) for _ in range(20)]
+        left[k], drawn[k] = torch.cat(masks), sum(accs) / len(accs)
+    b, c = int((left[10] & ~left[1]).sum()), int((~left[10] & left[1]).sum())  # stood only against eot 10 / 1
+    assert c - b > strength_margin(b, c), (int(left[1].sum()), int(left[10].sum()), b, c)
+    assert drawn[10] < drawn[1] - 0.05, drawn
+
+
+def test_every_eot_pass_is_a_query():
+    """A model that is never fooled: every sample makes all its iterations, each ``eot_samples`` passes."""
+
+    class Sure(nn.Module):
+        def forward(self, z):
+            return torch.tensor([9.0, 0.0, 0.0]).expand(len(z), 3) + 0 * z.flatten(1)[:, :1]
+
+    clf = Classifier(Sure(), num_classes=3).eval()
+    x, y = torch.rand(7, 1, 6, 6), torch.zeros(7, dtype=torch.long)
+    for norm in ("inf", "2"):
+        for k in (1, 3):
+            clf.queries = 0
+            Square(norm=norm, queries=20, eot_samples=k)(clf, x, Goal(y), eps=0.3)
+            assert clf.queries == 7 * 20 * k, (norm, k)
 
 
 def test_square_needs_no_gradient(cnn, digits):

@@ -103,6 +103,10 @@ class Square(Attack):
     (their code draws one per batch) and may sit anywhere in the image; a Linf window that already has the drawn
     signs gets the opposite ones (theirs then scores an unchanged point). Both are kept because they are not weaker
     than their code on the same schedule and budget (tests/test_square.py).
+
+    ``eot_samples`` > 1 (for randomized models) averages the margin and the loss of every scored point over that
+    many passes, Expectation over Transformation (Athalye, Carlini & Wagner 2018), so one lucky draw does not stop
+    a sample; every pass is a query, so a sample makes up to ``eot_samples * queries`` of them.
     """
 
     name = "square"
@@ -110,11 +114,12 @@ class Square(Attack):
     role = "black-box"
 
     def __init__(self, *, norm: str = "inf", queries: int = 5000, p_init: float = 0.8, rescale: bool = True,
-                 loss: str = "margin", targeted: bool = False, target_mode: str = "random", target: int = 0,
-                 seed: int = 0) -> None:
+                 loss: str = "margin", eot_samples: int = 1, targeted: bool = False, target_mode: str = "random",
+                 target: int = 0, seed: int = 0) -> None:
         super().__init__()
         self.norm = parse_norm(norm)
         check_positive("queries", queries, integer=True)
+        check_positive("eot_samples", eot_samples, integer=True)
         check_bool("rescale", rescale)
         if not isinstance(p_init, (int, float)) or isinstance(p_init, bool) or not 0 < p_init <= 1:
             raise ConfigError(f"p_init must be in (0, 1], got {p_init!r}")
@@ -123,11 +128,19 @@ class Square(Attack):
         check_target(targeted, target_mode, target)
         check_seed(seed)
         self.queries, self.p_init, self.loss, self.seed = int(queries), float(p_init), loss, seed
-        self.rescale = rescale
+        self.rescale, self.eot_samples = rescale, int(eot_samples)
         self.targeted, self.target_mode, self.target = targeted, target_mode if targeted else "", target
 
     def margin_and_loss(self, clf: Classifier, x: Tensor, goal: Goal) -> tuple[Tensor, Tensor]:
-        """Margin (<= 0: the goal is reached) and the loss the search minimises, per sample."""
+        """Margin (<= 0: the goal is reached) and the loss the search minimises, per sample, each averaged over
+        ``eot_samples`` passes."""
+        if self.eot_samples == 1:
+            return self._margin_and_loss(clf, x, goal)
+        margins, losses = zip(*(self._margin_and_loss(clf, x, goal) for _ in range(self.eot_samples)))
+        return torch.stack(margins).mean(0), torch.stack(losses).mean(0)
+
+    def _margin_and_loss(self, clf: Classifier, x: Tensor, goal: Goal) -> tuple[Tensor, Tensor]:
+        """:meth:`margin_and_loss` of one pass."""
         with torch.no_grad():
             logits = clf(x)
         z_goal = logits.gather(1, goal.labels[:, None]).squeeze(1)
