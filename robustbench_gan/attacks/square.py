@@ -12,6 +12,7 @@ from torch import Tensor
 
 from ..classifier import Classifier, eval_mode
 from ..errors import ConfigError
+from . import precision
 from .base import ATTACKS, Attack, Goal, check_bool, check_positive, check_seed, check_target, flat_norm, parse_norm
 from .loop import clip
 
@@ -106,7 +107,9 @@ class Square(Attack):
 
     ``eot_samples`` > 1 (for randomized models) averages the margin and the loss of every scored point over that
     many passes, Expectation over Transformation (Athalye, Carlini & Wagner 2018), so one lucky draw does not stop
-    a sample; every pass is a query, so a sample makes up to ``eot_samples * queries`` of them.
+    a sample; every pass is a query, so a sample makes up to ``eot_samples * queries`` of them. Under a low attack
+    :mod:`~robustbench_gan.attacks.precision` a sample stops only once an fp32 pass confirms its success; an
+    unconfirmed candidate is kept or dropped on its loss alone, like any other.
     """
 
     name = "square"
@@ -140,9 +143,10 @@ class Square(Attack):
         return torch.stack(margins).mean(0), torch.stack(losses).mean(0)
 
     def _margin_and_loss(self, clf: Classifier, x: Tensor, goal: Goal) -> tuple[Tensor, Tensor]:
-        """:meth:`margin_and_loss` of one pass."""
+        """:meth:`margin_and_loss` of one pass (low-precision logits in fp32 for the arithmetic)."""
         with torch.no_grad():
             logits = clf(x)
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
         z_goal = logits.gather(1, goal.labels[:, None]).squeeze(1)
         other = logits.scatter(1, goal.labels[:, None], float("-inf")).amax(1)
         margin = other - z_goal if goal.targeted else z_goal - other
@@ -150,6 +154,16 @@ class Square(Attack):
             return margin, margin
         ce = F.cross_entropy(logits, goal.labels, reduction="none")
         return margin, ce if goal.targeted else -ce
+
+    def reached(self, clf: Classifier, x: Tensor, margin: Tensor, goal: Goal) -> Tensor:
+        """Which samples of ``x`` reached the goal (``margin <= 0``). A margin of a low-precision pass counts only
+        once an fp32 pass agrees, as in the gradient attacks' loop (:func:`.loop.descend_to_goal`)."""
+        fooled = margin <= 0
+        if precision.current() != "fp32" and fooled.any():
+            with precision.full_precision(x.device):
+                confirmed, _ = self.margin_and_loss(clf, x[fooled], goal.subset(fooled))
+            fooled[fooled.clone()] = confirmed <= 0
+        return fooled
 
     def perturb(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
         if eps == 0:
@@ -165,13 +179,14 @@ class Square(Attack):
         best = clip(x + eps * stripes, clf)
         low, high = clip(x - eps, clf), clip(x + eps, clf)  # the eps ball within the bounds, per pixel
         margin, loss = self.margin_and_loss(clf, best, goal)
+        searching = ~self.reached(clf, best, margin, goal)
         side_max = min(h, w)
         # a step moves the window by +-2 eps (sign per channel), then clamps it to the ball: only the window changes,
         # since every other pixel is already in the ball. Drawn bits 0 / 1 pick the step -2 eps / +2 eps.
         moves = (2 * eps) * (torch.tensor([0, 1], device=x.device) * 2 - 1).to(x.dtype)
         windows: dict[int, Tensor] = {}  # side -> flat offsets [c, s * s] of the square at the corner, per channel
         # the samples still searching, compacted and flattened: positions, current point, ball, labels, loss
-        idx = (margin > 0).nonzero().squeeze(1)
+        idx = searching.nonzero().squeeze(1)
         current, lo, hi = (t[idx].flatten(1) for t in (best, low, high))
         labels, loss = goal.labels[idx], loss[idx]
         with torch.no_grad():
@@ -207,9 +222,10 @@ class Square(Attack):
     def _accept(self, clf: Classifier, candidate: Tensor, current: Tensor, loss: Tensor, goal: Goal,
                 shape: Sequence[int]) -> tuple[Tensor, Tensor, Tensor]:
         """Score ``candidate`` (viewed as images of ``shape``): each sample keeps it where the loss fell or the
-        model is fooled. Returns the new current points and losses, and which samples are fooled."""
-        m_new, l_new = self.margin_and_loss(clf, candidate.view(*shape), goal)
-        fooled = m_new <= 0
+        model is fooled (:meth:`reached`). Returns the new current points and losses, and which samples are fooled."""
+        images = candidate.view(*shape)
+        m_new, l_new = self.margin_and_loss(clf, images, goal)
+        fooled = self.reached(clf, images, m_new, goal)
         keep = (l_new < loss) | fooled
         current = torch.where(keep.view(-1, *([1] * (current.ndim - 1))), candidate, current)
         return current, torch.where(keep, l_new, loss), fooled
@@ -220,11 +236,12 @@ class Square(Attack):
         dev = (lambda t: t) if x.device.type == "cpu" else (lambda t: t.to(x.device))
         best = clip(x + eps * l2_start(x, gen), clf)
         margin, loss = self.margin_and_loss(clf, best, goal)
+        searching = ~self.reached(clf, best, margin, goal)
         tiny = torch.finfo(x.dtype).tiny
         unit = torch.tensor([-1, 1], device=x.device).to(x.dtype)  # drawn bits 0 / 1 pick the sign -1 / +1
         bases: dict[int, tuple[Tensor, Tensor]] = {}  # side -> the meta pseudo-Gaussian square and its transpose
-        # the samples still searching (margin > 0), compacted: positions, input, current point, labels, loss
-        idx = (margin > 0).nonzero().squeeze(1)
+        # the samples still searching, compacted: positions, input, current point, labels, loss
+        idx = searching.nonzero().squeeze(1)
         xa, current, labels, loss = x[idx], best[idx], goal.labels[idx], loss[idx]
         with torch.no_grad():
             for i in range(self.queries - 1):  # the start was the first query
