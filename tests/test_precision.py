@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robustbench_gan import benchmark
-from robustbench_gan.attacks import Goal, make_attack
+from robustbench_gan.attacks import Goal, Square, make_attack
 from robustbench_gan.attacks.evaluate import evaluate_attack
 from robustbench_gan.attacks.loop import descend_to_goal, loss_gradient
 from robustbench_gan.attacks.precision import attack_precision, current, supported
@@ -51,6 +51,59 @@ def test_a_low_precision_success_counts_only_once_fp32_confirms_it(precision, cn
     truly = cnn.predict(adv).argmax(1) != y
     assert torch.equal(found, truly)  # without the fp32 re-check every sample would be "found" at the first step
     assert found.float().mean() < 0.5
+
+
+class Recorded(nn.Module):
+    """``inner``, recording every pass: its precision, inputs and fp32 logits."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner, self.passes = inner, []
+
+    def forward(self, x):
+        out = self.inner(x)
+        self.passes.append((current(), x.detach().clone(), out.detach().float()))
+        return out
+
+
+@pytest.fixture
+def one_thread():
+    """Square's query loop on the tiny CNN: a second thread gains little and, on a busy machine, slows every pass
+    (see tests/test_square.py); restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.skipif("bf16" not in LOW, reason="bf16 autocast does not run on this CPU")
+def test_square_stops_a_sample_only_on_an_fp32_confirmed_success(cnn, digits, one_thread):
+    """Square (Linf, 100 queries, eps 0.1) under bf16 on the liar: every point looks misclassified in low precision,
+    so without the fp32 re-check every sample would leave at its start. Every pass is assigned to its sample (the
+    images are more than 2 eps apart in Linf). A sample that stopped ends on an fp32 pass in which the real model is
+    fooled, its first such pass; any other makes all its low-precision queries (an unconfirmed success stays in the
+    search); and the samples that stopped are exactly those the real model misclassifies in fp32 on the returned
+    examples: the attack's robust accuracy is the fp32 one. Measured: 6 of 100 samples fall (Square in fp32 on the
+    real model: 27; the liar's low-precision loss misleads the search)."""
+    x, y, eps, queries = digits.x_test[:N], digits.y_test[:N], 0.1, 100
+    assert float((torch.cdist(x.flatten(1), x.flatten(1), p=float("inf")) + 9 * torch.eye(N)).min()) > 2 * eps
+    record = Recorded(cnn)
+    fake = liar(Classifier(record, num_classes=10).eval())
+    with attack_precision("cpu", "bf16"):
+        adv = Square(queries=queries, seed=0)(fake, x, Goal(y), eps=eps)
+    inputs = torch.cat([v for _, v, _ in record.passes]).flatten(1)
+    logits = torch.cat([z for _, _, z in record.passes])
+    low = torch.tensor([p != "fp32" for p, v, _ in record.passes for _ in range(len(v))])
+    owner = torch.cdist(inputs, x.flatten(1), p=float("inf")).argmin(1)
+    stopped = torch.zeros(N, dtype=torch.bool)
+    for i in range(N):
+        mine = owner == i
+        confirmed = (logits[mine].argmax(1) != y[i]) & ~low[mine]  # the real model fooled, decided in fp32
+        assert not confirmed[:-1].any(), i  # no pass after the first confirmed success
+        stopped[i] = confirmed[-1]
+        assert stopped[i] or int(low[mine].sum()) == queries, i
+    assert torch.equal(stopped, cnn.predict(adv).argmax(1) != y)
+    assert 0 < int(stopped.sum()) < N // 2 and bool((~low).any())
 
 
 @pytest.mark.skipif(not LOW, reason="no low-precision autocast on this CPU")

@@ -12,14 +12,17 @@ from torch import Tensor
 
 from ..classifier import Classifier, eval_mode
 from ..errors import ConfigError
-from .base import ATTACKS, Attack, Goal, check_positive, check_seed, check_target, flat_norm, parse_norm
+from . import precision
+from .base import ATTACKS, Attack, Goal, check_bool, check_positive, check_seed, check_target, flat_norm, parse_norm
 from .loop import clip
 
 
-def p_schedule(p_init: float, i: int, queries: int) -> float:
-    """The fraction of pixels changed at iteration ``i``: ``p_init`` halved at iterations 10, 50, 200, 500, 1000,
-    2000, 4000, 6000 and 8000 of a 10,000-query budget, rescaled to ``queries`` (their schedule)."""
-    it = int(i / queries * 10000)
+def p_schedule(p_init: float, i: int, queries: int, rescale: bool = True) -> float:
+    """The fraction of pixels changed at iteration ``i`` (their ``p_selection``): ``p_init`` halved at iterations 10,
+    50, 200, 500, 1000, 2000, 4000, 6000 and 8000. With ``rescale`` these are iterations of a 10,000-query budget,
+    rescaled to ``queries`` (``resc_schedule=True``, their default); without it, of the raw count (AutoAttack's
+    ``resc_schedule=False``)."""
+    it = int(i / queries * 10000) if rescale else i
     for bound, div in ((8000, 512), (6000, 256), (4000, 128), (2000, 64), (1000, 32), (500, 16), (200, 8), (50, 4),
                        (10, 2)):
         if it > bound:
@@ -76,8 +79,12 @@ class Square(Attack):
 
     Only the model's scores are used (``threat = black-box``; every scored input is counted). Random search
     (Algorithm 1 of the paper): a step is kept when the loss drops (or the sample is fooled), and a sample stops
-    querying once it is fooled. The size of the changed squares follows their schedule: a fraction ``p`` of the
-    pixels, ``p_init`` halved at iterations 10, 50, 200, ... of 10,000, rescaled to ``queries``.
+    querying once it is fooled. The size of the changed squares follows their schedule (:func:`p_schedule`): a
+    fraction ``p`` of the pixels, ``p_init`` halved at iterations 10, 50, 200, ..., 8000. With ``rescale`` (default)
+    these are iterations of a 10,000-query budget, rescaled to ``queries``: the default of the authors' code
+    (``resc_schedule=True``), so that a smaller budget still passes through the whole schedule, from large windows
+    to small. ``rescale=False`` counts the raw iterations, as AutoAttack runs Square (``resc_schedule=False``; at
+    5,000 queries its windows shrink half as fast as with ``rescale``).
 
     - Linf (sec. 3.1): start at vertical stripes of ``+-eps``; per sample, a random square window of side
       ``sqrt(p * pixels)`` is set to ``+-eps`` around the input per channel.
@@ -90,20 +97,33 @@ class Square(Attack):
 
     Defaults: ``queries`` 5,000 and ``p_init`` 0.8, the settings AutoAttack runs Square with, for Linf and L2 alike
     (Croce & Hein 2020, "Reliable evaluation of adversarial robustness with an ensemble of diverse parameter-free
-    attacks", ICML); margin loss (the paper's); ``loss = "ce"`` is the alternative. The authors tune ``p_init`` per
-    model (their README's Linf runs: 0.05 on ImageNet models, 0.8 on Madry's robust MNIST model). Windows are drawn
-    per image (their code draws one per batch) and may sit anywhere in the image.
+    attacks", ICML); margin loss (the paper's; ``loss = "ce"`` is the alternative); ``rescale=True``: the Square
+    paper's code always rescales the schedule to the budget, so a standalone run of any budget goes from large
+    windows to small (AutoAttack runs it with ``rescale=False``). The authors tune ``p_init`` per model (their
+    README's Linf runs: 0.05 on ImageNet models, 0.8 on Madry's robust MNIST model). Windows are drawn per image
+    (their code draws one per batch) and may sit anywhere in the image; a Linf window that already has the drawn
+    signs gets the opposite ones (theirs then scores an unchanged point). Both are kept because they are not weaker
+    than their code on the same schedule and budget (tests/test_square.py).
+
+    ``eot_samples`` > 1 (for randomized models) averages the margin and the loss of every scored point over that
+    many passes, Expectation over Transformation (Athalye, Carlini & Wagner 2018), so one lucky draw does not stop
+    a sample; every pass is a query, so a sample makes up to ``eot_samples * queries`` of them. Under a low attack
+    :mod:`~robustbench_gan.attacks.precision` a sample stops only once an fp32 pass confirms its success; an
+    unconfirmed candidate is kept or dropped on its loss alone, like any other.
     """
 
     name = "square"
     threat = "black-box"
     role = "black-box"
 
-    def __init__(self, *, norm: str = "inf", queries: int = 5000, p_init: float = 0.8, loss: str = "margin",
-                 targeted: bool = False, target_mode: str = "random", target: int = 0, seed: int = 0) -> None:
+    def __init__(self, *, norm: str = "inf", queries: int = 5000, p_init: float = 0.8, rescale: bool = True,
+                 loss: str = "margin", eot_samples: int = 1, targeted: bool = False, target_mode: str = "random",
+                 target: int = 0, seed: int = 0) -> None:
         super().__init__()
         self.norm = parse_norm(norm)
         check_positive("queries", queries, integer=True)
+        check_positive("eot_samples", eot_samples, integer=True)
+        check_bool("rescale", rescale)
         if not isinstance(p_init, (int, float)) or isinstance(p_init, bool) or not 0 < p_init <= 1:
             raise ConfigError(f"p_init must be in (0, 1], got {p_init!r}")
         if loss not in ("margin", "ce"):
@@ -111,12 +131,22 @@ class Square(Attack):
         check_target(targeted, target_mode, target)
         check_seed(seed)
         self.queries, self.p_init, self.loss, self.seed = int(queries), float(p_init), loss, seed
+        self.rescale, self.eot_samples = rescale, int(eot_samples)
         self.targeted, self.target_mode, self.target = targeted, target_mode if targeted else "", target
 
     def margin_and_loss(self, clf: Classifier, x: Tensor, goal: Goal) -> tuple[Tensor, Tensor]:
-        """Margin (<= 0: the goal is reached) and the loss the search minimises, per sample."""
+        """Margin (<= 0: the goal is reached) and the loss the search minimises, per sample, each averaged over
+        ``eot_samples`` passes."""
+        if self.eot_samples == 1:
+            return self._margin_and_loss(clf, x, goal)
+        margins, losses = zip(*(self._margin_and_loss(clf, x, goal) for _ in range(self.eot_samples)))
+        return torch.stack(margins).mean(0), torch.stack(losses).mean(0)
+
+    def _margin_and_loss(self, clf: Classifier, x: Tensor, goal: Goal) -> tuple[Tensor, Tensor]:
+        """:meth:`margin_and_loss` of one pass (low-precision logits in fp32 for the arithmetic)."""
         with torch.no_grad():
             logits = clf(x)
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
         z_goal = logits.gather(1, goal.labels[:, None]).squeeze(1)
         other = logits.scatter(1, goal.labels[:, None], float("-inf")).amax(1)
         margin = other - z_goal if goal.targeted else z_goal - other
@@ -124,6 +154,16 @@ class Square(Attack):
             return margin, margin
         ce = F.cross_entropy(logits, goal.labels, reduction="none")
         return margin, ce if goal.targeted else -ce
+
+    def reached(self, clf: Classifier, x: Tensor, margin: Tensor, goal: Goal) -> Tensor:
+        """Which samples of ``x`` reached the goal (``margin <= 0``). A margin of a low-precision pass counts only
+        once an fp32 pass agrees, as in the gradient attacks' loop (:func:`.loop.descend_to_goal`)."""
+        fooled = margin <= 0
+        if precision.current() != "fp32" and fooled.any():
+            with precision.full_precision(x.device):
+                confirmed, _ = self.margin_and_loss(clf, x[fooled], goal.subset(fooled))
+            fooled[fooled.clone()] = confirmed <= 0
+        return fooled
 
     def perturb(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
         if eps == 0:
@@ -139,13 +179,14 @@ class Square(Attack):
         best = clip(x + eps * stripes, clf)
         low, high = clip(x - eps, clf), clip(x + eps, clf)  # the eps ball within the bounds, per pixel
         margin, loss = self.margin_and_loss(clf, best, goal)
+        searching = ~self.reached(clf, best, margin, goal)
         side_max = min(h, w)
         # a step moves the window by +-2 eps (sign per channel), then clamps it to the ball: only the window changes,
         # since every other pixel is already in the ball. Drawn bits 0 / 1 pick the step -2 eps / +2 eps.
         moves = (2 * eps) * (torch.tensor([0, 1], device=x.device) * 2 - 1).to(x.dtype)
         windows: dict[int, Tensor] = {}  # side -> flat offsets [c, s * s] of the square at the corner, per channel
         # the samples still searching, compacted and flattened: positions, current point, ball, labels, loss
-        idx = (margin > 0).nonzero().squeeze(1)
+        idx = searching.nonzero().squeeze(1)
         current, lo, hi = (t[idx].flatten(1) for t in (best, low, high))
         labels, loss = goal.labels[idx], loss[idx]
         with torch.no_grad():
@@ -153,7 +194,7 @@ class Square(Attack):
                 k = len(idx)
                 if k == 0:
                     break
-                p = p_schedule(self.p_init, i, self.queries)
+                p = p_schedule(self.p_init, i, self.queries, self.rescale)
                 s = min(max(int(round(math.sqrt(p * h * w))), 1), side_max)
                 if s not in windows:
                     span = torch.arange(s, device=x.device)
@@ -181,9 +222,10 @@ class Square(Attack):
     def _accept(self, clf: Classifier, candidate: Tensor, current: Tensor, loss: Tensor, goal: Goal,
                 shape: Sequence[int]) -> tuple[Tensor, Tensor, Tensor]:
         """Score ``candidate`` (viewed as images of ``shape``): each sample keeps it where the loss fell or the
-        model is fooled. Returns the new current points and losses, and which samples are fooled."""
-        m_new, l_new = self.margin_and_loss(clf, candidate.view(*shape), goal)
-        fooled = m_new <= 0
+        model is fooled (:meth:`reached`). Returns the new current points and losses, and which samples are fooled."""
+        images = candidate.view(*shape)
+        m_new, l_new = self.margin_and_loss(clf, images, goal)
+        fooled = self.reached(clf, images, m_new, goal)
         keep = (l_new < loss) | fooled
         current = torch.where(keep.view(-1, *([1] * (current.ndim - 1))), candidate, current)
         return current, torch.where(keep, l_new, loss), fooled
@@ -194,18 +236,19 @@ class Square(Attack):
         dev = (lambda t: t) if x.device.type == "cpu" else (lambda t: t.to(x.device))
         best = clip(x + eps * l2_start(x, gen), clf)
         margin, loss = self.margin_and_loss(clf, best, goal)
+        searching = ~self.reached(clf, best, margin, goal)
         tiny = torch.finfo(x.dtype).tiny
         unit = torch.tensor([-1, 1], device=x.device).to(x.dtype)  # drawn bits 0 / 1 pick the sign -1 / +1
         bases: dict[int, tuple[Tensor, Tensor]] = {}  # side -> the meta pseudo-Gaussian square and its transpose
-        # the samples still searching (margin > 0), compacted: positions, input, current point, labels, loss
-        idx = (margin > 0).nonzero().squeeze(1)
+        # the samples still searching, compacted: positions, input, current point, labels, loss
+        idx = searching.nonzero().squeeze(1)
         xa, current, labels, loss = x[idx], best[idx], goal.labels[idx], loss[idx]
         with torch.no_grad():
             for i in range(self.queries - 1):  # the start was the first query
                 k = len(idx)
                 if k == 0:
                     break
-                p = p_schedule(self.p_init, i, self.queries)
+                p = p_schedule(self.p_init, i, self.queries, self.rescale)
                 s = max(int(round(math.sqrt(p * h * w))), 3)
                 s = min(s + 1 - s % 2, h, w)  # odd and at least 3 (theirs), but within the image
                 top, left, top2, left2 = (dev(torch.randint(0, m - s + 1, (k,), generator=gen)) for m in (h, w, h, w))
