@@ -49,14 +49,16 @@ def randomness_problem(spread: float, correct: list[int], *, tolerance: float = 
             f"(L2; tolerance {tolerance:g}){counts}")
 
 
-def output_problems(clf: Classifier, x: Tensor, y: Tensor | None = None) -> dict[str, str]:
+def output_problems(clf: Classifier, x: Tensor, y: Tensor | None = None, *,
+                    spread: tuple[Tensor, float, list[int]] | None = None) -> dict[str, str]:
     """Problems with the raw outputs, check name -> one-line message: probabilities instead of logits;
-    nondeterminism in eval mode (see :func:`output_spread` and :func:`randomness_problem`)."""
+    nondeterminism in eval mode (see :func:`output_spread`, whose result ``spread`` may already hold, and
+    :func:`randomness_problem`)."""
     problems = {}
-    a, spread, correct = output_spread(clf, x, y)
+    a, spread_, correct = spread if spread is not None else output_spread(clf, x, y)
     if bool(((a >= 0) & (a <= 1)).all()) and torch.allclose(a.sum(1), torch.ones(len(a), device=a.device), atol=1e-3):
         problems["outputs-are-probabilities"] = "outputs are in [0, 1] and sum to 1 per row"
-    random = randomness_problem(spread, correct, inputs=len(x))
+    random = randomness_problem(spread_, correct, inputs=len(x))
     if random:
         problems["nondeterministic-outputs"] = random
     return problems
@@ -77,13 +79,14 @@ class ZeroGradients(NamedTuple):
     dlr: int | None
 
 
-def zero_gradients(clf: Classifier, x: Tensor, y: Tensor) -> ZeroGradients:
+def zero_gradients(clf: Classifier, x: Tensor, y: Tensor, *, logits: Tensor | None = None) -> ZeroGradients:
     """Count zero gradients (see :class:`ZeroGradients`) at the clean inputs. AutoAttack checks the DLR-loss
     gradient at APGD's random start, x plus uniform noise in the eps ball; the probe knows no eps, and the clean
     input is the centre of that start, where FGSM and PGD without random start take their first gradient: a
-    gradient cut by a ``no_grad`` region, a quantisation or a detached purification vanishes there as well."""
+    gradient cut by a ``no_grad`` region, a quantisation or a detached purification vanishes there as well.
+    ``logits``: the clean logits of ``x`` where they are at hand (else one more pass)."""
     with torch.no_grad():
-        ok = clf.predict(x).argmax(1) == y
+        ok = (clf.predict(x) if logits is None else logits).argmax(1) == y
     x, y = x[ok], y[ok]
     if len(x) == 0:
         return ZeroGradients(0, 0, None if clf.num_classes < 3 else 0)
@@ -261,11 +264,13 @@ def classifier_flags(
     x, y = x[:samples], y[:samples]
     scale = input_scale_problem(clf, x, y)
     flags = [make_flag("input-scale", model, defense, "", scale)] if scale else []
-    flags += [make_flag(check, model, defense, "", message) for check, message in output_problems(clf, x, y).items()]
+    spread = output_spread(clf, x, y)
+    flags += [make_flag(check, model, defense, "", message)
+              for check, message in output_problems(clf, x, y, spread=spread).items()]
     dynamic = dynamic_problem(clf, dynamic_forward(clf, x[:dynamic_inputs]))
     if dynamic:
         flags.append(make_flag("dynamic-forward", model, defense, "", dynamic))
-    zero = zero_gradient_problem(zero_gradients(clf, x, y))
+    zero = zero_gradient_problem(zero_gradients(clf, x, y, logits=spread[0]))
     if zero:
         flags.append(make_flag("zero-gradients", model, defense, "", zero))
     acc = accuracy_at_huge_eps(clf, x, y)
