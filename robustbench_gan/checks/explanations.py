@@ -35,14 +35,28 @@ EXPLANATIONS: dict[str, tuple[str, str]] = {
     ),
     "black-box-below-white-box": (
         "An attack that only sees the model's outputs (Square, the substitute attack) fools it more than the "
-        "white-box attacks that follow its gradients: the gradients mislead (masking or obfuscation). AutoAttack "
-        "raises the same warning when Square beats its APGD runs.",
+        "white-box attacks that follow its gradients, beyond the confidence intervals: the gradients mislead "
+        "(masking or obfuscation). Within an AutoAttack cascade the stricter square-after-gradients check applies.",
         "Croce & Hein 2020 (AutoAttack, flags_doc); Athalye, Carlini & Wagner 2018",
     ),
+    "square-after-gradients": (
+        "In the AutoAttack cascade, Square (which only queries the model's outputs) fooled more than 0.2% of the "
+        "samples (0.002 * n) that APGD and FAB, with full gradient access, had left standing; AutoAttack raises "
+        "the same warning. A black-box attack succeeding where the gradient attacks failed points to masked or "
+        "obfuscated gradients, and the cascade's number may still overstate robustness: run Square with more "
+        "queries and restarts, and design an adaptive attack (a margin loss, BPDA, EOT) for this defense.",
+        "Croce & Hein 2020, Reliable Evaluation of Adversarial Robustness (AutoAttack, check_square_sr and "
+        "flags_doc); Carlini et al. 2019, On Evaluating Adversarial Robustness, sec. 5",
+    ),
     "zero-gradients": (
-        "Many inputs have an all-zero or non-finite loss gradient, so gradient attacks cannot move them. Typical of "
-        "a saturated softmax (defensive distillation): use a margin (logit) loss or transfer attacks.",
-        "Carlini & Wagner 2016, Defensive Distillation is Not Robust to Adversarial Examples",
+        "Correctly classified inputs have an all-zero or non-finite input gradient, so gradient attacks cannot move "
+        "them. Checked, as AutoAttack does, with the DLR loss, which is invariant to the logits' scale: any zero "
+        "there means part of the model blocks the gradient (a no_grad region, input quantisation, a detached "
+        "purification); approximate that part with a differentiable stand-in (BPDA) or use black-box attacks "
+        "(Square). Also raised when many inputs have a zero cross-entropy gradient but a non-zero DLR one: a "
+        "saturated softmax (defensive distillation) stalls the CE-loss attacks; use the margin or DLR loss.",
+        "Croce & Hein 2020 (AutoAttack flags_doc, zero gradient); Carlini & Wagner 2016, Defensive Distillation is "
+        "Not Robust to Adversarial Examples; Athalye, Carlini & Wagner 2018 (BPDA)",
     ),
     "input-scale": (
         "The classifier labels its clean test images far better when they are given in another pixel range or "
@@ -57,10 +71,23 @@ EXPLANATIONS: dict[str, tuple[str, str]] = {
         "Carlini & Wagner 2017, Towards Evaluating the Robustness of Neural Networks, sec. 4",
     ),
     "nondeterministic-outputs": (
-        "Two forward passes in eval mode on the same input disagree: the model is randomized (or dropout was left "
-        "on). Attacks must then average gradients over the randomness (Expectation over Transformation): give the "
-        "gradient attacks eot_samples (e.g. 20), as AutoAttack's rand version does.",
-        "Athalye, Carlini & Wagner 2018, sec. 4.2 (EOT)",
+        "Five eval-mode forward passes on the same inputs disagree beyond float noise (unit-normalised logits more "
+        "than 1e-4 apart in L2) or in how many inputs they classify correctly: the model is randomized (or dropout "
+        "was left on). Attacks must then average gradients over the randomness (Expectation over Transformation): "
+        "give the gradient attacks eot_samples (e.g. 20), or use AutoAttack's rand version.",
+        "Athalye, Carlini & Wagner 2018, sec. 4.2 (EOT); Croce & Hein 2020 (AutoAttack check_randomized, flags_doc)",
+    ),
+    "dynamic-forward": (
+        "The model's forward pass, run in eval mode without gradients, called autograd (grad or backward), built "
+        "an autograd graph, or changed the model's parameters or buffers: the defense optimises at inference time "
+        "(a purification by gradient descent, test-time training) or keeps state between queries. Standard attacks "
+        "differentiate such an inner optimisation naively or see a moving target, so their numbers overstate "
+        "robustness. Evaluate with adaptive attacks: BPDA or an unrolled view of the optimisation (adaptive = "
+        "\"bpda\" / \"unroll\" on PGD/APGD), the latent attack for generative purifiers, and a fixed state or "
+        "the state updates attacked as part of the model.",
+        "Croce & Hein 2020 (AutoAttack check_dynamic, flags_doc); Tramer et al. 2020, On Adaptive Attacks to "
+        "Adversarial Example Defenses; Croce et al. 2022, Evaluating the Adversarial Robustness of Adaptive "
+        "Test-time Defenses",
     ),
     "naive-attacks-only-on-purifier": (
         "The defense transforms its input before classifying it (input purification: Defense-GAN's projection, an "

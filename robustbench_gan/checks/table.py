@@ -14,6 +14,10 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def _missing_or_empty(value: Any) -> bool:
+    return _missing(value) or value == ""
+
+
 def _white_box_untargeted(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in records if r.get("threat") == "white-box" and not r.get("targeted")
             and not _missing(r.get("robust_accuracy")) and r.get("attack_role") != "probe"]
@@ -98,9 +102,51 @@ def check_white_box_above_transfer(records: list[dict[str, Any]]) -> list[Flag]:
         f"examples transferred from {t['source']} leave only {t['robust_accuracy']:.1%}"))
 
 
+def cascade_component(record: dict[str, Any]) -> tuple[str, str] | None:
+    """``(cascade, component)`` for a row of one component of an AutoAttack cascade (``<cascade>/<component>``,
+    the robust accuracy after that component, cumulative), else None (the cascade's own row included)."""
+    attack = str(record.get("attack") or "")
+    if record.get("attack_kind") != "autoattack" or record.get("attack_role") == "ensemble" or "/" not in attack:
+        return None
+    cascade, component = attack.rsplit("/", 1)
+    return cascade, component
+
+
+def check_square_after_gradients(records: list[dict[str, Any]], *, alpha: float = 0.002) -> list[Flag]:
+    """In an AutoAttack cascade, the black-box component (Square) fools more than ``alpha * n`` of the samples the
+    white-box components before it left standing (AutoAttack's ``check_square_sr``: alpha = 0.002, i.e. robust
+    accuracy lowered by more than 0.2 points). Component rows are cumulative and come in cascade order, so what
+    Square fooled is the drop from the row before it, counted in samples (``robust_accuracy * n``)."""
+    cascades: dict[tuple, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
+    for r in records:
+        part = cascade_component(r)
+        if part is not None and not _missing(r.get("robust_accuracy")) and _missing_or_empty(r.get("source")) \
+                and not _missing(r.get("n")):
+            cascades[(r["model"], r["defense"], part[0], r.get("norm"), r["eps"])].append((part[1], r))
+    flags = []
+    for (model, defense, _, _, eps), rows in cascades.items():
+        for k, (label, row) in enumerate(rows):
+            before = rows[:k]
+            if row.get("attack_role") != "black-box" or not any(b.get("threat") == "white-box" for _, b in before):
+                continue
+            prev, n = before[-1][1], int(row.get("n") or 0)
+            standing = round(prev["robust_accuracy"] * n)
+            fooled = standing - round(row["robust_accuracy"] * n)
+            if n and fooled > alpha * n:
+                flags.append(make_flag(
+                    "square-after-gradients", model, defense, row["attack"],
+                    f"at eps {eps:g}, {label} fooled {fooled} of the {standing} samples that "
+                    f"{', '.join(name for name, _ in before)} left standing (n = {n:,}): robust accuracy "
+                    f"{prev['robust_accuracy']:.1%} -> {row['robust_accuracy']:.1%}, more than the {alpha:.1%} of n "
+                    "AutoAttack tolerates"))
+    return flags
+
+
 def check_black_box_below_white_box(records: list[dict[str, Any]]) -> list[Flag]:
     """A black-box attack (role ``black-box``) leaves less accuracy than every white-box gradient attack
-    (``single-step`` or ``iterative``) at the same model, defense, norm and eps, beyond the intervals."""
+    (``single-step`` or ``iterative``) at the same model, defense, norm and eps, beyond the intervals. A cascade's
+    black-box component is left to :func:`check_square_after_gradients` (its row is cumulative: it includes what
+    the white-box components before it fooled)."""
     white: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in _white_box_untargeted(records):
         if r.get("attack_role") in ("single-step", "iterative"):
@@ -111,7 +157,7 @@ def check_black_box_below_white_box(records: list[dict[str, Any]]) -> list[Flag]
         return min(rows, key=lambda r: r["robust_accuracy"]) if rows else None
 
     pairs = [(b, strongest(b)) for b in records if b.get("attack_role") == "black-box" and not b.get("targeted")
-             and not _missing(b.get("robust_accuracy"))]
+             and not _missing(b.get("robust_accuracy")) and cascade_component(b) is None]
     return _beaten("black-box-below-white-box", pairs, lambda b, w: (
         f"at eps {b['eps']:g}, the black-box {b['attack']} leaves {b['robust_accuracy']:.1%} accuracy but the "
         f"strongest white-box attack ({w['attack']}) {w['robust_accuracy']:.1%}"))
@@ -148,7 +194,7 @@ def check_naive_attacks_only_on_purifier(records: list[dict[str, Any]]) -> list[
 
 TABLE_CHECKS: list[Callable[[list[dict[str, Any]]], list[Flag]]] = [
     check_accuracy_rises_with_eps, check_single_step_vs_iterative, check_white_box_above_transfer,
-    check_black_box_below_white_box, check_naive_attacks_only_on_purifier,
+    check_black_box_below_white_box, check_square_after_gradients, check_naive_attacks_only_on_purifier,
 ]
 
 
