@@ -11,10 +11,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test test-slow test-heavy test-all bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml build-constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip >/dev/null
-	$(BIN)/python -m pip install -e '.[dev]'
+	PIP_BUILD_CONSTRAINT=build-constraints.txt $(BIN)/python -m pip install -e '.[dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)

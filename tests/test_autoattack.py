@@ -296,3 +296,43 @@ def test_fab_and_apgd_through_a_view_with_a_rejection_column(cnn, digits):
     for _, _, (o,) in aa.component_outcomes:
         assert o.metrics["robust_accuracy"] == pytest.approx(outcome.metrics["clean_accuracy"])
         assert o.metrics["queries"] > 0
+
+
+def test_a_randomized_model_is_scored_on_the_cascades_own_draws(cnn, digits):
+    """Gaussian noise on the logits, version = "rand" (with fewer steps and draws): the cascade's row is its own
+    per-sample decisions, so it is never above its last component's row (before, the returned point was
+    classified again with a fresh draw: a sample fell only when two draws agreed)."""
+    from robustbench_gan.attacks.evaluate import evaluate_attack
+
+    class NoisyLogits(nn.Module):
+        def forward(self, z):
+            logits = cnn(z)
+            return logits + 2.0 * torch.randn_like(logits)
+
+    noisy = Classifier(NoisyLogits(), num_classes=10).eval()
+    x, y = digits.x_test[:N], digits.y_test[:N]
+    for seed in range(3):
+        torch.manual_seed(seed)
+        aa = AutoAttack(version="rand", steps=5, eot_samples=2, seed=seed)
+        outcome, = evaluate_attack(noisy, x, y, aa, [0.1], progress=False, seed=seed)
+        last = aa.component_outcomes[-1][2][0].metrics["robust_accuracy"]
+        assert outcome.metrics["robust_accuracy"] == last, seed
+        assert outcome.metrics["clean_accuracy"] == aa.component_outcomes[0][2][0].metrics["clean_accuracy"]
+
+
+def test_versions_use_the_references_restarts():
+    """fra31/auto-attack a392200, autoattack.py: APGD and FAB are built with n_restarts=5 (what `custom` keeps),
+    set_version("standard") and "rand" set 1, "plus" keeps 5 for APGD-CE/DLR and FAB; APGD-T and FAB-T run one
+    restart; Square runs its unrescaled schedule."""
+    def restarts(aa):
+        return {label: getattr(attack, "restarts", None) for label, attack in aa.components()}
+
+    assert restarts(AutoAttack()) == {"apgd-ce": 1, "apgd-t": 1, "fab-t": 1, "square": None}
+    assert restarts(AutoAttack(version="plus")) == {"apgd-ce": 5, "apgd-dlr": 5, "fab": 5, "square": None,
+                                                   "apgd-t": 1, "fab-t": 1}
+    assert restarts(AutoAttack(version="rand")) == {"apgd-ce": 1, "apgd-dlr": 1}
+    custom = AutoAttack(version="custom", attacks=["apgd-ce", "apgd-dlr", "fab", "fab-t", "apgd-t", "square"])
+    assert restarts(custom) == {"apgd-ce": 5, "apgd-dlr": 5, "fab": 5, "fab-t": 1, "apgd-t": 1, "square": None}
+    assert all(not a.rescale for label, a in AutoAttack().components() if label == "square")
+    assert AutoAttack(version="plus").reference_version == "plus" and not AutoAttack(version="plus").is_standard
+    assert AutoAttack(version="rand").components()[0][1].eot_samples == 20

@@ -139,9 +139,10 @@ def test_golden_comparison_is_exact_only_under_the_golden_numerics(tmp_path):
 def test_default_suite_matches_the_golden_copy(default_run):
     """Same seed, same numerics, same numbers (see :func:`assert_matches_golden` for other numerics). The golden
     copy is `robustbench-gan -q run default --no-cache` (2 threads, and no OMP_NUM_THREADS in the environment); it
-    changes only with a change meant to change numbers, named in its commit (last: made anew on an AMD EPYC with
-    the same code, with its numerics fingerprint beside it, issue 21; before: APGD-T runs its later targets side
-    by side, issue 13)."""
+    changes only with a change meant to change numbers, named in its commit (last: the forward_passes and
+    backward_passes columns and the zero-gradients flag's new message, issue 22, every other column and the
+    leaderboard bit-identical; before: made anew on an AMD EPYC with the same code and its numerics fingerprint
+    beside it, issue 21)."""
     assert_matches_golden(default_run)
     new = pd.read_csv(default_run / "results.csv", keep_default_na=False, na_values=[""])
     white = new["threat"] == "white-box"
