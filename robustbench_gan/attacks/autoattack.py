@@ -204,7 +204,9 @@ class AutoAttack(Attack):
                     fooled = (pred != goal.labels[idx]).cpu()  # report): the later components must still try it
                     if rejected is not None:
                         fooled &= ~rejected
-                    decided[idx] = pred
+                    # what the row reports: the fooling label, or the true one (standing, or rejected by a
+                    # detector: the returned example is then the clean input, which the model labels correctly)
+                    decided[idx] = torch.where(fooled.to(x.device), pred, goal.labels[idx])
                     adv[idx[fooled.to(x.device)]] = xa[fooled.to(x.device)]
                     fooled_by[standing[fooled]] = k
                 if x.is_cuda:
