@@ -29,6 +29,7 @@ STEPS = 15  # the file in about a minute on 2 cores, fixtures included
 SEEDS = range(2)
 MODELS = ["natural", "pgd-trained"]
 EPS = [0.1, 0.2]
+CASES = [("natural", 0.1), ("pgd-trained", 0.1), ("pgd-trained", 0.2)]  # the natural CNN falls nearly whole at 0.2
 
 
 def _setup(which, eps, cnn, pgd_trained, digits):
@@ -58,8 +59,7 @@ def _compare(clf: Classifier, x, y, eps, ours, theirs, seeds, what: str) -> None
     assert_not_weaker(o, t, what)
 
 
-@pytest.mark.parametrize("which", MODELS)
-@pytest.mark.parametrize("eps", EPS)
+@pytest.mark.parametrize("which, eps", CASES)
 def test_apgd_ce_not_weaker_than_adv_lib(which, eps, cnn, pgd_trained, digits):
     """APGD-CE. Ours: ``APGD(loss="ce", steps=15, restarts=1, rho=0.75)``. adv-lib: ``apgd(norm=inf,
     loss_function="ce", n_iter=15, n_restarts=1, rho=0.75, eot_iter=1)``. Seeds 0 and 1 on both sides."""
@@ -74,8 +74,7 @@ def test_apgd_ce_not_weaker_than_adv_lib(which, eps, cnn, pgd_trained, digits):
              SEEDS, f"apgd-ce {which} eps {eps}")
 
 
-@pytest.mark.parametrize("which", MODELS)
-@pytest.mark.parametrize("eps", EPS)
+@pytest.mark.parametrize("which, eps", CASES)
 def test_apgd_t_not_weaker_than_adv_lib(which, eps, cnn, pgd_trained, digits):
     """APGD-T. Ours: ``APGDT(steps=15, targets=3, restarts=1, rho=0.75)`` (targeted DLR toward each of the 3 most
     likely other classes; success is misclassification). adv-lib: ``apgd_targeted(norm=inf, loss_function="dlr",

@@ -105,16 +105,16 @@ def test_rescale_and_eot_samples_are_hyperparameters():
             Square(**bad)
 
 
-@pytest.mark.parametrize("queries, eps, seeds", [(300, 0.1, range(4)), (300, 0.2, range(4)), (1000, 0.1, range(2))],
-                         ids=["300-eps0.1", "300-eps0.2", "1000-eps0.1"])
+@pytest.mark.parametrize("queries, eps, seeds", [(300, 0.1, range(3)), (300, 0.2, range(3)), (600, 0.1, range(2))],
+                         ids=["300-eps0.1", "300-eps0.2", "600-eps0.1"])
 def test_square_without_rescaling_at_least_as_strong_as_torchattacks_on_autoattacks_schedule(
         queries, eps, seeds, cnn, digits):
     """``rescale=False`` against torchattacks' copy of their Square with ``resc_schedule=False`` (AutoAttack's
     schedule), Linf, margin loss, same budget: ours draws a window per image and flips a window that already has
     the drawn signs (theirs: one window per batch, and such a draw scores an unchanged point). 300 queries pass the
-    breakpoints at 10, 50 and 200, 1,000 also 500. Measured, robust samples summed over the seeds: 300 queries eps
-    0.1 ours 283, torchattacks 307; eps 0.2 ours 40, torchattacks 87; 1,000 queries eps 0.1 (seeds 0-1) ours 126,
-    torchattacks 135."""
+    breakpoints at 10, 50 and 200, 600 also 500. Measured (seeds 0-3 then), robust samples summed over the seeds:
+    300 queries eps 0.1 ours 283, torchattacks 307; eps 0.2 ours 40, torchattacks 87; 1,000 queries eps 0.1 (seeds
+    0-1) ours 126, torchattacks 135 (the budgets were cut to keep the fast tests within CI's time)."""
     x, y = digits.x_test[:N], digits.y_test[:N]
     ours_left, theirs_left = [], []
     for seed in seeds:
