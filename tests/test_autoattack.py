@@ -337,3 +337,29 @@ def test_versions_use_the_references_restarts():
     assert all(not a.rescale for label, a in AutoAttack().components() if label == "square")
     assert AutoAttack(version="plus").reference_version == "plus" and not AutoAttack(version="plus").is_standard
     assert AutoAttack(version="rand").components()[0][1].eot_samples == 20
+
+
+def test_the_cascade_rebatches_the_samples_still_standing_before_each_component(cnn, digits, monkeypatch):
+    """As the reference's ``run_standard_evaluation``: each component gets the samples still standing in batches of
+    ``batch_size`` (not one short run per evaluation batch), every batch within ``batch_size``; the rows are those of
+    the per-sample record whatever the batching."""
+    from robustbench_gan.attacks.square import Square
+
+    sizes: dict[str, list[int]] = {"apgd": [], "square": []}
+    for cls, key in ((APGD, "apgd"), (Square, "square")):
+        original = cls.perturb
+
+        def spy(self, clf, x, goal, *, eps, _original=original, _key=key):
+            sizes[_key].append(len(x))
+            return _original(self, clf, x, goal, eps=eps)
+        monkeypatch.setattr(cls, "perturb", spy)
+    x, y = digits.x_test[:N], digits.y_test[:N]
+    aa = AutoAttack(version="custom", attacks=["apgd-ce", "square"], steps=5, queries=20)
+    (outcome,) = aa.evaluate(cnn, x, y, [0.1], batch_size=30, progress=False)
+    correct = int((cnn.predict(x).argmax(1) == y).sum())
+    (_, _, (after_apgd,)), (_, _, (after_square,)) = aa.component_outcomes
+    standing = round(after_apgd.metrics["robust_accuracy"] * N)
+    assert sizes["apgd"] == [30] * (correct // 30) + ([correct % 30] if correct % 30 else [])
+    assert 30 < standing < correct  # APGD fools some, and what stands spans more than one batch
+    assert sizes["square"] == [30] * (standing // 30) + ([standing % 30] if standing % 30 else [])
+    assert after_square.metrics["robust_accuracy"] == outcome.metrics["robust_accuracy"]

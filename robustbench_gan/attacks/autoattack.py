@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from ..classifier import Classifier
+from ..core.progress import progress_bar
 from ..core.stats import wilson_interval
 from ..errors import ConfigError
 from ..purified import check_adaptive, decision_classifier, detections
@@ -110,6 +111,8 @@ class AutoAttack(Attack):
         self.steps, self.targets, self.queries, self.eot_samples = int(steps), int(targets), int(queries), eot_samples
         self.component_outcomes: list[tuple[str, Attack, list[Outcome]]] = []
         self._log: list[_BatchLog] = []
+        self._chunk: int | None = None  # set by evaluate: the batch size of the components' runs
+        self._desc: str | None = None  # set by evaluate: the progress bar's label (None: no bar)
 
     @property
     def is_standard(self) -> bool:
@@ -183,6 +186,8 @@ class AutoAttack(Attack):
         self.queries_per_eps = []
         self.decided_pred = []
         log = _BatchLog(torch.zeros(0, dtype=torch.bool), [], [], [], [])
+        bar = progress_bar(total=len(components) * len(eps_list), desc=self._desc, leave=False) \
+            if self._desc is not None else None
         given = self.clean_pred if self.clean_pred is not None and len(self.clean_pred) == len(x) else None
         for eps in eps_list:
             start = real.queries  # the evaluation's clean pass where there is one: the rows share one clean draw
@@ -191,11 +196,13 @@ class AutoAttack(Attack):
             adv, fooled_by = x.clone(), torch.full((len(x),), -1, dtype=torch.long)
             decided = clean.clone()  # each sample's label as the cascade last saw it (fp32, one draw per check)
             queries, seconds, backward = [], [], []
-            for k, (_, attack) in enumerate(components):
+            for k, (label, attack) in enumerate(components):
                 standing = (clean_ok & (fooled_by < 0)).nonzero().squeeze(1)
                 t0, q0, b0 = time.perf_counter(), real.queries, getattr(real, "backward_queries", 0)
-                if len(standing) and eps > 0:
-                    idx = standing.to(x.device)
+                # the samples still standing, in batches of ``chunk`` (as the reference re-batches its robust
+                # samples before each attack): few survivors make one short batch, not one per evaluation batch
+                for part in standing.split(self._chunk or len(standing)) if eps > 0 and len(standing) else ():
+                    idx = part.to(x.device)
                     victim = real if attack.threat == "black-box" else clf
                     xa = attack.perturb(victim, x[idx], Goal(goal.labels[idx]), eps=float(eps))
                     with full_precision(x.device):  # the decision that counts: fp32
@@ -208,12 +215,16 @@ class AutoAttack(Attack):
                     # detector: the returned example is then the clean input, which the model labels correctly)
                     decided[idx] = torch.where(fooled.to(x.device), pred, goal.labels[idx])
                     adv[idx[fooled.to(x.device)]] = xa[fooled.to(x.device)]
-                    fooled_by[standing[fooled]] = k
+                    fooled_by[part[fooled]] = k
                 if x.is_cuda:
                     torch.cuda.synchronize()
                 queries.append(real.queries - q0)
                 backward.append(getattr(real, "backward_queries", 0) - b0)
                 seconds.append(time.perf_counter() - t0)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix_str(f"eps {eps:g}: {int((clean_ok & (fooled_by < 0)).sum())}/{len(x)} robust "
+                                        f"after {label}")
             out.append(adv)
             self.decided_pred.append(decided)
             self.queries_per_eps.append(real.queries - start)
@@ -223,13 +234,24 @@ class AutoAttack(Attack):
             log.seconds.append(seconds)
             log.backward.append(backward)
         self._log.append(log)
+        if bar is not None:
+            bar.close()
         return out
 
     def evaluate(self, clf: Classifier, x: Tensor, y: Tensor, eps_list: Sequence[float], **kwargs: Any) -> list[Outcome]:
         """The cascade's outcomes (one per eps); ``component_outcomes`` gets the robust accuracy after each
         component."""
         self._log = []
-        outcomes = evaluate_batched(self, clf, x, y, eps_list, **kwargs)
+        batch_size = kwargs.get("batch_size", 256)
+        progress = kwargs.pop("progress", True)
+        # the cascade gets every sample at once and batches its own passes: before each component it re-batches
+        # the samples still standing (``batch_size`` at a time), as the reference does
+        self._chunk, self._desc = batch_size, (kwargs.get("desc") or self.name) if progress else None
+        try:
+            outcomes = evaluate_batched(self, clf, x, y, eps_list, progress=False, attack_batch=max(len(x), 1),
+                                        **kwargs)
+        finally:
+            self._chunk, self._desc = None, None
         self.component_outcomes = self._component_outcomes([float(e) for e in eps_list])
         self._log = []
         return outcomes

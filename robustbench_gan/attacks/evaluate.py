@@ -32,8 +32,12 @@ def evaluate_attack(
 def evaluate_batched(
     attack: "Attack", clf: Classifier, x: Tensor, y: Tensor, eps_list: Sequence[float], *, batch_size: int = 256,
     seed: int = 0, gallery_size: int = 4, desc: str | None = None, progress: bool = True,
+    attack_batch: int | None = None,
 ) -> list[Outcome]:
     """The default :meth:`Attack.evaluate`: batches of ``batch_size``, goal per batch seeded ``seed + batch``.
+    ``attack_batch`` (default ``batch_size``) is how many samples the attack gets at once, for an attack that
+    batches its own passes (AutoAttack re-batches the samples still standing before each component); every other
+    pass here runs in batches of ``batch_size``.
 
     ``queries`` counts the inputs the classifier labelled or scored for the attack (white-box: every forward pass
     of its gradient steps; black-box: as the attack counts them). A minimum-norm attack (role ``minimum-norm``,
@@ -54,12 +58,13 @@ def evaluate_batched(
     seconds = 0.0
     queries = [0 for _ in eps_list]
     forward, backward = [0 for _ in eps_list], [0 for _ in eps_list]
-    batches = range(0, len(x), batch_size)
+    step = attack_batch or batch_size
+    batches = range(0, len(x), step)
     for bi, start in enumerate(progress_bar(batches, desc=desc or attack.name, enabled=progress, leave=False)):
-        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+        xb, yb = x[start : start + step], y[start : start + step]
         goal = attack.make_goal(clf, xb, yb, seed=seed + bi)
         attack.queries_made, attack.queries_per_eps, attack.decided_pred = 0, None, None
-        attack.clean_pred = clean_pred[start : start + batch_size]  # the row's clean labels (AutoAttack skips misses)
+        attack.clean_pred = clean_pred[start : start + step]  # the row's clean labels (AutoAttack skips misses)
         scored, back = clf.queries, getattr(clf, "backward_queries", 0)
         t0 = time.perf_counter()
         # an adaptive attack differentiates a view of a purifying defense; decisions use the real classifier.
