@@ -363,3 +363,18 @@ def test_the_cascade_rebatches_the_samples_still_standing_before_each_component(
     assert 30 < standing < correct  # APGD fools some, and what stands spans more than one batch
     assert sizes["square"] == [30] * (standing // 30) + ([standing % 30] if standing % 30 else [])
     assert after_square.metrics["robust_accuracy"] == outcome.metrics["robust_accuracy"]
+
+
+def test_the_cascades_targeted_components_keep_a_pass_within_batch_size(cnn, digits, monkeypatch):
+    """APGD-T's later targets run side by side only as far as ``batch_size`` rows allow (on a CPU a pass several
+    times the batch runs slower per row; on a GPU it may not fit): every forward pass of the cascade holds at most
+    ``batch_size`` rows."""
+    rows: list[int] = []
+    handle = cnn.model.register_forward_hook(lambda module, args, out: rows.append(len(args[0])))
+    x, y = digits.x_test[:N], digits.y_test[:N]
+    aa = AutoAttack(version="custom", attacks=["apgd-t"], steps=3, targets=5)
+    try:
+        aa.evaluate(cnn, x, y, [0.05], batch_size=40, progress=False)
+    finally:
+        handle.remove()
+    assert max(rows) <= 40 < N and len(rows) > 10

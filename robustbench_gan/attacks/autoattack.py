@@ -204,6 +204,8 @@ class AutoAttack(Attack):
                 for part in standing.split(self._chunk or len(standing)) if eps > 0 and len(standing) else ():
                     idx = part.to(x.device)
                     victim = real if attack.threat == "black-box" else clf
+                    if hasattr(attack, "batch_targets") and self._chunk:  # APGD-T's and FAB-T's later targets side
+                        attack.batch_targets = max(1, self._chunk // len(part))  # by side, within batch_size rows
                     xa = attack.perturb(victim, x[idx], Goal(goal.labels[idx]), eps=float(eps))
                     with full_precision(x.device):  # the decision that counts: fp32
                         pred = real.predict(xa).argmax(1)
