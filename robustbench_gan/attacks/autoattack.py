@@ -188,6 +188,7 @@ class AutoAttack(Attack):
         log = _BatchLog(torch.zeros(0, dtype=torch.bool), [], [], [], [])
         bar = progress_bar(total=len(components) * len(eps_list), desc=self._desc, leave=False) \
             if self._desc is not None else None
+        chunk = self._chunk or max(len(x), 1)  # evaluate's batch_size; called directly, the batch given
         given = self.clean_pred if self.clean_pred is not None and len(self.clean_pred) == len(x) else None
         for eps in eps_list:
             start = real.queries  # the evaluation's clean pass where there is one: the rows share one clean draw
@@ -201,11 +202,11 @@ class AutoAttack(Attack):
                 t0, q0, b0 = time.perf_counter(), real.queries, getattr(real, "backward_queries", 0)
                 # the samples still standing, in batches of ``chunk`` (as the reference re-batches its robust
                 # samples before each attack): few survivors make one short batch, not one per evaluation batch
-                for part in standing.split(self._chunk or len(standing)) if eps > 0 and len(standing) else ():
+                for part in standing.split(chunk) if eps > 0 and len(standing) else ():
                     idx = part.to(x.device)
                     victim = real if attack.threat == "black-box" else clf
-                    if hasattr(attack, "batch_targets") and self._chunk:  # APGD-T's and FAB-T's later targets side
-                        attack.batch_targets = max(1, self._chunk // len(part))  # by side, within batch_size rows
+                    if hasattr(attack, "batch_targets"):  # APGD-T's and FAB-T's later targets side by side, within
+                        attack.batch_targets = max(1, chunk // len(part))  # a batch's rows
                     xa = attack.perturb(victim, x[idx], Goal(goal.labels[idx]), eps=float(eps))
                     with full_precision(x.device):  # the decision that counts: fp32
                         pred = real.predict(xa).argmax(1)
