@@ -251,6 +251,6 @@ def _benchmark(
     if out is not None:
         from .reports import write_run
 
-        write_run(results, out)
+        write_run(results, out, progress=progress)
     warn_flags(results.flags, stacklevel=4)
     return results

@@ -199,7 +199,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     results = Results.load(args.run_dir)
     path = Path(args.run_dir) / "index.html"
-    atomic_write_text(path, render_report(results))
+    atomic_write_text(path, render_report(results, progress=True))
     sys.stdout.write(f"wrote {path}\n")
     return 0
 

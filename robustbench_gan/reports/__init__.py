@@ -9,11 +9,12 @@ if TYPE_CHECKING:
     from ..results import Results
 
 
-def write_run(results: "Results", out: str | Path, *, html: bool = True) -> Path:
-    """Write a run folder: results.csv, results.json, samples.csv.gz and (``html=True``) index.html."""
+def write_run(results: "Results", out: str | Path, *, html: bool = True, progress: bool = False) -> Path:
+    """Write a run folder: results.csv, results.json, samples.csv.gz and (``html=True``) index.html;
+    ``progress``: a progress bar (log lines when redirected) while the report's figures render."""
     page = None
     if html:
         from .html import render_report
 
-        page = render_report(results)
+        page = render_report(results, progress=progress)
     return results.write(out, page=page)

@@ -17,6 +17,7 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from ..checks.table import is_adaptive
+from ..core.progress import progress_bar
 from . import plots
 from .formats import (MISSING, acc_cell, as_float, cell, fmt_acc_ci, fmt_eps, fmt_interval, fmt_num,  # noqa: F401
                       fmt_pct, fmt_seconds, fmt_targeted, fmt_text, is_missing, sort_key, truthy)
@@ -387,10 +388,13 @@ def _safe_plot(fn: Any, arg: Any, what: str, title: str) -> str | None:
         return None
 
 
-def build_gallery(gallery: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """One image per gallery entry; a malformed entry is logged and skipped, never fatal."""
+def build_gallery(gallery: list[dict[str, Any]], tick: Any = None) -> list[dict[str, str]]:
+    """One image per gallery entry; a malformed entry is logged and skipped, never fatal. ``tick()`` is called
+    after each entry (a progress bar's ``update``)."""
     out = []
     for i, entry in enumerate(gallery):
+        if i and tick is not None:
+            tick()
         caption = (f"{fmt_text(entry.get('model'))} / {fmt_text(entry.get('defense'))} — "
                    f"{fmt_text(entry.get('attack'))}, ε = {fmt_eps(entry.get('eps'))}")
         try:
@@ -497,8 +501,9 @@ def _with_worst_case(table: pd.DataFrame, board: list[dict[str, Any]]) -> pd.Dat
     return pd.concat([worst, table], ignore_index=True)
 
 
-def build_context(results: "Results") -> dict[str, Any]:
-    """Everything the template needs, already formatted as strings."""
+def build_context(results: "Results", *, progress: bool = False) -> dict[str, Any]:
+    """Everything the template needs, already formatted as strings. ``progress``: a progress bar over the
+    figures (log lines where output is redirected; the default suite's report takes about 20 s on 2 cores)."""
     table = results.table
     rows: list[dict[str, Any]] = table.to_dict("records") if not table.empty else []
     manifest = dict(results.manifest or {})
@@ -507,14 +512,28 @@ def build_context(results: "Results") -> dict[str, Any]:
         ", ".join(suites) if suites else "robustbench-gan")
     datasets = _unique(r.get("dataset") for r in rows)
     board = list(results.extra.get("leaderboard", []))
-    curves = [{"title": t, "uri": u} for t, u in
-              _guarded("accuracy-vs-eps plots", lambda: plots.accuracy_vs_eps(_with_worst_case(table, board)), [])]
-    transfer = [{"title": t, "uri": u} for t, u in _guarded("transfer heatmaps", lambda: plots.transfer_matrices(table), [])]
-    substitute_plot = _guarded("substitute plot",
-                               lambda: plots.substitute_progress(list(results.extra.get("substitute", []))), None)
-    blackbox_plot = _guarded("black-box plot", lambda: plots.blackbox_queries(table), None)
-    distances = [{"title": t, "uri": u} for t, u in
-                 _guarded("distance curves", lambda: plots.distance_curves(results.samples), [])]
+    gallery = [g for g in results.gallery or [] if not is_natural(g)]
+    figures: dict[str, Any] = {  # the plotted sections, each made once, in this order, under one progress bar
+        "curves": lambda: [{"title": t, "uri": u} for t, u in _guarded(
+            "accuracy-vs-eps plots", lambda: plots.accuracy_vs_eps(_with_worst_case(table, board)), [])],
+        "transfer": lambda: [{"title": t, "uri": u} for t, u in _guarded(
+            "transfer heatmaps", lambda: plots.transfer_matrices(table), [])],
+        "substitute_plot": lambda: _guarded(
+            "substitute plot", lambda: plots.substitute_progress(list(results.extra.get("substitute", []))), None),
+        "blackbox_plot": lambda: _guarded("black-box plot", lambda: plots.blackbox_queries(table), None),
+        "distances": lambda: [{"title": t, "uri": u} for t, u in _guarded(
+            "distance curves", lambda: plots.distance_curves(results.samples), [])],
+        "gan": lambda: build_gan(list(results.gan)) if results.gan else None,
+        "gan_details": lambda: build_gan_details(list(results.extra.get("gan_details", []))),
+        "natural": lambda: build_natural(rows, list(results.gallery or [])),
+        "gallery": lambda: build_gallery(gallery, tick=bar.update),
+    }
+    made: dict[str, Any] = {}
+    with progress_bar(total=len(figures) + max(len(gallery) - 1, 0), enabled=progress, desc="report figures",
+                      unit="fig") as bar:
+        for name, make in figures.items():
+            made[name] = make()
+            bar.update()
     blackbox = [{"model": fmt_text(r.get("model")), "defense": fmt_text(r.get("defense")),
                  "attack": fmt_text(r.get("attack")), "eps": fmt_eps(r.get("eps")),
                  "robust": fmt_acc_ci(r.get("robust_accuracy"), r.get("robust_accuracy_low"),
@@ -523,12 +542,9 @@ def build_context(results: "Results") -> dict[str, Any]:
                  "queries": MISSING if is_missing(r.get("queries")) else f"{int(r['queries']):,}"}
                 for r in rows if r.get("threat") == "black-box"]
     return {
-        "transfer": transfer,
+        **made,
         "blackbox": blackbox,
         "adaptive": build_adaptive(rows),
-        "substitute_plot": substitute_plot,
-        "blackbox_plot": blackbox_plot,
-        "distances": distances,
         "suite": suite,
         "datasets": datasets,
         "n_records": len(rows),
@@ -536,16 +552,11 @@ def build_context(results: "Results") -> dict[str, Any]:
         "attacks": _unique(r.get("attack") for r in rows),
         "threats": _unique(r.get("threat") for r in rows),
         "summary": build_summary(rows, manifest),
-        "curves": curves,
         "attack_table": build_attack_rows(rows, with_dataset=len(datasets) > 1, manifest=manifest),
         "leaderboard": build_leaderboard(board, list(results.flags or [])),
         "flags": [{k: fmt_text(f.get(k)) for k in ("check", "model", "defense", "attack", "message")}
                   for f in (results.flags or [])],
         "flag_notes": _flag_notes(results.flags or []),
-        "gan": build_gan(list(results.gan)) if results.gan else None,
-        "gan_details": build_gan_details(list(results.extra.get("gan_details", []))),
-        "gallery": build_gallery([g for g in results.gallery or [] if not is_natural(g)]),
-        "natural": build_natural(rows, list(results.gallery or [])),
         "manifest": build_manifest(manifest),
         "missing": MISSING,
     }
@@ -566,9 +577,13 @@ def _flag_notes(flags: list[dict[str, Any]]) -> list[dict[str, str]]:
     return notes
 
 
-def render_report(results: "Results") -> str:
-    """Render ``results`` as one self-contained HTML page (inline CSS, JS and images; no network)."""
-    context = build_context(results)
+def render_report(results: "Results", *, progress: bool = False) -> str:
+    """Render ``results`` as one self-contained HTML page (inline CSS, JS and images; no network). ``progress``:
+    say so and show a progress bar over its figures (the plots take most of the time)."""
+    if progress:
+        log.info("rendering the report: %d records, %d example galleries", len(results.table),
+                 len(results.gallery or []))
+    context = build_context(results, progress=progress)
     html = environment().get_template("report.html").render(**context)
     log.debug("rendered report: %d records, %d plots, %d gallery images, %d bytes", context["n_records"],
               len(context["curves"]), len(context["gallery"]), len(html))

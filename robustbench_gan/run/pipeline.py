@@ -317,6 +317,6 @@ def run_suite(
     if out is not None:
         from ..reports import write_run
 
-        write_run(results, out)
+        write_run(results, out, progress=progress)
     warn_flags(results.flags)
     return results
