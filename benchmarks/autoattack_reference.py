@@ -15,7 +15,7 @@ Models and data (trained here, seed 0, as the tests and the CPU suites train the
   8 epochs: benchmarks/mnist-defenses-cpu.toml's ``pgd-at``); eps 0.2 and 0.3.
 
 Each cell evaluates ``x_test[:n]``. Ours: ``robustbench_gan.attacks.AutoAttack(version="standard", seed=S)``
-through ``evaluate_attack`` (batches of ``--batch``); its ``component_outcomes`` give the robust accuracy, forward
+through ``evaluate_attack`` (batches of ``--batch``); its outcome's ``components`` give the robust accuracy, forward
 rows and seconds after each component. The reference: ``AutoAttack(model, norm="Linf", eps=eps,
 version="standard", seed=S, device="cpu")`` and one ``run_standard_evaluation(x, y, bs=--batch)``, unchanged.
 Both get the same :class:`~robustbench_gan.classifier.Classifier` (logits in pixel space) in eval mode with its
@@ -72,7 +72,8 @@ from typing import Any
 
 import torch
 
-from robustbench_gan.attacks import AutoAttack, evaluate_attack
+from robustbench_gan.attacks import AutoAttack
+from robustbench_gan.evaluation import evaluate_attack
 from robustbench_gan.classifier import Classifier, frozen
 from robustbench_gan.data import Data, load_dataset
 from robustbench_gan.models import build_model
@@ -213,7 +214,7 @@ def run_ours(clf: Classifier, x: torch.Tensor, y: torch.Tensor, eps: float, *, s
     finally:
         counter.close()
     n = len(x)
-    stages = [(label, outs[0].metrics) for label, _, outs in attack.component_outcomes]
+    stages = [(c.label, c.outcome.metrics) for c in outcome.components]
     assert [label for label, _ in stages] == list(STAGES), stages
     clean = outcome.clean_pred == y.cpu()
     standing = clean & (outcome.adv_pred == y.cpu())

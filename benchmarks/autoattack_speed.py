@@ -18,6 +18,7 @@ import time
 import torch
 
 from robustbench_gan.attacks import AutoAttack
+from robustbench_gan.evaluation import evaluate_attack
 from robustbench_gan.classifier import Classifier
 from robustbench_gan.data import load_dataset
 from robustbench_gan.models import build_model
@@ -60,11 +61,11 @@ def main() -> None:
     for eps in args.eps:
         ours = AutoAttack(version="standard", steps=args.steps)
         t0 = time.perf_counter()
-        (outcome,) = ours.evaluate(clf, x, y, [eps], progress=False)
+        (outcome,) = evaluate_attack(clf, x, y, ours, [eps], progress=False)
         t_ours = time.perf_counter() - t0
         acc_ours = outcome.metrics["robust_accuracy"]
         print(f"\neps {eps:g}: ours ({args.steps} steps) {acc_ours:.1%} in {t_ours:.1f} s")
-        for label, _, (o,) in ours.component_outcomes:
+        for label, o in [(c.label, c.outcome) for c in outcome.components]:
             m = o.metrics
             print(f"  {label:8s} robust after: {m['robust_accuracy']:.1%}  queries {m['queries']:>9,}  "
                   f"{m['seconds']:7.1f} s")

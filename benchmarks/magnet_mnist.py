@@ -34,7 +34,8 @@ import time
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from robustbench_gan.attacks import evaluate_attack, make_attack
+    from robustbench_gan.attacks import make_attack
+from robustbench_gan.evaluation import evaluate_attack
     from robustbench_gan.data import load_dataset
     from robustbench_gan.defenses import FitContext, make_defense
     from robustbench_gan.models import build_model

@@ -37,7 +37,8 @@ def value(text: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from robustbench_gan.attacks import evaluate_attack, make_attack
+    from robustbench_gan.attacks import make_attack
+from robustbench_gan.evaluation import evaluate_attack
     from robustbench_gan.classifier import Classifier
     from robustbench_gan.data import load_dataset
     from robustbench_gan.models import build_model

@@ -23,7 +23,7 @@ else:  # pragma: no cover
 TOP_KEYS = ("name", "description", "seed", "device", "data", "models", "defenses", "attacks", "evaluation",
             "transfer", "execution")
 EXECUTION_KEYS = ("executor", "address", "num_cpus", "num_gpus")
-EXECUTORS = ("local", "ray")
+EXECUTORS = ("local", "ray")  # the names run.executors.EXECUTORS registers (a test holds the two equal)
 TRANSFER_KEYS = ("sources", "ensemble")
 TRANSFER_SOURCES = ("all", "undefended", "none")
 MODEL_KEYS = ("name", "arch", "factory", "weights", "params", "trust_checkpoint", "mean", "std", "bounds") + tuple(

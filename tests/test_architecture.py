@@ -27,13 +27,14 @@ def _is_type_checking(test: ast.expr) -> bool:
         isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
-def iter_imports(node: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
-    """Every import statement in the tree, at any depth, except the bodies of `if TYPE_CHECKING:`."""
+def iter_imports(node: ast.AST, *, type_checking: bool = False) -> Iterator[ast.Import | ast.ImportFrom]:
+    """Every import statement in the tree, at any depth; the bodies of `if TYPE_CHECKING:` only with
+    ``type_checking`` (imports for annotations: no cycle at run time, but still a dependency of the design)."""
     if isinstance(node, (ast.Import, ast.ImportFrom)):
         yield node
-    children = node.orelse if isinstance(node, ast.If) and _is_type_checking(node.test) else ast.iter_child_nodes(node)
-    for child in children:
-        yield from iter_imports(child)
+    skip = not type_checking and isinstance(node, ast.If) and _is_type_checking(node.test)
+    for child in node.orelse if skip else ast.iter_child_nodes(node):
+        yield from iter_imports(child, type_checking=type_checking)
 
 
 def _parse(path: Path) -> ast.Module:
@@ -57,13 +58,14 @@ def _owner(name: str, modules: dict[str, Path]) -> str | None:
     return next((m for i in range(len(parts), 0, -1) if (m := ".".join(parts[:i])) in modules), None)
 
 
-def explicit_edges(root: Path, name: str) -> Graph:
-    """Module -> modules of the package it imports, as written in its source."""
+def explicit_edges(root: Path, name: str, *, type_checking: bool = False) -> Graph:
+    """Module -> modules of the package it imports, as written in its source (``type_checking``: the imports under
+    `if TYPE_CHECKING:` too)."""
     modules = discover(root, name)
     graph: Graph = {}
     for module, path in modules.items():
         targets: list[str] = []
-        for node in iter_imports(_parse(path)):
+        for node in iter_imports(_parse(path), type_checking=type_checking):
             if isinstance(node, ast.Import):
                 targets += [alias.name for alias in node.names]
                 continue
@@ -166,10 +168,22 @@ def _example_cycle(graph: Graph, component: list[str]) -> list[str]:
 
 
 def test_no_import_cycles() -> None:
-    """No strongly connected components or self-imports among explicit (incl. function-level) imports."""
-    graph = explicit_edges(ROOT, PKG)
+    """No strongly connected components or self-imports among every import: function-level ones and those under
+    `if TYPE_CHECKING:` included (a cycle there is one in the design, even when Python never runs it)."""
+    graph = explicit_edges(ROOT, PKG, type_checking=True)
     found = [f"{{{_short(c).replace(' -> ', ', ')}}}: {_short(_example_cycle(graph, c))}" for c in cycles(graph)]
-    assert not found, "import cycles (explicit imports, incl. function-level):\n  " + "\n  ".join(found)
+    assert not found, "import cycles (every import, incl. function-level and TYPE_CHECKING):\n  " + "\n  ".join(found)
+
+
+def test_attacks_never_import_evaluation_run_or_reports() -> None:
+    """Attacks perturb; scoring them is the evaluation's: no module under attacks/ imports the evaluation package,
+    run/ or reports/ (TYPE_CHECKING imports included), directly or through another module."""
+    explicit = explicit_edges(ROOT, PKG, type_checking=True)
+    banned = [f"{PKG}.{m}" for m in ("evaluation", "run", "reports", "api", "cli")]
+    sources = [m for m in explicit if _under(m, [f"{PKG}.attacks"])]
+    assert len(sources) > 10, sources
+    paths = [p for s in sources if (p := shortest_path(explicit, s, lambda m: _under(m, banned)))]
+    assert not paths, "attacks reach the evaluation/run/reports layers:\n  " + "\n  ".join(map(_short, paths))
 
 
 def test_results_and_reports_never_reach_attacks_or_defenses() -> None:

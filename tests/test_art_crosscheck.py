@@ -7,7 +7,7 @@ import torch
 
 from robustbench_gan.attacks import Goal, make_attack
 from robustbench_gan.attacks.art import art_estimator
-from robustbench_gan.attacks import evaluate_attack
+from robustbench_gan.evaluation import evaluate_attack
 
 
 def art_robust(clf, x, y, attack_cls, **kw) -> torch.Tensor:

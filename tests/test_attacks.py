@@ -10,7 +10,7 @@ from robustbench_gan.attacks import ATTACKS, Goal, make_attack
 from robustbench_gan.attacks.base import choose_targets, flat_norm
 from robustbench_gan.attacks.pgd import BIM, PGD
 from robustbench_gan.errors import ConfigError
-from robustbench_gan.attacks import evaluate_attack
+from robustbench_gan.evaluation import evaluate_attack
 
 PERTURBATION_ATTACKS = [n for n in ATTACKS.names()]
 EXTRA = ["art:FastGradientMethod"]  # the ART adapter is an attack too

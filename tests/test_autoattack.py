@@ -9,6 +9,7 @@ from torch import nn
 
 from robustbench_gan import benchmark
 from robustbench_gan.attacks import APGD, APGDT, PGD, AutoAttack, Goal, make_attack
+from robustbench_gan.evaluation import evaluate_attack
 from robustbench_gan.classifier import Classifier
 from robustbench_gan.errors import ConfigError
 from robustbench_gan.export import robustbench_entries
@@ -59,8 +60,8 @@ def test_each_component_attacks_only_the_samples_still_robust(cnn, digits):
     assert 0 < len(standing) < len(clean_ok) and left < len(standing)  # both components do some work
 
     aa = AutoAttack(version="custom", attacks=["apgd-ce", "apgd-t"], steps=10, targets=3)
-    (outcome,) = aa.evaluate(cnn, x, y, [eps], batch_size=N, progress=False)
-    (ce_label, _, (ce,)), (t_label, _, (t,)) = aa.component_outcomes
+    (outcome,) = evaluate_attack(cnn, x, y, aa, [eps], batch_size=N, progress=False)
+    (ce_label, ce), (t_label, t) = [(c.label, c.outcome) for c in outcome.components]
     assert (ce_label, t_label) == ("apgd-ce", "apgd-t")
     assert ce.metrics["queries"] == q_ce + len(clean_ok)  # its attack + one pass confirming the successes
     assert t.metrics["queries"] == q_t + len(standing)
@@ -150,8 +151,9 @@ def test_export_card_says_autoattack_only_for_the_standard_version():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("which", ["natural", "pgd-trained"])
-@pytest.mark.parametrize("eps", [0.1, 0.2])
+@pytest.mark.parametrize("which, eps", [  # about 3 minutes each on 2 cores: two in CI, all four in `make test-heavy`
+    ("natural", 0.1), ("pgd-trained", 0.2),
+    pytest.param("natural", 0.2, marks=pytest.mark.heavy), pytest.param("pgd-trained", 0.1, marks=pytest.mark.heavy)])
 def test_autoattack_at_least_as_strong_as_torchattacks(which, eps, cnn, pgd_trained, digits):
     """Our standard AutoAttack (full budget) is not weaker than torchattacks' AutoAttack(version="standard") beyond
     the sampling error (tests/yardstick.py), on the same model and data."""
@@ -239,14 +241,14 @@ def test_a_rejected_example_leaves_the_sample_standing_for_the_next_component(cn
     x, y = digits.x_test[:N], digits.y_test[:N]
     assert not detections(defended, x).any()
     aa = AutoAttack(version="custom", attacks=["apgd-ce", "square"], steps=10, queries=20)
-    (outcome,) = aa.evaluate(defended, x, y, [0.1], batch_size=N, progress=False)
-    (_, _, (ce,)), (_, _, (sq,)) = aa.component_outcomes
+    (outcome,) = evaluate_attack(defended, x, y, aa, [0.1], batch_size=N, progress=False)
+    ce, sq = [c.outcome for c in outcome.components]
     clean = outcome.metrics["clean_accuracy"]
     assert ce.metrics["robust_accuracy"] == sq.metrics["robust_accuracy"] == outcome.metrics["robust_accuracy"]
     assert outcome.metrics["robust_accuracy"] == pytest.approx(clean)
     assert sq.metrics["queries"] >= round(clean * N)  # Square ran on every sample APGD-CE left (all of them)
     undefended = AutoAttack(version="custom", attacks=["apgd-ce", "square"], steps=10, queries=20)
-    (plain,) = undefended.evaluate(cnn, x, y, [0.1], batch_size=N, progress=False)
+    (plain,) = evaluate_attack(cnn, x, y, undefended, [0.1], batch_size=N, progress=False)
     assert plain.metrics["robust_accuracy"] < clean - 0.2  # the same attacks do fool the model without detector
 
 
@@ -260,9 +262,9 @@ def test_adaptive_autoattack_breaks_a_purifier_the_naive_cascade_cannot(cnn, dig
     for adaptive in ("none", "bpda"):
         aa = AutoAttack(version="custom", attacks=["apgd-ce", "apgd-t", "fab-t"], steps=10, targets=3,
                         adaptive=adaptive)
-        (outcome,) = aa.evaluate(defended, x, y, [0.2], batch_size=N, progress=False)
+        (outcome,) = evaluate_attack(defended, x, y, aa, [0.2], batch_size=N, progress=False)
         accs[adaptive] = outcome.metrics["robust_accuracy"]
-        assert aa.component_outcomes[-1][2][0].metrics["robust_accuracy"] == pytest.approx(accs[adaptive])
+        assert outcome.components[-1].outcome.metrics["robust_accuracy"] == pytest.approx(accs[adaptive])
     assert accs["none"] > 0.6 and accs["bpda"] < accs["none"] - 0.3, accs
     assert AutoAttack().is_standard and not AutoAttack(adaptive="bpda").is_standard
     # the component rows say what they differentiated; Square (scores only) is not adaptive
@@ -292,9 +294,9 @@ def test_fab_and_apgd_through_a_view_with_a_rejection_column(cnn, digits):
     defended = PurifiedClassifier(cnn, Reformer()).eval()
     x, y = digits.x_test[:N], digits.y_test[:N]
     aa = AutoAttack(version="custom", attacks=["apgd-t", "fab-t"], steps=10, targets=3, adaptive="detector-aware")
-    (outcome,) = aa.evaluate(defended, x, y, [0.1], batch_size=N, progress=False)
+    (outcome,) = evaluate_attack(defended, x, y, aa, [0.1], batch_size=N, progress=False)
     assert outcome.metrics["robust_accuracy"] == pytest.approx(outcome.metrics["clean_accuracy"])
-    for _, _, (o,) in aa.component_outcomes:
+    for o in [c.outcome for c in outcome.components]:
         assert o.metrics["robust_accuracy"] == pytest.approx(outcome.metrics["clean_accuracy"])
         assert o.metrics["queries"] > 0
 
@@ -303,7 +305,7 @@ def test_a_randomized_model_is_scored_on_the_cascades_own_draws(cnn, digits):
     """Gaussian noise on the logits, version = "rand" (with fewer steps and draws): the cascade's row is its own
     per-sample decisions, so it is never above its last component's row (before, the returned point was
     classified again with a fresh draw: a sample fell only when two draws agreed)."""
-    from robustbench_gan.attacks.evaluate import evaluate_attack
+    from robustbench_gan.evaluation import evaluate_attack
 
     class NoisyLogits(nn.Module):
         def forward(self, z):
@@ -316,9 +318,9 @@ def test_a_randomized_model_is_scored_on_the_cascades_own_draws(cnn, digits):
         torch.manual_seed(seed)
         aa = AutoAttack(version="rand", steps=5, eot_samples=2, seed=seed)
         outcome, = evaluate_attack(noisy, x, y, aa, [0.1], progress=False, seed=seed)
-        last = aa.component_outcomes[-1][2][0].metrics["robust_accuracy"]
+        last = outcome.components[-1].outcome.metrics["robust_accuracy"]
         assert outcome.metrics["robust_accuracy"] == last, seed
-        assert outcome.metrics["clean_accuracy"] == aa.component_outcomes[0][2][0].metrics["clean_accuracy"]
+        assert outcome.metrics["clean_accuracy"] == outcome.components[0].outcome.metrics["clean_accuracy"]
 
 
 def test_versions_use_the_references_restarts():
@@ -355,9 +357,9 @@ def test_the_cascade_rebatches_the_samples_still_standing_before_each_component(
         monkeypatch.setattr(cls, "perturb", spy)
     x, y = digits.x_test[:N], digits.y_test[:N]
     aa = AutoAttack(version="custom", attacks=["apgd-ce", "square"], steps=5, queries=20)
-    (outcome,) = aa.evaluate(cnn, x, y, [0.1], batch_size=30, progress=False)
+    (outcome,) = evaluate_attack(cnn, x, y, aa, [0.1], batch_size=30, progress=False)
     correct = int((cnn.predict(x).argmax(1) == y).sum())
-    (_, _, (after_apgd,)), (_, _, (after_square,)) = aa.component_outcomes
+    after_apgd, after_square = [c.outcome for c in outcome.components]
     standing = round(after_apgd.metrics["robust_accuracy"] * N)
     assert sizes["apgd"] == [30] * (correct // 30) + ([correct % 30] if correct % 30 else [])
     assert 30 < standing < correct  # APGD fools some, and what stands spans more than one batch
@@ -374,7 +376,7 @@ def test_the_cascades_targeted_components_keep_a_pass_within_batch_size(cnn, dig
     x, y = digits.x_test[:N], digits.y_test[:N]
     aa = AutoAttack(version="custom", attacks=["apgd-t"], steps=3, targets=5)
     try:
-        aa.evaluate(cnn, x, y, [0.05], batch_size=40, progress=False)
+        evaluate_attack(cnn, x, y, aa, [0.05], batch_size=40, progress=False)
     finally:
         handle.remove()
     assert max(rows) <= 40 < N and len(rows) > 10

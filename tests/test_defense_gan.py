@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from robustbench_gan.attacks import evaluate_attack, make_attack
+from robustbench_gan.attacks import make_attack
+from robustbench_gan.evaluation import evaluate_attack
 from robustbench_gan.attacks.base import Goal, flat_norm, input_gradient
 from robustbench_gan.defenses import DefenseGanProjection, make_defense
 from robustbench_gan.errors import ConfigError

@@ -8,7 +8,7 @@ from robustbench_gan.checks.probes import classifier_flags
 from robustbench_gan.cli import main
 from robustbench_gan.defenses import make_defense
 from robustbench_gan.errors import ConfigError
-from robustbench_gan.attacks import evaluate_attack
+from robustbench_gan.evaluation import evaluate_attack
 from robustbench_gan.models import build_model
 from robustbench_gan.run import run_suite
 from robustbench_gan.training import TrainConfig
@@ -47,7 +47,7 @@ def test_distillation_masks_gradients_and_is_seen_through(digits, undefended):
     flags = {f["check"] for f in classifier_flags(student, x, y, model="cnn", defense="distillation")}
     assert {"zero-gradients", "robust-at-huge-eps"} <= flags
     # transfer from the undefended model also beats the white-box CE attack
-    from robustbench_gan.attacks.transfer import craft, evaluate_transfer
+    from robustbench_gan.evaluation import craft, evaluate_transfer
 
     crafted = craft(undefended, x, y, make_attack("pgd", steps=20), [0.2])
     transferred = evaluate_transfer(student, x, y, crafted)[0].metrics["robust_accuracy"]

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from robustbench_gan.attacks import make_attack
-from robustbench_gan.attacks.evaluate import evaluate_attack
+from robustbench_gan.evaluation import evaluate_attack
 from robustbench_gan.classifier import Classifier
 from robustbench_gan.core.device import cudnn_autotune, largest_batch, tune_for_device, uses_convolutions
 from robustbench_gan.errors import ConfigError

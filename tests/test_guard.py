@@ -12,7 +12,7 @@ import torch
 
 from robustbench_gan import benchmark
 from robustbench_gan.attacks import Attack, Goal
-from robustbench_gan.attacks.guard import check_examples, tolerance
+from robustbench_gan.evaluation import check_examples, tolerance
 from robustbench_gan.errors import AttackContractError
 
 

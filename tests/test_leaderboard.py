@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from robustbench_gan.cli import main
-from robustbench_gan.attacks import Outcome
+from robustbench_gan.evaluation import Outcome
 from robustbench_gan.export import robustbench_entries
 from robustbench_gan.results import Results
 from robustbench_gan.samples import SAMPLE_COLUMNS, sample_block, samples_table, worst_case

@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from robustbench_gan.attacks import ATTACKS, Goal, evaluate_attack, latent_search, make_attack
+from robustbench_gan.attacks import ATTACKS, Goal, latent_search, make_attack
+from robustbench_gan.evaluation import evaluate_attack
 from robustbench_gan.classifier import Classifier
 from robustbench_gan.errors import ConfigError
 from robustbench_gan.gan.inverter import InvertedGenerator, Inverter, InverterConfig, train_inverter
@@ -90,7 +91,7 @@ def test_needs_its_generator_and_validates():
     x = torch.zeros(2, 1, 4, 4)
     clf = Classifier(Bright(), num_classes=2).eval()
     with pytest.raises(ConfigError, match="needs a generator and its inverter"):
-        attack.evaluate(clf, x, torch.zeros(2, dtype=torch.long), [1.0], progress=False)
+        evaluate_attack(clf, x, torch.zeros(2, dtype=torch.long), attack, [1.0], progress=False)
     with pytest.raises(TypeError, match="InvertedGenerator"):
         attack.provide([Toy()])
     for params, message in (({"samples": 0}, "samples must be a positive integer"),

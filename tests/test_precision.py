@@ -9,7 +9,7 @@ from torch import nn
 
 from robustbench_gan import benchmark
 from robustbench_gan.attacks import Goal, Square, make_attack
-from robustbench_gan.attacks.evaluate import evaluate_attack
+from robustbench_gan.evaluation import evaluate_attack
 from robustbench_gan.attacks.loop import descend_to_goal, loss_gradient
 from robustbench_gan.attacks.precision import attack_precision, current, supported
 from robustbench_gan.classifier import Classifier
@@ -226,7 +226,7 @@ def test_every_autoattack_decision_is_fp32(precision, cnn, digits):
     assert not low.is_standard and low.reference_version is None
     outcome, = evaluate_attack(fake, x, y, aa, [0.1], batch_size=N, progress=False)
     assert outcome.metrics["clean_accuracy"] == pytest.approx(float((cnn.predict(x).argmax(1) == y).float().mean()))
-    rows = [o[0].metrics["robust_accuracy"] for _, _, o in aa.component_outcomes]
+    rows = [c.outcome.metrics["robust_accuracy"] for c in outcome.components]
     assert rows == sorted(rows, reverse=True) and rows[-1] == outcome.metrics["robust_accuracy"]
     assert rows[0] > 0.3  # the liar's low-precision "everything is fooled" never stopped the cascade
     again = AutoAttack(version="custom", attacks=["apgd-ce", "apgd-t", "fab-t", "square"], steps=5, targets=3,

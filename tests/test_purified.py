@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from robustbench_gan.attacks import make_attack
-from robustbench_gan.attacks.evaluate import evaluate_attack
+from robustbench_gan.evaluation import evaluate_attack
 from robustbench_gan.errors import ConfigError
 from robustbench_gan.purified import Purifier, PurifiedClassifier, gradient_view, naive_gradients_masked
 

@@ -6,7 +6,7 @@ import torch
 
 from robustbench_gan.attacks import make_attack
 from robustbench_gan.attacks.substitute import Oracle, SubstituteAttack
-from robustbench_gan.attacks import evaluate_attack
+from robustbench_gan.evaluation import evaluate_attack
 
 
 class Spy(torch.nn.Module):
@@ -60,10 +60,10 @@ def test_attack_code_never_sees_logits_or_gradients(spied, batch):
 def test_augmentation_doubles_the_set_and_counts_queries(cnn, batch):
     x, y = batch
     attack = SubstituteAttack(holdout=40, rounds=4, epochs=2)
-    evaluate_attack(cnn, x, y, attack, [0.1], progress=False)
+    (outcome,) = evaluate_attack(cnn, x, y, attack, [0.1], progress=False)
     assert [h.set_size for h in attack.history] == [40, 80, 160, 320]
     assert [h.queries for h in attack.history] == [40, 80, 160, 320]
-    assert attack.queries_made == 320
+    assert outcome.metrics["queries"] == 320 and [r["queries"] for r in outcome.rounds] == [40, 80, 160, 320]
 
 
 def test_reservoir_sampling_caps_new_points(cnn, batch):

@@ -160,7 +160,6 @@ class APGD(Attack):
     step for randomized models, ``adaptive`` what is differentiated of a purifying defense (see
     :mod:`robustbench_gan.purified`). Untargeted; each sample keeps its first successful iterate."""
 
-    name = "apgd"
     role = "iterative"
 
     def __init__(self, *, norm: str = "inf", steps: int = 100, restarts: int = 1, loss: str = "ce", rho: float = 0.75,
@@ -258,8 +257,6 @@ class APGDT(APGD):
     grouping (each run's trajectory depends only on its sample and its start); only which success a sample keeps
     may. The batch then holds up to ``batch_targets`` times the samples; lower it for large models.
     """
-
-    name = "apgd-t"
 
     def class_count_problem(self, num_classes: int) -> str | None:
         if num_classes < 4:

@@ -1,7 +1,8 @@
 """AutoAttack (Croce & Hein 2020, "Reliable evaluation of adversarial robustness with an ensemble of diverse
 parameter-free attacks", ICML): a cascade of attacks at a fixed eps, each run only on the samples every earlier one
-left standing. The per-component results stay visible (``component_outcomes``: the robust accuracy after each
-component, as AutoAttack prints it); the cascade's own result is the per-sample worst case.
+left standing. The per-component results stay visible (each :class:`AttackResult` carries a :class:`CascadeLog`, from
+which the evaluation makes a row per component: the robust accuracy after it, as AutoAttack prints it); the
+cascade's own result is the per-sample worst case.
 
 Versions, as in the reference implementation (fra31/auto-attack at a392200, ``autoattack.py``):
 
@@ -29,13 +30,10 @@ from torch import Tensor
 
 from ..classifier import Classifier
 from ..core.progress import progress_bar
-from ..core.stats import wilson_interval
 from ..errors import ConfigError
 from ..purified import check_adaptive, decision_classifier, detections
-from .base import ATTACKS, Attack, Goal, check_positive, check_seed, parse_norm
-from .evaluate import evaluate_batched
+from .base import ATTACKS, Attack, AttackResult, Goal, RunContext, check_positive, check_seed, parse_norm
 from .loop import fp32_logits
-from .outcome import Outcome
 from .precision import full_precision
 
 VERSIONS: dict[str, tuple[str, ...]] = {
@@ -54,9 +52,9 @@ RAND_EOT_SAMPLES = 20  # AutoAttack's rand version: EOT over 20 draws
 
 
 @dataclass
-class _BatchLog:
+class CascadeLog:
     """What one batch of the cascade left, per eps: which component fooled each sample (-1: none), and each
-    component's queries and seconds."""
+    component's queries, backward passes and seconds (the evaluation's component rows are made from these)."""
 
     clean_ok: Tensor
     fooled_by: list[Tensor]
@@ -72,9 +70,9 @@ class AutoAttack(Attack):
     ``queries`` (5,000) are the paper's; ``eot_samples`` is 20 in the rand version and 1 otherwise.
 
     Only samples the model classifies correctly are attacked (the others count as not robust); each component
-    attacks only the samples still robust, and a success counts only when a fresh forward pass confirms it. After
-    :meth:`evaluate`, ``component_outcomes`` holds one ``(label, component, outcomes)`` per component: the robust
-    accuracy after it (cumulative), its own queries and seconds.
+    attacks only the samples still robust, and a success counts only when a fresh forward pass confirms it. The
+    evaluation reports a row per component besides the cascade's: the robust accuracy after it (cumulative), its
+    own queries and seconds.
 
     ``adaptive`` (a gradient view of a purifying defense: ``bpda``, ``unroll``, ``detector-aware``; see
     :mod:`robustbench_gan.purified`): APGD and FAB differentiate that view, Square queries the defended model, and
@@ -82,7 +80,6 @@ class AutoAttack(Attack):
     AutoAttack number (:attr:`is_standard`) is the naive version; an adaptive cascade is reported beside it.
     """
 
-    name = "autoattack"
     role = "ensemble"
     transfers_by_default: ClassVar[bool] = False  # stops at the first success: barely adversarial examples
 
@@ -109,10 +106,6 @@ class AutoAttack(Attack):
         self.norm, self.version, self.seed = parse_norm(norm), version, seed
         self.attacks = list(attacks) if version == "custom" and attacks else None
         self.steps, self.targets, self.queries, self.eot_samples = int(steps), int(targets), int(queries), eot_samples
-        self.component_outcomes: list[tuple[str, Attack, list[Outcome]]] = []
-        self._log: list[_BatchLog] = []
-        self._chunk: int | None = None  # set by evaluate: the batch size of the components' runs
-        self._desc: str | None = None  # set by evaluate: the progress bar's label (None: no bar)
 
     @property
     def is_standard(self) -> bool:
@@ -173,9 +166,15 @@ class AutoAttack(Attack):
         return self.perturb_many(clf, x, goal, [eps])[0]
 
     def perturb_many(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float]) -> list[Tensor]:
+        return self.run(clf, x, goal, eps_list).examples
+
+    def run(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float], *,
+            context: RunContext = RunContext()) -> AttackResult:
         """The cascade at each eps; every eps starts again from the clean samples. ``clf`` may be a gradient view
         (``adaptive``): the gradient components differentiate it, Square scores the defended model itself, and
-        every decision is the defended model's (a rejected example fools nobody)."""
+        every decision is the defended model's (a rejected example fools nobody). The components' passes take
+        ``context.batch_size`` samples at a time (default: the batch given); ``context.clean_pred`` (the row's
+        clean pass) decides which samples are correct to begin with."""
         if goal.targeted:
             raise ConfigError("autoattack is untargeted (its APGD-T and FAB-T choose their own target classes)")
         components = self.components()
@@ -183,13 +182,13 @@ class AutoAttack(Attack):
             attack.precision = self.precision
         real = decision_classifier(clf)
         out: list[Tensor] = []
-        self.queries_per_eps = []
-        self.decided_pred = []
-        log = _BatchLog(torch.zeros(0, dtype=torch.bool), [], [], [], [])
-        bar = progress_bar(total=len(components) * len(eps_list), desc=self._desc, leave=False) \
-            if self._desc is not None else None
-        chunk = self._chunk or max(len(x), 1)  # evaluate's batch_size; called directly, the batch given
-        given = self.clean_pred if self.clean_pred is not None and len(self.clean_pred) == len(x) else None
+        queries_per_eps: list[int] = []
+        decided_pred: list[Tensor] = []
+        log = CascadeLog(torch.zeros(0, dtype=torch.bool), [], [], [], [])
+        bar = progress_bar(total=len(components) * len(eps_list), desc=context.desc, leave=False) \
+            if context.desc is not None else None
+        chunk = context.batch_size or max(len(x), 1)
+        given = context.clean_pred if context.clean_pred is not None and len(context.clean_pred) == len(x) else None
         for eps in eps_list:
             start = real.queries  # the evaluation's clean pass where there is one: the rows share one clean draw
             clean = given if given is not None else fp32_logits(real, x).argmax(1)
@@ -229,62 +228,13 @@ class AutoAttack(Attack):
                     bar.set_postfix_str(f"eps {eps:g}: {int((clean_ok & (fooled_by < 0)).sum())}/{len(x)} robust "
                                         f"after {label}")
             out.append(adv)
-            self.decided_pred.append(decided)
-            self.queries_per_eps.append(real.queries - start)
+            decided_pred.append(decided)
+            queries_per_eps.append(real.queries - start)
             log.clean_ok = clean_ok
             log.fooled_by.append(fooled_by)
             log.queries.append(queries)
             log.seconds.append(seconds)
             log.backward.append(backward)
-        self._log.append(log)
         if bar is not None:
             bar.close()
-        return out
-
-    def evaluate(self, clf: Classifier, x: Tensor, y: Tensor, eps_list: Sequence[float], **kwargs: Any) -> list[Outcome]:
-        """The cascade's outcomes (one per eps); ``component_outcomes`` gets the robust accuracy after each
-        component."""
-        self._log = []
-        batch_size = kwargs.get("batch_size", 256)
-        progress = kwargs.pop("progress", True)
-        # the cascade gets every sample at once and batches its own passes: before each component it re-batches
-        # the samples still standing (``batch_size`` at a time), as the reference does
-        self._chunk, self._desc = batch_size, (kwargs.get("desc") or self.name) if progress else None
-        try:
-            outcomes = evaluate_batched(self, clf, x, y, eps_list, progress=False, attack_batch=max(len(x), 1),
-                                        **kwargs)
-        finally:
-            self._chunk, self._desc = None, None
-        self.component_outcomes = self._component_outcomes([float(e) for e in eps_list])
-        self._log = []
-        return outcomes
-
-    def _component_outcomes(self, eps_list: list[float]) -> list[tuple[str, Attack, list[Outcome]]]:
-        components = self.components()
-        clean_ok = torch.cat([b.clean_ok for b in self._log])
-        n, n_correct = len(clean_ok), int(clean_ok.sum())
-        result = []
-        for k, (label, attack) in enumerate(components):
-            outcomes = []
-            for i, eps in enumerate(eps_list):
-                fooled_by = torch.cat([b.fooled_by[i] for b in self._log])
-                fooled = (fooled_by >= 0) & (fooled_by <= k)
-                robust = int((clean_ok & ~fooled).sum())
-                lo, hi = wilson_interval(robust, n)
-                nan = float("nan")
-                outcomes.append(Outcome(eps, {
-                    "n": n,
-                    "clean_accuracy": n_correct / n if n else nan,
-                    "robust_accuracy": robust / n if n else nan,
-                    "robust_accuracy_low": lo,
-                    "robust_accuracy_high": hi,
-                    "attack_success_rate": int((clean_ok & fooled).sum()) / n_correct if n_correct else nan,
-                    "mean_linf": nan,
-                    "mean_l2": nan,
-                    "queries": sum(b.queries[i][k] for b in self._log),
-                    "forward_passes": sum(b.queries[i][k] for b in self._log),
-                    "backward_passes": sum(b.backward[i][k] for b in self._log),
-                    "seconds": sum(b.seconds[i][k] for b in self._log),
-                }))
-            result.append((label, attack, outcomes))
-        return result
+        return AttackResult(out, queries=queries_per_eps, decided=decided_pred, log=log)

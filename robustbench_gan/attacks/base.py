@@ -17,14 +17,12 @@ from ..classifier import Classifier
 from ..core.validation import check_bool, check_positive, check_seed  # noqa: F401  (re-exported for attacks)
 from ..errors import ConfigError
 from ..registry import Registry
-from .evaluate import evaluate_batched
 from .loop import clip, gradient
 from .norms import flat_norm, l2_normalize, parse_norm, project  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
     from ..data import Data
     from ..prerequisites import Prerequisite
-    from .outcome import Outcome
 
 
 @dataclass(frozen=True)
@@ -37,6 +35,39 @@ class Goal:
     def subset(self, index: Tensor) -> Goal:
         """The goal of the samples ``index``."""
         return Goal(self.labels[index], self.targeted)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What the evaluation tells an attack about the batch it is given (all optional: called directly, an attack
+    knows none of it)."""
+
+    clean_pred: Tensor | None = None
+    """The batch's clean labels from the row's own clean pass (fp32, one draw per run), for attacks that leave
+    misclassified samples alone (AutoAttack)."""
+    batch_size: int | None = None
+    """How many samples the attack's own passes may take at once, for an attack given more than that (AutoAttack
+    gets every sample and re-batches the ones still standing)."""
+    desc: str | None = None
+    """A label for the attack's own progress bar; None: no bar."""
+
+
+@dataclass
+class AttackResult:
+    """What one call of :meth:`Attack.run` returns: a value, nothing is left on the attack."""
+
+    examples: list[Tensor]
+    """Per eps, in order: one example per input (the input itself where the attack found none it returns)."""
+    queries: list[int] | None = None
+    """Per eps: the inputs the attack had scored (None: the evaluation splits the classifier's passes evenly)."""
+    decided: list[Tensor] | None = None
+    """Per eps: the label the attack itself decided each sample has, in fp32 (a self-deciding attack: AutoAttack's
+    cascade, where one draw of a randomized classifier decides a sample); the row reports these instead of
+    classifying the examples again. None: the evaluation classifies them."""
+    found: Tensor | None = None
+    """A minimum-norm attack: the smallest adversarial example it found per sample, whatever the eps."""
+    log: Any = None
+    """An attack's own per-batch record, read by its evaluator (AutoAttack: which component fooled each sample)."""
 
 
 ROLES = ("single-step", "iterative", "minimum-norm", "black-box", "ensemble", "baseline", "probe")
@@ -58,7 +89,8 @@ class Attack:
     """Base class of perturbation attacks.
 
     Subclasses implement :meth:`perturb` (one eps) and may override :meth:`perturb_many` to share work across
-    a list of eps (FGSM computes its gradient once). ``threat`` is ``"white-box"`` unless the attack only
+    a list of eps (FGSM computes its gradient once); :meth:`run` returns both as an :class:`AttackResult`.
+    Scoring the examples is the evaluation's (:mod:`robustbench_gan.evaluation`), never the attack's. ``threat`` is ``"white-box"`` unless the attack only
     queries labels or scores (``"black-box"``); ``role`` is one of :data:`ROLES`; ``queries_made`` is the number of
     model queries of the last call.
     """
@@ -74,13 +106,6 @@ class Attack:
     precision: str = "fp32"  # of the attack's own passes (see attacks.precision); the suite's [evaluation] sets it
     adaptive: str = "none"  # what a gradient attack differentiates of a purifying defense (see purified.py)
     needs_generator: ClassVar[bool] = False  # evaluate needs provide([InvertedGenerator]) first (see natural.py)
-    clean_pred: Tensor | None = None
-    """While the evaluation runs a batch: its clean labels from the row's own clean pass (fp32, one draw per run),
-    for attacks that leave misclassified samples alone (AutoAttack); None when called directly."""
-    decided_pred: list[Tensor] | None = None
-    """Set by a self-evaluating attack after :meth:`perturb_many`: per eps, the label it decided each sample has
-    (in fp32); the row reports these instead of classifying the examples again (AutoAttack's cascade: one draw of
-    a randomized classifier decides a sample, as in the reference)."""
 
     def __init__(self) -> None:
         self.queries_made = 0
@@ -125,16 +150,17 @@ class Attack:
         to return full-strength examples, since barely-adversarial ones rarely transfer."""
         return self.perturb_many(clf, x, goal, eps_list)
 
-    def evaluate(
-        self, clf: Classifier, x: Tensor, y: Tensor, eps_list: Sequence[float], *, batch_size: int = 256,
-        seed: int = 0, gallery_size: int = 4, desc: str | None = None, progress: bool = True,
-    ) -> list["Outcome"]:
-        """Attack ``(x, y)`` in batches at every eps; one :class:`~.outcome.Outcome` per eps, in order.
-
-        Attacks with their own protocol (the substitute attack holds out its seed set; the noise probe starts
-        from noise) override this."""
-        return evaluate_batched(self, clf, x, y, eps_list, batch_size=batch_size, seed=seed,
-                                gallery_size=gallery_size, desc=desc, progress=progress)
+    def run(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float], *,
+            context: RunContext = RunContext()) -> AttackResult:
+        """The attack on one batch at every eps, as the evaluation calls it: :meth:`perturb_many` and what it
+        counted. Attacks that decide samples themselves or keep a record for their evaluator override this."""
+        self.queries_made, self.queries_per_eps = 0, None
+        examples = self.perturb_many(clf, x, goal, eps_list)
+        queries = self.queries_per_eps
+        if (queries is None or len(queries) != len(eps_list)) and self.threat != "white-box":
+            n = max(1, len(eps_list))  # a black-box attack that counted its queries for all eps together
+            queries = [self.queries_made // n] * len(eps_list)
+        return AttackResult(examples, queries=queries, found=getattr(self, "found", None))
 
     def __call__(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
         return self.perturb(clf, x, goal, eps=eps)
@@ -149,7 +175,8 @@ class Attack:
         return f"{type(self).__name__}({args})"
 
 
-ATTACKS: Registry[Callable[..., Attack]] = Registry("attack")
+ATTACKS: Registry[Callable[..., Attack]] = Registry("attack", base=Attack, key_attr="name")
+"""Attack classes by registry name; registering one sets its ``name`` to that key."""
 
 
 def make_attack(kind: str, **params: Any) -> Attack:
@@ -232,7 +259,7 @@ def is_success(logits: Tensor, goal: Goal) -> Tensor:
 
 
 __all__ = [
-    "ATTACKS", "Attack", "Goal", "ROLES", "attack_loss", "check_bool", "check_loss", "check_positive", "check_seed",
+    "ATTACKS", "Attack", "AttackResult", "Goal", "ROLES", "RunContext", "attack_loss", "check_bool", "check_loss", "check_positive", "check_seed",
     "check_target", "choose_targets", "clip", "flat_norm", "goal_loss", "input_gradient", "is_success",
     "l2_normalize", "make_attack", "parse_norm", "project",
 ]

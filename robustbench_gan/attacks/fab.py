@@ -180,7 +180,6 @@ class FAB(Attack):
     is returned unchanged.
     """
 
-    name = "fab"
     role = "iterative"  # run at a fixed eps budget, as AutoAttack runs it; not thresholded across eps
     transfers_by_default: ClassVar[bool] = False  # boundary points: barely adversarial, rarely transfer
 
@@ -292,8 +291,6 @@ class FABT(FAB):
     in far fewer sequential steps (on a GPU the steps of a small batch cost the same as those of a large one).
     The forward pass then holds up to ``batch_targets`` times the samples; lower it for large models.
     """
-
-    name = "fab-t"
 
     def __init__(self, *, norm: str = "inf", steps: int = 100, targets: int = 9, restarts: int = 1,
                  alpha_max: float = 0.1, eta: float = 1.05, beta: float = 0.9, batch_targets: int | None = None,

@@ -22,7 +22,6 @@ class FGSM(Attack):
     ``eot_samples`` averages it over that many passes, for randomized models (EOT, Athalye et al. 2018).
     """
 
-    name = "fgsm"
     role = "single-step"
 
     def __init__(

@@ -46,7 +46,6 @@ class LatentAttack(Attack):
     logged.
     """
 
-    name = "latent"
     role = "iterative"
 
     def __init__(

@@ -13,20 +13,15 @@ and ``dr = 0.05``, and the search stops at the largest eps: here eps is the budg
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 from torch import Tensor
 
-from ..core.progress import progress_bar
 from ..classifier import Classifier
 from ..errors import ConfigError
 from .base import ATTACKS, Attack, Goal, check_positive, check_seed
-from .evaluate import gallery_items
-from .norms import flat_norm
-from .outcome import Outcome, clean_predictions
 
 if TYPE_CHECKING:
     from ..data import Data
@@ -125,7 +120,6 @@ class NaturalAdversary(Attack):
     within eps and the input unchanged elsewhere.
     """
 
-    name = "natural"
     role = "probe"
     norm = "latent"
     transfers_by_default = False
@@ -184,58 +178,3 @@ class NaturalAdversary(Attack):
     def perturb(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
         return self.perturb_many(clf, x, goal, [eps])[0]
 
-    def evaluate(
-        self, clf: Classifier, x: Tensor, y: Tensor, eps_list: Sequence[float], *, batch_size: int = 256,
-        seed: int = 0, gallery_size: int = 4, desc: str | None = None, progress: bool = True,
-    ) -> list[Outcome]:
-        """Probe rows, one per eps (see the class docstring), from one search (in batches) up to the largest eps.
-
-        The search starts from the inputs the classifier gets right both as given and as reconstructed,
-        ``G(I(x))``: where the reconstruction is already wrong, the generator rather than the classifier is at
-        fault, and a distance of 0 would say nothing about the classifier."""
-        radius = max((float(e) for e in eps_list), default=0.0)
-        n = len(y)
-        distance = torch.full((n,), float("inf"))
-        x_adv, x_rec = x.clone(), x.clone()
-        clean_pred = clean_predictions(clf, x, batch_size=batch_size, seed=seed).cpu()  # as in every row
-        rec_pred = torch.zeros(n, dtype=torch.long)
-        queries, seconds = 0, 0.0
-        forward, backward = clf.queries, getattr(clf, "backward_queries", 0)
-        for i in progress_bar(range(0, n, batch_size), desc=desc or self.name, enabled=progress, leave=False):
-            xb, yb = x[i : i + batch_size], y[i : i + batch_size]
-            t0 = time.perf_counter()
-            start = self.search(clf, xb, Goal(yb), 0.0)  # reconstructions only
-            x_rec[i : i + len(xb)] = start.x_rec
-            rec_pred[i : i + len(xb)] = start.pred
-            keep = ((start.pred == yb.cpu()) & (clean_pred[i : i + len(xb)] == yb.cpu())).nonzero().squeeze(1)
-            found = self.search(clf, xb[keep.to(x.device)], Goal(yb[keep.to(x.device)]), radius)
-            seconds += time.perf_counter() - t0
-            queries += start.queries + found.queries
-            distance[i + keep] = found.distance
-            x_adv[(i + keep).to(x.device)] = found.x_adv
-        eligible = (clean_pred == y.cpu()) & (rec_pred == y.cpu())
-        n_eligible = int(eligible.sum())
-        nan = float("nan")
-        outcomes = []
-        for eps in eps_list:
-            ok = eligible & (distance <= float(eps))
-            delta = (x_adv - x).cpu()[ok]
-            shown = ok.nonzero().squeeze(1)[:gallery_size]
-            gallery = gallery_items(clf, x[shown], y[shown], x_adv[shown].cpu())
-            for item, j in zip(gallery, shown.tolist()):
-                item.update(x_rec=x_rec[j].cpu().numpy().round(4).tolist(), rec_pred=int(rec_pred[j]),
-                            latent_distance=round(float(distance[j]), 4))
-            outcomes.append(Outcome(float(eps), {
-                "n": n, "clean_accuracy": float((clean_pred == y.cpu()).float().mean()) if n else nan,
-                "robust_accuracy": nan, "robust_accuracy_low": nan, "robust_accuracy_high": nan,
-                "attack_success_rate": int(ok.sum()) / n_eligible if n_eligible else nan,
-                "mean_linf": float(flat_norm(delta, "inf").mean()) if len(delta) else nan,
-                "mean_l2": float(flat_norm(delta, "2").mean()) if len(delta) else nan,
-                "queries": queries, "forward_passes": (clf.queries - forward) // max(1, len(eps_list)),
-                "backward_passes": (getattr(clf, "backward_queries", 0) - backward) // max(1, len(eps_list)),
-                "seconds": seconds / max(1, len(eps_list)),
-                "mean_latent_distance": float(distance[ok].mean()) if int(ok.sum()) else nan,
-                "reconstruction_accuracy": float((rec_pred == y.cpu()).float().mean()) if n else nan,
-                "searched": n_eligible,
-            }, gallery=gallery))
-        return outcomes

@@ -5,17 +5,12 @@ assigns that class with more than 50% confidence. A robust model should not be c
 """
 from __future__ import annotations
 
-import time
-from typing import Sequence
-
 import torch
 from torch import Tensor
 
 from ..classifier import Classifier, frozen
 from ..errors import ConfigError
 from .base import ATTACKS, Attack, Goal, check_bool, check_positive, check_seed, clip, input_gradient
-from .norms import flat_norm
-from .outcome import Outcome, clean_predictions
 
 
 @ATTACKS.register("noise")
@@ -31,7 +26,6 @@ class NoiseProbe(Attack):
     ``robust_accuracy`` and its interval empty (NaN); it never enters the worst case.
     """
 
-    name = "noise"
     role = "probe"
     starts_from_input = False
 
@@ -79,28 +73,6 @@ class NoiseProbe(Attack):
             deltas.append(xa - x0)
         return torch.cat(hits), torch.cat(deltas)
 
-    def evaluate(
-        self, clf: Classifier, x: Tensor, y: Tensor, eps_list: Sequence[float], *, batch_size: int = 256,
-        seed: int = 0, gallery_size: int = 4, desc: str | None = None, progress: bool = True,
-    ) -> list[Outcome]:
-        """Rows of the probe: ``attack_success_rate`` is the fraction of (noise image, class) pairs confidently
-        assigned that class; ``robust_accuracy`` and its interval are NaN (no input of the data set is attacked)."""
-        clean = clean_predictions(clf, x, batch_size=batch_size, seed=seed)  # as in every row of the run
-        clean_acc = float((clean == y).float().mean())
-        nan = float("nan")
-        outcomes = []
-        for eps in eps_list:
-            t0, forward, backward = time.perf_counter(), clf.queries, getattr(clf, "backward_queries", 0)
-            fooled, delta = self.fooled(clf, x, float(eps))
-            n = len(fooled)
-            outcomes.append(Outcome(float(eps), {
-                "n": n, "clean_accuracy": clean_acc, "robust_accuracy": nan, "robust_accuracy_low": nan,
-                "robust_accuracy_high": nan, "attack_success_rate": int(fooled.sum()) / n,
-                "mean_linf": float(flat_norm(delta, "inf").mean()), "mean_l2": float(flat_norm(delta, "2").mean()),
-                "queries": 0, "forward_passes": clf.queries - forward,
-                "backward_passes": getattr(clf, "backward_queries", 0) - backward, "seconds": time.perf_counter() - t0,
-            }))
-        return outcomes
 
 
 NoiseAttack = NoiseProbe  # the earlier name
@@ -111,7 +83,6 @@ class UniformNoise(Attack):
     """Baseline: add noise drawn uniformly from the eps-ball's bounding box (``sign=True``: random signs, the
     Linf ball's corners). Uses no model information at all, so any attack worth its name must beat it."""
 
-    name = "uniform-noise"
     threat = "black-box"
     role = "baseline"
 

@@ -2,6 +2,7 @@
 uniform random start, for Linf and L2 (the hooks of the one attack loop in :mod:`~robustbench_gan.attacks.loop`)."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -60,3 +61,13 @@ def random_delta(x: Tensor, eps: float, norm: str, gen: torch.Generator) -> Tens
     g = torch.randn(x.shape, generator=gen, device="cpu", dtype=x.dtype)
     r = torch.rand(len(x), generator=gen, dtype=x.dtype) ** (1.0 / x[0].numel())
     return (l2_normalize(g) * _per_sample(eps * r, x)).to(x.device)
+
+
+ULPS = 8
+"""How many float32 ulps of the pixel scale an example may stray (the projection's and the clip's rounding)."""
+
+
+def tolerance(eps: float, bounds: tuple[float, float]) -> float:
+    """The slack of the ball and box tests: :data:`ULPS` float32 ulps of the largest magnitude involved."""
+    scale = max(1.0, abs(bounds[0]), abs(bounds[1]), abs(eps) if math.isfinite(eps) else 0.0)
+    return ULPS * torch.finfo(torch.float32).eps * scale

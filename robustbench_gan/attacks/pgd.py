@@ -31,7 +31,6 @@ class PGD(Attack):
     :mod:`robustbench_gan.purified`).
     """
 
-    name = "pgd"
     role = "iterative"
     active_set = True  # a fooled sample leaves the batch (the examples are the same without; tests compare)
 
@@ -129,7 +128,6 @@ class BIM(PGD):
     here ``steps``/``step_size`` default to that rule when not given.
     """
 
-    name = "bim"
     role = "iterative"
 
     def __init__(

@@ -112,7 +112,6 @@ class Square(Attack):
     unconfirmed candidate is kept or dropped on its loss alone, like any other.
     """
 
-    name = "square"
     threat = "black-box"
     role = "black-box"
 

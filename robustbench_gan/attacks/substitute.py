@@ -8,7 +8,6 @@ crafts adversarial examples on the substitute with a white-box attack, which tra
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -19,9 +18,7 @@ from ..core.progress import progress_bar
 from ..classifier import Classifier, frozen
 from ..data import DataSpec
 from ..errors import ConfigError
-from .base import ATTACKS, Attack, Goal, check_bool, check_positive, check_seed, clip, flat_norm
-from .guard import check_examples
-from .outcome import Outcome, accuracy_metrics, clean_predictions
+from .base import ATTACKS, Attack, Goal, check_bool, check_positive, check_seed, clip
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +108,6 @@ class SubstituteAttack(Attack):
     per round: only a random subset of that size of the current set is augmented, so queries grow linearly.
     """
 
-    name = "substitute"
     threat = "black-box"
     role = "black-box"
 
@@ -245,41 +241,6 @@ class SubstituteAttack(Attack):
                                     oracle_check=oracle(x0), progress=False)
         self.queries_made = oracle.queries
         return self.examples(sub, x, eps_list)
-
-    def evaluate(
-        self, clf: Classifier, x: Tensor, y: Tensor, eps_list: Sequence[float], *, batch_size: int = 256,
-        seed: int = 0, gallery_size: int = 4, desc: str | None = None, progress: bool = True,
-    ) -> list[Outcome]:
-        """Hold out ``holdout`` samples as the attacker's initial set, attack the rest through the oracle."""
-        n = len(x)
-        if n <= self.holdout:
-            raise ConfigError(f"substitute attack: holdout ({self.holdout}) must be smaller than the evaluation set ({n})")
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).to(x.device)
-        x0, x_eval, y_eval = x[perm[: self.holdout]], x[perm[self.holdout :]], y[perm[self.holdout :]]
-        oracle = Oracle(clf)
-        spec = DataSpec("substitute", tuple(x.shape[1:]), clf.num_classes, bounds=clf.bounds)  # type: ignore[arg-type]
-        t0 = time.perf_counter()
-        # measurement only (not attack queries): the oracle's labels on the evaluation set, for agreement
-        oracle_eval = clean_predictions(clf, x, batch_size=batch_size, seed=seed)[perm[self.holdout :]]
-        sub = self.train_substitute(oracle, x0, spec, x_check=x_eval, y_check=y_eval, oracle_check=oracle_eval,
-                                    progress=progress)
-        advs = self.examples(sub, x_eval, eps_list)
-        for xa, eps in zip(advs, eps_list):  # nothing is scored that breaks the threat model
-            check_examples(self, x_eval, xa, float(eps), clf.bounds, where=desc or "")
-        seconds = time.perf_counter() - t0
-        self.queries_made = oracle.queries
-        outcomes = []
-        for eps, xa in zip(eps_list, advs):
-            adv_pred = clf.predict(xa).argmax(1)
-            delta = (xa - x_eval).cpu()
-            m = accuracy_metrics(y_eval.cpu(), oracle_eval.cpu(), adv_pred.cpu(), delta,
-                                 success=(adv_pred != y_eval).cpu())
-            m.update(queries=oracle.queries, forward_passes=oracle.queries, backward_passes=0,
-                     seconds=seconds / len(eps_list),
-                     substitute_accuracy=self.history[-1].substitute_accuracy, agreement=self.history[-1].agreement)
-            outcomes.append(Outcome(float(eps), m, oracle_eval.cpu(), adv_pred.cpu(), flat_norm(delta, "inf"),
-                                    ids=perm[self.holdout :].cpu()))
-        return outcomes
 
     def params(self) -> dict[str, Any]:
         """The preset's name and every resolved value (what the run used), for records and cache keys."""

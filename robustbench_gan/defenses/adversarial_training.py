@@ -42,8 +42,6 @@ class AdversarialTraining(Defense):
     chance without a warm-up) and to 0 (off) for the single-step methods.
     """
 
-    kind = "adversarial-training"
-
     def __init__(
         self,
         *,

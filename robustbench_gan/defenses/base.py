@@ -81,14 +81,13 @@ class Defense:
         return {n: getattr(self, n) for n in names if hasattr(self, n)}
 
 
-DEFENSES: Registry[Callable[..., Defense]] = Registry("defense kind")
+DEFENSES: Registry[Callable[..., Defense]] = Registry("defense kind", base=Defense, key_attr="kind")
+"""Defense classes by kind; registering one sets its ``kind`` to that key."""
 
 
 @DEFENSES.register("none")
 class NoDefense(Defense):
     """Standard training on clean data (the undefended baseline every suite evaluates)."""
-
-    kind = "none"
 
     def fit(
         self, make_model: MakeModel, data: Data, *, train: TrainConfig, seed: int, device: str, progress: bool = True,

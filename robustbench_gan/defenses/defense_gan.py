@@ -125,8 +125,6 @@ class DefenseGan(Defense):
     are seeded with the fit's seed.
     """
 
-    kind = "defense-gan"
-
     def __init__(
         self,
         *,

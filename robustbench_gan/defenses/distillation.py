@@ -25,8 +25,6 @@ class DefensiveDistillation(Defense):
     logit-margin attack (Carlini & Wagner 2016, "Defensive distillation is not robust") or transfer sees through.
     """
 
-    kind = "distillation"
-
     def __init__(self, *, name: str | None = None, temperature: float = 100.0) -> None:
         super().__init__(name=name)
         check_positive("temperature", temperature)

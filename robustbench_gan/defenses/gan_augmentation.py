@@ -37,7 +37,6 @@ class GanAugmentation(Defense):
     generator's quality metrics, sample grid, losses and corner cases for the report.
     """
 
-    kind = "gan-augmentation"
     report_uses_reference = True
 
     def __init__(

@@ -2,7 +2,7 @@
 trained on clean data *reforms* inputs (the classifier sees ``AE(x)``) and *detects* them (inputs whose
 reconstruction error is above a threshold are rejected).
 
-Evaluation semantics (the same for every attack evaluated through :mod:`robustbench_gan.attacks.evaluate`): a
+Evaluation semantics (the same for every attack evaluated through :mod:`robustbench_gan.evaluation`): a
 rejected adversarial input counts as defended, so robust accuracy is the fraction of samples classified
 correctly when clean whose adversarial input is rejected or still classified correctly; an attack succeeds on a
 sample only when its input is not rejected and misclassified. The records of a MagNet model add
@@ -96,8 +96,6 @@ class MagNet(Defense):
     ``ae_epochs``, ``ae_lr``, ``noise`` and ``channels`` configure the autoencoder
     (:class:`~robustbench_gan.gan.autoencoder.AutoencoderConfig`: noise volume 0.1, 3 channels as in the paper).
     """
-
-    kind = "magnet"
 
     def __init__(
         self,

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
-from ..attacks import craft, evaluate_attack, evaluate_transfer
+from ..evaluation import craft, evaluate_attack, evaluate_transfer
 from ..classifier import Classifier
 from ..purified import PurifiedClassifier
 from .plan import Cell, ClassifierId
@@ -96,11 +96,10 @@ def _run_cell(cell: Cell, classifiers: Mapping[ClassifierId, Classifier], data: 
         clf, data.x, data.y, attack, cell.attack.eps, batch_size=batch_size_for(clf, data.x, s.batch_size),
         seed=s.seed, gallery_size=s.gallery, desc=f"{m.name}/{d.name}/{cell.attack.name}", progress=progress,
     )
-    history = getattr(attack, "history", None)
-    rounds = [{"model": m.name, "defense": d.name, "attack": cell.attack.name,
-               "rounds": [h.as_dict() for h in history]}] if history else []
+    history = outcomes[0].rounds if outcomes else []
+    rounds = [{"model": m.name, "defense": d.name, "attack": cell.attack.name, "rounds": history}] if history else []
     purified = isinstance(classifiers[(m.name, d.name)], PurifiedClassifier)
     records = [make_record(s, m.name, d, cell.attack, attack, o, purified=purified) for o in outcomes]
-    return CellOutput(records + component_records(s, m.name, d, cell.attack, attack, purified=purified),
+    return CellOutput(records + component_records(s, m.name, d, cell.attack, outcomes, purified=purified),
                       gallery_entry(m.name, d.name, cell.attack.name, outcomes, data.class_names), rounds,
                       sample_blocks(m.name, d.name, cell.attack, attack, outcomes))

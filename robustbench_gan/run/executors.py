@@ -2,18 +2,15 @@
 ``(index, CellOutput)`` as cells finish, and the driver alone writes caches and results."""
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Mapping, Protocol
+from typing import Any, Iterable, Iterator, Protocol
 
-
-from ..classifier import Classifier
 from ..core.progress import progress_bar
 from ..errors import ConfigError
+from ..registry import Registry
 from .cells import EvalData, run_cell
 from .classifiers import Classifiers
-from .plan import Cell, ClassifierId, Pair
+from .plan import Pair, Task
 from .records import CellOutput
-
-Task = tuple[int, Cell, Mapping[ClassifierId, Classifier]]
 
 
 class Executor(Protocol):
@@ -42,14 +39,19 @@ class LocalExecutor:
             yield index, run_cell(cell, classifiers, data, progress=self.progress)
 
 
+EXECUTORS: Registry[Any] = Registry("executor")
+"""Executor classes by the name a suite's ``[execution] executor`` gives; Ray's is a lazy entry (its module, the
+only one that imports Ray, loads when a run asks for it)."""
+EXECUTORS.register("local")(LocalExecutor)
+EXECUTORS.register_lazy("ray", "robustbench_gan.run.ray_executor:RayExecutor")
+
+
 def make_executor(kind: str = "local", *, address: str | None = None, num_cpus: float | None = None,
                   num_gpus: float | None = None, progress: bool = True) -> Executor:
-    """The executor named by ``kind`` (``local`` or ``ray``); ``local`` never imports Ray."""
+    """The executor registered as ``kind`` (``local`` or ``ray``); ``local`` never imports Ray."""
+    if kind not in EXECUTORS:
+        raise ConfigError(f"executor must be one of {', '.join(EXECUTORS.names())}, got {kind!r}")
     if kind == "local":
         return LocalExecutor(progress=progress)
-    if kind == "ray":
-        from .ray_executor import RayExecutor
-
-        return RayExecutor(address=address, num_cpus=1.0 if num_cpus is None else num_cpus, num_gpus=num_gpus,
-                           progress=progress)
-    raise ConfigError(f"executor must be local or ray, got {kind!r}")
+    return EXECUTORS.get(kind)(address=address, num_cpus=1.0 if num_cpus is None else num_cpus, num_gpus=num_gpus,
+                               progress=progress)

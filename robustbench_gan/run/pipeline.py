@@ -21,8 +21,8 @@ from ..suite import SuiteConfig, load_suite, validate_suite
 from .cache import CellCache, cell_key
 from .cells import EvalData
 from .classifiers import REFERENCE, Classifiers, classifier_key
-from .executors import Executor, LocalExecutor, Task, make_executor
-from .plan import NO_DEFENSE, Cell, ClassifierId, classifier_pairs, plan_cells, source_name
+from .executors import Executor, LocalExecutor, make_executor
+from .plan import NO_DEFENSE, Cell, ClassifierId, Task, classifier_pairs, plan_cells, source_name
 from .records import CellOutput, aggregate
 
 log = logging.getLogger(__name__)

@@ -6,14 +6,20 @@ carries the settings its result depends on, so an executor can ship it to anothe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Mapping
 
 from ..suite import AttackConfig, DefenseConfig, ModelConfig, SuiteConfig
+
+if TYPE_CHECKING:
+    from ..classifier import Classifier
 
 NO_DEFENSE = DefenseConfig("none", "none", {})
 
 ClassifierId = tuple[str, str]
 """``(model name, defense name)``: how cells name classifiers."""
 Pair = tuple[ModelConfig, DefenseConfig]
+Task = tuple[int, "Cell", Mapping[ClassifierId, "Classifier"]]
+"""What an executor runs: a cell's index in the plan, the cell, and the classifiers it names."""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 
 from ..core.progress import progress_bar
@@ -22,11 +22,9 @@ from ..defenses.base import FitContext
 from ..errors import ConfigError, RobustBenchError
 from .cells import EvalData, run_cell
 from .classifiers import Classifiers, TrainJob
-from .plan import Cell, ClassifierId, Pair
+from .plan import Cell, ClassifierId, Pair, Task
 from .records import CellOutput
 
-if TYPE_CHECKING:  # executors.make_executor imports this module
-    from .executors import Task
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
-from ..attacks import Attack, Outcome
+from ..attacks import Attack
+from ..evaluation import Outcome
 from ..checks import table_flags
 from ..results import Results
 from ..samples import sample_block, samples_table, worst_case
@@ -75,16 +76,18 @@ def make_record(
 
 
 def component_records(
-    settings: CellSettings, model: str, defense: DefenseConfig, cfg: AttackConfig, attack: Attack,
+    settings: CellSettings, model: str, defense: DefenseConfig, cfg: AttackConfig, outcomes: Sequence[Outcome],
     *, purified: bool = False,
 ) -> list[dict[str, Any]]:
     """The rows of an ensemble's components (AutoAttack: the robust accuracy after each attack of the cascade),
     named ``<attack>/<component>`` with the component's own threat, role and norm. They carry no per-sample data:
     the ensemble's own row feeds the leaderboard."""
     rows = []
-    for label, component, outcomes in getattr(attack, "component_outcomes", ()):
-        named = replace(cfg, name=f"{cfg.name}/{label}")
-        rows += [make_record(settings, model, defense, named, component, o, purified=purified) for o in outcomes]
+    for k in range(min((len(o.components) for o in outcomes), default=0)):  # a component's rows, eps by eps
+        for o in outcomes:
+            part = o.components[k]
+            named = replace(cfg, name=f"{cfg.name}/{part.label}")
+            rows.append(make_record(settings, model, defense, named, part.attack, part.outcome, purified=purified))
     return rows
 
 

@@ -1,43 +1,39 @@
-"""The batched evaluation loop every perturbation attack shares: goals per batch, examples for every eps,
-predictions, metrics, per-sample data and a few gallery examples."""
+"""The batched evaluation loop every perturbation attack shares: goals per batch, the attack's
+:class:`~robustbench_gan.attacks.base.AttackResult` for every eps, the guard, predictions, metrics, per-sample data
+and a few gallery examples."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor
 
+from ..attacks.base import Attack, AttackResult, RunContext
+from ..attacks.norms import flat_norm
+from ..attacks.precision import attack_precision
 from ..core.progress import progress_bar
 from ..classifier import Classifier, frozen
 from ..purified import detections, gradient_view
-from .norms import flat_norm
 from .guard import check_examples
 from .outcome import Outcome, accuracy_metrics, clean_predictions
-from .precision import attack_precision
 
-if TYPE_CHECKING:
-    from .base import Attack
-
-
-def evaluate_attack(
-    clf: Classifier, x: Tensor, y: Tensor, attack: "Attack", eps_list: Sequence[float], *, batch_size: int = 256,
-    seed: int = 0, gallery_size: int = 4, desc: str | None = None, progress: bool = True,
-) -> list[Outcome]:
-    """Run ``attack`` on ``(x, y)`` for every eps; one :class:`Outcome` per eps, in the order given."""
-    return attack.evaluate(clf, x, y, [float(e) for e in eps_list], batch_size=batch_size, seed=seed,
-                           gallery_size=gallery_size, desc=desc, progress=progress)
+BATCH_SIZE = 256
+"""The evaluation's default batch size (a suite's ``[evaluation] batch_size`` or the device's choice replaces it)."""
 
 
 def evaluate_batched(
-    attack: "Attack", clf: Classifier, x: Tensor, y: Tensor, eps_list: Sequence[float], *, batch_size: int = 256,
-    seed: int = 0, gallery_size: int = 4, desc: str | None = None, progress: bool = True,
-    attack_batch: int | None = None,
+    attack: Attack, clf: Classifier, x: Tensor, y: Tensor, eps_list: Sequence[float], *,
+    batch_size: int = BATCH_SIZE, seed: int = 0, gallery_size: int = 4, desc: str | None = None,
+    progress: bool = True, attack_batch: int | None = None, attack_desc: str | None = None,
+    on_batch: Callable[[AttackResult], None] | None = None,
 ) -> list[Outcome]:
-    """The default :meth:`Attack.evaluate`: batches of ``batch_size``, goal per batch seeded ``seed + batch``.
+    """The evaluation of a fixed-budget attack: batches of ``batch_size``, goal per batch seeded ``seed + batch``.
     ``attack_batch`` (default ``batch_size``) is how many samples the attack gets at once, for an attack that
-    batches its own passes (AutoAttack re-batches the samples still standing before each component); every other
-    pass here runs in batches of ``batch_size``.
+    batches its own passes (AutoAttack re-batches the samples still standing before each component; it is told
+    ``batch_size`` and ``attack_desc``, its own bar's label); every other pass here runs in batches of
+    ``batch_size``. ``on_batch`` receives each batch's :class:`AttackResult` (an evaluator that reads the
+    attack's log).
 
     ``queries`` counts the inputs the classifier labelled or scored for the attack (white-box: every forward pass
     of its gradient steps; black-box: as the attack counts them). A minimum-norm attack (role ``minimum-norm``,
@@ -63,44 +59,43 @@ def evaluate_batched(
     for bi, start in enumerate(progress_bar(batches, desc=desc or attack.name, enabled=progress, leave=False)):
         xb, yb = x[start : start + step], y[start : start + step]
         goal = attack.make_goal(clf, xb, yb, seed=seed + bi)
-        attack.queries_made, attack.queries_per_eps, attack.decided_pred = 0, None, None
-        attack.clean_pred = clean_pred[start : start + step]  # the row's clean labels (AutoAttack skips misses)
+        # the row's clean labels (AutoAttack skips the samples they get wrong)
+        context = RunContext(clean_pred=clean_pred[start : start + step], batch_size=batch_size, desc=attack_desc)
         scored, back = clf.queries, getattr(clf, "backward_queries", 0)
         t0 = time.perf_counter()
         # an adaptive attack differentiates a view of a purifying defense; decisions use the real classifier.
         # Parameters are frozen: the attack needs input gradients only. Decisions below are taken in fp32.
         view = gradient_view(clf, getattr(attack, "adaptive", "none"))
         with frozen(view), attack_precision(xb.device, getattr(attack, "precision", "fp32")):
-            advs = attack.perturb_many(view, xb, goal, eps_list)
-        attack.clean_pred = None
+            result = attack.run(view, xb, goal, eps_list, context=context)
+        advs = result.examples
+        if on_batch is not None:
+            on_batch(result)
         if xb.is_cuda:
             torch.cuda.synchronize()
         seconds += time.perf_counter() - t0
         scored, back = clf.queries - scored, getattr(clf, "backward_queries", 0) - back
         for i, (xa, eps) in enumerate(zip(advs, eps_list)):  # nothing is scored that breaks the threat model
             check_examples(attack, xb, xa, eps, clf.bounds, where=desc or "")
-        per_eps = getattr(attack, "queries_per_eps", None)
-        decided = attack.decided_pred  # a self-evaluating attack's own per-sample decisions (AutoAttack's cascade)
+        per_eps = result.queries
+        decided = result.decided  # a self-deciding attack's own per-sample decisions (AutoAttack's cascade)
         for i in range(len(eps_list)):  # passes shared across eps (FGSM's one gradient) are split evenly
             forward[i] += scored // len(eps_list) + (i < scored % len(eps_list))
             backward[i] += back // len(eps_list) + (i < back % len(eps_list))
             if per_eps is not None and len(per_eps) == len(eps_list):
                 queries[i] += per_eps[i]
-            elif attack.threat == "white-box":  # work shared across eps (FGSM's one gradient) is split evenly
+            else:  # white-box: every forward pass, shared work (FGSM's one gradient) split evenly across eps
                 queries[i] += scored // len(eps_list) + (i < scored % len(eps_list))
-            else:
-                queries[i] += attack.queries_made // len(eps_list)
         if minimum_norm:
-            found = getattr(attack, "found", None)
-            found = advs[-1] if found is None else found
+            found = advs[-1] if result.found is None else result.found
             pred = clf.predict(found, batch_size=batch_size).argmax(1)
             found_x.append(found.detach().cpu())
-            found_ok.append((pred == goal.labels if goal.targeted else pred != goal.labels).cpu())
+            found_ok.append(success_of(pred, goal.labels, goal.targeted).cpu())
         for i, xa in enumerate(advs):
             pred = decided[i] if decided is not None else \
                 torch.softmax(clf.predict(xa, batch_size=batch_size), 1).argmax(1)
             adv_preds[i].append(pred)
-            success[i].append(pred == goal.labels if goal.targeted else pred != goal.labels)
+            success[i].append(success_of(pred, goal.labels, goal.targeted))
             deltas[i].append((xa - xb).cpu())
             if clean_detected is not None:
                 detected[i].append(detections(clf, xa, batch_size=batch_size))
@@ -150,3 +145,9 @@ def gallery_items(clf: Classifier, x: Tensor, y: Tensor, x_adv: Tensor) -> list[
             "x_adv": x_adv[i].numpy().round(4).tolist(),
         })
     return items
+
+
+def success_of(pred: Tensor, labels: Tensor, targeted: bool) -> Tensor:
+    """Per sample: the prediction is the target (targeted) or differs from the true label (untargeted); the one
+    success test of every evaluation (:func:`~robustbench_gan.attacks.base.is_success` on labels)."""
+    return pred == labels if targeted else pred != labels

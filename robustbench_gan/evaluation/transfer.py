@@ -9,12 +9,14 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from ..attacks.base import Attack
+from ..attacks.norms import flat_norm
+from ..attacks.precision import attack_precision
 from ..classifier import Classifier, frozen
 from ..purified import detections
-from .base import Attack, flat_norm
+from .batched import BATCH_SIZE, success_of
 from .guard import check_examples
 from .outcome import Outcome, accuracy_metrics, clean_predictions
-from .precision import attack_precision
 
 
 @dataclass
@@ -29,7 +31,7 @@ class Crafted:
 
 
 def craft(
-    source: Classifier, x: Tensor, y: Tensor, attack: Attack, eps_list: Sequence[float], *, batch_size: int = 256,
+    source: Classifier, x: Tensor, y: Tensor, attack: Attack, eps_list: Sequence[float], *, batch_size: int = BATCH_SIZE,
     seed: int = 0,
 ) -> Crafted:
     """Run ``attack`` on ``source`` over ``(x, y)`` in batches; keeps the examples for every eps."""
@@ -51,7 +53,7 @@ def craft(
     return Crafted(eps_list, [torch.cat(p) for p in per_eps], torch.cat(labels), attack.targeted, seconds)
 
 
-def evaluate_transfer(target: Classifier, x: Tensor, y: Tensor, crafted: Crafted, *, batch_size: int = 256,
+def evaluate_transfer(target: Classifier, x: Tensor, y: Tensor, crafted: Crafted, *, batch_size: int = BATCH_SIZE,
                       seed: int = 0) -> list[Outcome]:
     """Accuracy of ``target`` on examples crafted elsewhere; one Outcome per eps (the clean pass as in every row of
     the run: :func:`~.outcome.clean_predictions` with the run's ``seed``)."""
@@ -62,7 +64,7 @@ def evaluate_transfer(target: Classifier, x: Tensor, y: Tensor, crafted: Crafted
         t0 = time.perf_counter()
         adv_pred = target.predict(xa, batch_size=batch_size).argmax(1).cpu()
         labels = crafted.labels.cpu()
-        success = adv_pred == labels if crafted.targeted else adv_pred != labels
+        success = success_of(adv_pred, labels, crafted.targeted)
         delta = (xa - x).cpu()
         detected = detections(target, xa, batch_size=batch_size)
         m = accuracy_metrics(y.cpu(), clean_pred, adv_pred, delta, success=success, detected=detected,

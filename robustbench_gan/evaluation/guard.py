@@ -10,20 +10,12 @@ import torch
 from torch import Tensor
 
 from ..errors import AttackContractError
-from .norms import flat_norm
+from ..attacks.norms import ULPS, flat_norm, tolerance  # noqa: F401  (ULPS, tolerance re-exported)
 
 if TYPE_CHECKING:
-    from .base import Attack
+    from ..attacks.base import Attack
 
-ULPS = 8
-"""How many float32 ulps of the pixel scale an example may stray (the projection's and the clip's rounding)."""
 NORM_NAMES = {"inf": "Linf", "2": "L2"}
-
-
-def tolerance(eps: float, bounds: tuple[float, float]) -> float:
-    """The slack of the ball and box tests: :data:`ULPS` float32 ulps of the largest magnitude involved."""
-    scale = max(1.0, abs(bounds[0]), abs(bounds[1]), abs(eps) if math.isfinite(eps) else 0.0)
-    return ULPS * torch.finfo(torch.float32).eps * scale
 
 
 def check_examples(attack: "Attack", x: Tensor, x_adv: Tensor, eps: float, bounds: tuple[float, float], *,

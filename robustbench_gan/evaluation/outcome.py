@@ -8,10 +8,11 @@ import torch
 from torch import Tensor
 
 from ..core.stats import wilson_interval
-from .norms import flat_norm
+from ..attacks.norms import flat_norm
 
 
 if TYPE_CHECKING:
+    from ..attacks.base import Attack
     from ..classifier import Classifier
 
 CLEAN_STREAM = 0xC1EA9
@@ -41,6 +42,19 @@ class Outcome:
     """Positions in the evaluated set of the samples above (``None``: all of them, in order)."""
     detected: Tensor | None = None
     """Per sample: the defended model's detector rejected the adversarial input (``None``: no detector)."""
+    components: list["ComponentOutcome"] = field(default_factory=list)
+    """An ensemble's components at this eps, in order (AutoAttack: the robust accuracy after each attack)."""
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    """The substitute attack's training rounds (queries, agreement, substitute accuracy per round)."""
+
+
+@dataclass
+class ComponentOutcome:
+    """One component of an ensemble at one eps: its label in the ensemble, the attack and its outcome."""
+
+    label: str
+    attack: "Attack"
+    outcome: Outcome
 
 
 def accuracy_metrics(
