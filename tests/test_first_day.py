@@ -327,6 +327,7 @@ def _run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
                           cwd=tmp_path, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_other_threads_say_the_cache_holds_the_cells_and_how_to_reuse_them(tmp_path):
     """A rerun with other --threads recomputes (the numbers may differ in the last bits) and says that the cache
     holds the same cells and which flag reuses them; following it resumes everything. With every cell cached, the

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -280,22 +279,16 @@ def test_normalized_evaluation_data_gets_a_fix_not_a_train_message(small, digits
         benchmark(small, (digits.x_test[:20], torch.rand(20, 10)), attacks="fgsm", eps=0.1, progress=False)
 
 
-def test_deepfool_through_benchmark_is_batched_and_keeps_its_distances(small, digits):
+def test_deepfool_through_benchmark_is_batched_and_keeps_its_distances(small, digits, monkeypatch):
     """ART's default batch_size=1 is replaced by the evaluation batch; rows and samples carry real L2 distances."""
-    from art.attacks.evasion import DeepFool
+    from robustbench_gan.attacks.art import ArtAttack
 
-    from robustbench_gan import Classifier
-    from robustbench_gan.attacks.art import art_estimator
-
+    built = []
+    build = ArtAttack._build
+    monkeypatch.setattr(ArtAttack, "_build", lambda self, *a, **kw: built.append(build(self, *a, **kw)) or built[-1])
     x, y = digits.x_test[:100], digits.y_test[:100]
-    t0 = time.perf_counter()
     res = benchmark(small, (x, y), attacks="art:DeepFool", eps=(0.5, 1.0), progress=False, checks=False)
-    ours = time.perf_counter() - t0
-    est = art_estimator(Classifier(small, num_classes=10).eval(), x.shape[1:])
-    t0 = time.perf_counter()
-    DeepFool(est, batch_size=100, verbose=False).generate(x.numpy())
-    direct = time.perf_counter() - t0
-    assert ours < 3 * direct + 2.0, (ours, direct)  # + fixed costs (estimator, predictions, records)
+    assert built and all(type(a).__name__ == "DeepFool" and a.batch_size == 100 for a in built), built
     rows = {r["eps"]: r for r in res.records}
     assert all(r["norm"] == "2" and r["attack_role"] == "minimum-norm" for r in rows.values())
     assert rows[0.5]["mean_l2"] > 0 and rows[0.5]["mean_l2"] == rows[1.0]["mean_l2"]  # the distances found

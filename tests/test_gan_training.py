@@ -136,6 +136,7 @@ def test_sample_is_seeded_and_balanced():
     assert torch.equal(torch.bincount(y, minlength=10), torch.full((10,), 3))
 
 
+@pytest.mark.slow
 def test_conditional_samples_on_digits(digits, cnn):
     """With GanConfig defaults (30 epochs, ~11 s on 2 cores) a reference CNN reads the conditioning label.
 
@@ -183,6 +184,7 @@ def test_toy_metrics_detect_collapse_and_poor_quality():
     assert toy_metrics(half, ring, RING_STD) == {"modes_captured": 8, "high_quality_fraction": 0.5}
 
 
+@pytest.mark.slow
 def test_toy_gan_covers_the_ring():
     """Non-saturating GAN with linear lr decay on the 8-Gaussian ring (std 0.02).
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from robustbench_gan.attacks import make_attack
-from robustbench_gan.attacks.evaluate import evaluate_attack
-from robustbench_gan.attacks.outcome import accuracy_metrics
+from robustbench_gan.evaluation import evaluate_attack
+from robustbench_gan.evaluation import accuracy_metrics
 from robustbench_gan.defenses import FitContext, make_defense
 from robustbench_gan.errors import ConfigError
 from robustbench_gan.gan.autoencoder import validation_split
@@ -202,7 +202,11 @@ def test_a_suite_runs_magnet_with_naive_and_adaptive_pgd(tmp_path):
     })
     res = run_suite(suite, progress=False, cache=False)
     table = res.table.set_index(["defense", "attack"])
-    assert table.loc[("magnet", "pgd-aware"), "detected"] >= 0 and table.loc[("magnet", "pgd"), "detected_clean"] >= 0
+    naive, aware = table.loc[("magnet", "pgd")], table.loc[("magnet", "pgd-aware")]
+    # the detector rejects some naive examples; the detector-aware attack evades it at least as well, and the
+    # clean rejections (its false positives) are the same held-out rate in every row of the classifier
+    assert 0 < naive["detected"] <= 1 and aware["detected"] <= naive["detected"], (naive, aware)
+    assert 0 <= naive["detected_clean"] <= 0.2 and aware["detected_clean"] == naive["detected_clean"]
     assert table.loc[("none", "pgd"), ["detected", "detected_clean"]].isna().all()
     assert res.samples.loc[res.samples["defense"] == "none", "detected"].isna().all()
     write_run(res, tmp_path)

@@ -88,6 +88,7 @@ def cell_names(cache: Path) -> set[str]:
     return {p.name for p in (cache / "cells").glob("*.json")}
 
 
+@pytest.mark.slow
 def test_ray_run_writes_the_local_results(ray_cluster, small, local_run, tmp_path):
     out = tmp_path / "out"
     assert main(["-q", "run", str(small), "--out", str(out), "--device", "cpu", "--executor", "ray"]) == 0
@@ -101,6 +102,7 @@ def test_ray_run_writes_the_local_results(ray_cluster, small, local_run, tmp_pat
     assert cell_names(out / "cache") == cell_names(local_run / "cache")  # the same keys: resume works both ways
 
 
+@pytest.mark.slow
 def test_resume_across_executors(ray_cluster, small, tmp_path, monkeypatch):
     """Cells finished locally are reused by a Ray run (no task is sent), and a Ray run's cells by a local run."""
     out = tmp_path / "out"
@@ -168,6 +170,7 @@ n = 100
 """
 
 
+@pytest.mark.slow
 def test_training_tasks_respect_dependencies_and_train_each_thing_once(ray_cluster, tmp_path):
     """Classifiers train in Ray tasks: the distillation teacher and the GAN shared by two defenses are each built
     by one task that the fits wait on; every classifier trains once; the results, GAN report and cache equal a

@@ -44,6 +44,7 @@ def accuracy(clf: Classifier, x: torch.Tensor, y: torch.Tensor) -> float:
     return float((clf.predict(x).argmax(1) == y).float().mean())
 
 
+@pytest.mark.slow
 def test_square_at_least_as_strong_as_torchattacks_and_counts_its_queries(cnn, digits):
     """Square (Andriushchenko et al. 2020), Linf, margin loss: ours samples a window per image (the paper's
     Algorithm 1; torchattacks one per batch), so it is at least as strong at the same query budget."""
@@ -105,8 +106,10 @@ def test_rescale_and_eot_samples_are_hyperparameters():
             Square(**bad)
 
 
-@pytest.mark.parametrize("queries, eps, seeds", [(300, 0.1, range(3)), (300, 0.2, range(3)), (600, 0.1, range(2))],
-                         ids=["300-eps0.1", "300-eps0.2", "600-eps0.1"])
+@pytest.mark.parametrize("queries, eps, seeds", [
+    (300, 0.1, range(3)),
+    pytest.param(300, 0.2, range(3), marks=pytest.mark.slow),
+    pytest.param(600, 0.1, range(2), marks=pytest.mark.slow)], ids=["300-eps0.1", "300-eps0.2", "600-eps0.1"])
 def test_square_without_rescaling_at_least_as_strong_as_torchattacks_on_autoattacks_schedule(
         queries, eps, seeds, cnn, digits):
     """``rescale=False`` against torchattacks' copy of their Square with ``resc_schedule=False`` (AutoAttack's
@@ -193,6 +196,7 @@ def test_square_needs_no_gradient(cnn, digits):
     assert accuracy(clf, adv, y) < accuracy(clf, x, y) - 0.3
 
 
+@pytest.mark.slow
 def test_square_l2_at_least_as_strong_as_torchattacks(cnn, digits):
     """L2 (sec. 3.2), margin loss, 100 queries; measured: eps 0.5 ours 237, torchattacks 240 (seeds 0-2); eps 1.0
     ours 84, torchattacks 110."""
