@@ -146,22 +146,34 @@ def validate(data: Data) -> None:
             )
 
 
-UNIT_RANGE_DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "idx", "imagefolder")
+UNIT_RANGE = (0.0, 1.0)
 
 
 def declared_bounds(dataset: str, options: dict[str, Any]) -> tuple[float, float] | None:
-    """The pixel bounds the loader ``dataset`` will declare for ``options``, known without loading any data
-    (None when unknown, e.g. for loaders registered by users). Suites use it to check attack budgets early."""
-    if dataset == "npz":
-        b = options.get("bounds")
-        if b is None:
-            return (0.0, 1.0)
-        try:
-            lo, hi = _parse_bounds(b)
-        except DataError:
-            return None
-        return lo, hi
-    return (0.0, 1.0) if dataset in UNIT_RANGE_DATASETS else None
+    """The pixel bounds the loader ``dataset`` will declare for ``options``, known without loading any data: its
+    registration's ``bounds`` (a pair, or a function of the options); None when it declares none (a loader
+    registered without them). Suites use it to check attack budgets early."""
+    if dataset not in DATASETS:
+        return None
+    bounds = DATASETS.meta(dataset).get("bounds")
+    if callable(bounds):
+        return bounds(options)
+    return None if bounds is None else (float(bounds[0]), float(bounds[1]))
+
+
+def path_options(dataset: str) -> tuple[str, ...]:
+    """The options of ``dataset`` that name files or folders (a suite resolves them against its own folder)."""
+    return tuple(DATASETS.meta(dataset).get("paths", ())) if dataset in DATASETS else ()
+
+
+def _npz_bounds(options: dict[str, Any]) -> tuple[float, float] | None:
+    b = options.get("bounds")
+    if b is None:
+        return UNIT_RANGE
+    try:
+        return _parse_bounds(b)
+    except DataError:
+        return None
 
 
 def _parse_bounds(bounds: Any) -> tuple[float, float]:
@@ -254,7 +266,7 @@ def subset(x: Tensor, y: Tensor, size: int | None, seed: int) -> tuple[Tensor, T
     return x[idx], y[idx]
 
 
-@DATASETS.register("digits")
+@DATASETS.register("digits", bounds=UNIT_RANGE)
 def load_digits(
     *, train_size: int | float | None = None, test_size: int | float | None = None, seed: int = 0
 ) -> Data:
@@ -520,7 +532,7 @@ def _read_idx_pair(images: str | os.PathLike[str], labels: str | os.PathLike[str
     return x, y
 
 
-@DATASETS.register("idx")
+@DATASETS.register("idx", bounds=UNIT_RANGE, paths=("images", "labels", "test_images", "test_labels"))
 def load_idx(
     *,
     images: str,
@@ -638,7 +650,7 @@ def _load_mnist_like(
     )
 
 
-@DATASETS.register("mnist")
+@DATASETS.register("mnist", bounds=UNIT_RANGE, paths=("root",))
 def load_mnist(
     *, root: str = "data", download: bool = False, train_size: int | float | None = None,
     test_size: int | float | None = None, seed: int = 0,
@@ -651,7 +663,7 @@ def load_mnist(
     return _load_mnist_like("MNIST", root=root, download=download, train_size=train_size, test_size=test_size, seed=seed)
 
 
-@DATASETS.register("fashion-mnist")
+@DATASETS.register("fashion-mnist", bounds=UNIT_RANGE, paths=("root",))
 def load_fashion_mnist(
     *, root: str = "data", download: bool = False, train_size: int | float | None = None,
     test_size: int | float | None = None, seed: int = 0,
@@ -892,7 +904,7 @@ def _cifar10_unreadable(root: Path, base: Path) -> DataError:
     )
 
 
-@DATASETS.register("cifar10")
+@DATASETS.register("cifar10", bounds=UNIT_RANGE, paths=("root",))
 def load_cifar10(
     *, root: str = "data", download: bool = False, verify: bool = True, train_size: int | float | None = None,
     test_size: int | float | None = None, seed: int = 0,
@@ -962,7 +974,7 @@ def _npz_sources(p: Path, keys: list[str]) -> tuple[tuple[str, str] | None, tupl
     return train, ("x_test", "y_test") if has_test else None
 
 
-@DATASETS.register("npz")
+@DATASETS.register("npz", bounds=_npz_bounds, paths=("path",))
 def load_npz(
     *,
     path: str,
@@ -1075,7 +1087,7 @@ def _read_image_folder(
     return xt, torch.tensor([t for _, t in ds.samples], dtype=torch.int64), list(ds.classes)
 
 
-@DATASETS.register("imagefolder")
+@DATASETS.register("imagefolder", bounds=UNIT_RANGE, paths=("root",))
 def load_imagefolder(
     *,
     root: str,

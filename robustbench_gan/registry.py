@@ -32,24 +32,33 @@ class Registry(Generic[T]):
         self.base, self.key_attr = base, key_attr
         self._items: dict[str, T] = {}
         self._lazy: dict[str, str] = {}
+        self._meta: dict[str, dict[str, Any]] = {}
         self._prefixes: dict[str, Callable[..., Any]] = {}
 
-    def register(self, name: str) -> Callable[[T], T]:
+    def register(self, name: str, **meta: Any) -> Callable[[T], T]:
         """Decorator registering ``obj`` under ``name``; a name can be registered once. A class must subclass the
-        registry's ``base``; its ``key_attr`` (``Attack.name``, ``Defense.kind``) is set to ``name``."""
+        registry's ``base``; its ``key_attr`` (``Attack.name``, ``Defense.kind``) is set to ``name``. ``meta``: what
+        the rest of the toolkit needs to know about the entry without calling it (a data set's pixel bounds and
+        path options), read back with :meth:`meta`."""
 
         def decorator(obj: T) -> T:
             self._add(name, obj)
+            self._meta[name] = dict(meta)
             return obj
 
         return decorator
 
-    def register_lazy(self, name: str, target: str) -> None:
+    def register_lazy(self, name: str, target: str, **meta: Any) -> None:
         """Register ``name`` as ``"package.module:object"``, imported (and checked) the first time it is used, so
         an optional dependency's module loads only when asked for."""
         if name in self or ":" not in target:
             raise ValueError(f"{self.kind} {name!r}: already registered, or {target!r} is not 'module:object'")
         self._lazy[name] = target
+        self._meta[name] = dict(meta)
+
+    def meta(self, name: str) -> dict[str, Any]:
+        """The metadata registered with ``name`` (``{}`` when none was given)."""
+        return dict(self._meta.get(self.resolve(name), {}))
 
     def _add(self, name: str, obj: Any) -> None:
         if name in self._items or name in self._lazy:

@@ -1,8 +1,8 @@
 """Results: records <-> pandas DataFrame, CSV/JSON writers, the run manifest.
 
 ``results.csv`` has one row per evaluated cell with at least :data:`COLUMNS`; ``results.json`` holds
-``{"manifest", "records", "flags", "gan"}`` (plus ``"gallery"``, the examples shown in the report, and the
-``"leaderboard"`` of worst-case accuracies); ``samples.csv.gz`` holds the per-sample data
+``{"manifest", "records", "flags", "gan"}`` (plus ``"gallery"``, the examples shown in the report, the
+``"leaderboard"`` of worst-case accuracies and, where a defense gave any, its report ``"sections"``); ``samples.csv.gz`` holds the per-sample data
 (:data:`~robustbench_gan.samples.SAMPLE_COLUMNS`).
 """
 from __future__ import annotations
@@ -78,6 +78,9 @@ class Results:
     gan: list[dict[str, Any]] = field(default_factory=list)
     gallery: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    sections: dict[str, list[Any]] = field(default_factory=dict)
+    """Report sections the defenses handed back, by section id (each a list of JSON-able payloads, one per
+    classifier that gave it); the GAN's go to :attr:`gan` instead. See :mod:`robustbench_gan.reports.sections`."""
     samples: pd.DataFrame | None = field(default=None, repr=False)
     """Per-sample data (one row per sample, classifier, attack, source and eps); see :mod:`robustbench_gan.samples`."""
 
@@ -101,6 +104,7 @@ class Results:
             "flags": self.flags,
             "gan": self.gan,
             "gallery": self.gallery,
+            **({"sections": self.sections} if self.sections else {}),
         }
         out.update(self.extra)
         return out
@@ -139,7 +143,7 @@ class Results:
             raise RobustBenchError(f"{str(path)!r} is not valid JSON (line {exc.lineno}): {exc.msg}") from None
         if not isinstance(doc, dict) or "records" not in doc:
             raise RobustBenchError(f"{str(path)!r} has no 'records'; is it a robustbench-gan results.json?")
-        known = {"manifest", "records", "flags", "gan", "gallery"}
+        known = {"manifest", "records", "flags", "gan", "gallery", "sections"}
         samples_path = path.parent / SAMPLES_FILE
         samples = None
         if samples_path.is_file():
@@ -155,6 +159,7 @@ class Results:
             flags=list(doc.get("flags", [])),
             gan=list(doc.get("gan", [])),
             gallery=list(doc.get("gallery", [])),
+            sections={str(k): list(v) for k, v in dict(doc.get("sections") or {}).items()},
             extra={k: v for k, v in doc.items() if k not in known},
             samples=samples,
         )

@@ -30,7 +30,6 @@ MODEL_KEYS = ("name", "arch", "factory", "weights", "params", "trust_checkpoint"
     TrainConfig.__dataclass_fields__)
 NORMALIZATION_KEYS = ("mean", "std")  # [data] and [[models]]: the wrapper normalizes, attacks stay in pixel space
 EVAL_KEYS = ("n", "subset", "batch_size", "gallery", "precision", "compile", "cudnn_benchmark")
-PATH_KEYS = ("images", "labels", "test_images", "test_labels", "path", "root")
 DEVICES = ("auto", "cpu", "cuda")
 MAX_SEED = 2**63 - 1  # torch generators take 64-bit seeds
 
@@ -283,7 +282,7 @@ def resolve_path(base: Path, value: Any) -> Any:
 def validate_suite(doc: dict[str, Any], *, source: str = "<dict>", base: Path | None = None) -> SuiteConfig:
     """Check every key and value of a parsed suite; raise ConfigError naming ``source`` and the key."""
     from .attacks import make_attack  # registers attacks
-    from .data import declared_bounds, required_options
+    from .data import declared_bounds, path_options, required_options
     from .defenses import make_defense
     from .models import MODELS
 
@@ -305,7 +304,7 @@ def validate_suite(doc: dict[str, Any], *, source: str = "<dict>", base: Path | 
     for key in required_options(dataset):
         if key not in data:
             raise ConfigError(f"{source}: [data]: dataset {dataset!r} needs the key {key!r}; add {key} = ... to [data]")
-    for key in PATH_KEYS:
+    for key in path_options(dataset):
         if key in data:
             data[key] = resolve_path(base, data[key])
     bounds = declared_bounds(dataset, {k: v for k, v in data.items() if k not in NORMALIZATION_KEYS})

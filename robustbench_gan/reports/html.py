@@ -19,6 +19,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from ..checks.table import is_adaptive
 from ..core.progress import progress_bar
 from . import plots
+from .sections import render_sections
 from .formats import (MISSING, acc_cell, as_float, cell, fmt_acc_ci, fmt_eps, fmt_interval, fmt_num,  # noqa: F401
                       fmt_pct, fmt_seconds, fmt_targeted, fmt_text, is_missing, sort_key, truthy)
 
@@ -557,6 +558,7 @@ def build_context(results: "Results", *, progress: bool = False) -> dict[str, An
         "flags": [{k: fmt_text(f.get(k)) for k in ("check", "model", "defense", "attack", "message")}
                   for f in (results.flags or [])],
         "flag_notes": _flag_notes(results.flags or []),
+        "extra_sections": render_sections(results, environment()),
         "manifest": build_manifest(manifest),
         "missing": MISSING,
     }

@@ -147,6 +147,10 @@ def aggregate(
     if gans:
         results.gan = [g["metrics"] for g in gans]
         results.extra["gan_details"] = merge_gan_details(gans)
+    for section in sections:  # every other section by its id: the report renders each under its own heading
+        for key, payload in section.items():
+            if key != "gan":
+                results.sections.setdefault(str(key), []).append(payload)
     results.flags = list(flags) + (table_flags(results.records) if checks else [])
     for f in results.flags:  # the CLI summarises them at the end; the Python API raises SanityFlagWarning
         log.debug("sanity check %s: %s / %s: %s", f["check"], f["model"], f["defense"], f["message"])
