@@ -6,7 +6,6 @@ per-sample data, leaderboard, gallery, sanity checks and files.
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -20,6 +19,7 @@ from .attacks.precision import check_precision
 from .checks import warn_flags
 from .classifier import Classifier, eval_mode
 from .core.device import resolve_device
+from .core.validation import eps_values
 from .data import Data, from_tensors, load_dataset
 from .errors import ConfigError, DataError, ModelError
 from .results import Results
@@ -92,14 +92,9 @@ def _as_tuple(value: Any, what: str) -> tuple[Any, ...]:
 def _eps_values(eps: Any) -> tuple[float, ...]:
     if isinstance(eps, (Tensor, np.ndarray)):
         eps = eps.reshape(-1).tolist()
-    out = []
-    for e in _as_tuple(eps, "eps"):
-        if isinstance(e, (np.generic, Tensor)) and getattr(e, "ndim", 0) == 0:
-            e = e.item()
-        if isinstance(e, bool) or not isinstance(e, (int, float)) or not math.isfinite(e) or e < 0:
-            raise ConfigError(f"eps values must be finite numbers >= 0 (pixel units, e.g. eps=8/255), got {e!r}")
-        out.append(float(e))
-    return tuple(out)
+    items = [e.item() if isinstance(e, (np.generic, Tensor)) and getattr(e, "ndim", 0) == 0 else e
+             for e in _as_tuple(eps, "eps")]
+    return eps_values(items, hint="pixel units, e.g. eps=8/255")
 
 
 def _attack_config(spec: str | Attack, eps: tuple[float, ...]) -> AttackConfig:

@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor
 
+from .core.validation import bounds_pair
 from .errors import DataError, RobustBenchError
 from .registry import Registry
 
@@ -177,11 +178,7 @@ def _npz_bounds(options: dict[str, Any]) -> tuple[float, float] | None:
 
 
 def _parse_bounds(bounds: Any) -> tuple[float, float]:
-    ok = isinstance(bounds, (list, tuple)) and len(bounds) == 2 and all(
-        isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in bounds)
-    if not ok or not float(bounds[0]) < float(bounds[1]):
-        raise DataError(f"bounds must be [low, high] with finite numbers low < high, got {bounds!r}")
-    return float(bounds[0]), float(bounds[1])
+    return bounds_pair(bounds, error=DataError)
 
 
 def _check_pixels(x: Tensor, source: str, bounds: tuple[float, float], fix: str) -> None:

@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .core.validation import bounds_pair, eps_values
 from .errors import ConfigError, RobustBenchError
 from .training import TrainConfig
 
@@ -263,13 +264,7 @@ def parse_eps(source: str, where: str, value: Any) -> tuple[float, ...]:
     values = value if isinstance(value, list) else [value]
     if not values:
         raise ConfigError(f"{source}: {where}: eps must list at least one value")
-    out = []
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-            raise ConfigError(f"{source}: {where}: eps values must be finite numbers >= 0, got {v!r}; "
-                              "write numbers without quotes, e.g. eps = [0.1, 0.3]")
-        out.append(float(v))
-    return tuple(out)
+    return eps_values(values, context=f"{source}: {where}", hint="write numbers without quotes, e.g. eps = [0.1, 0.3]")
 
 
 def resolve_path(base: Path, value: Any) -> Any:
@@ -483,12 +478,8 @@ def parse_normalization(source: str, where: str, table: dict[str, Any]) -> tuple
 
 
 def parse_bounds(source: str, where: str, value: Any) -> tuple[float, float]:
-    ok = isinstance(value, list) and len(value) == 2 and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
-    if not ok or not value[0] < value[1]:
-        raise ConfigError(f"{source}: {where}: bounds must be [low, high] with low < high, e.g. bounds = [0, 255]; "
-                          f"got {value!r}")
-    return float(value[0]), float(value[1])
+    return bounds_pair(value, context=f"{source}: {where}",
+                       hint="e.g. bounds = [0, 255]")
 
 
 def check_eps_range(source: str, where: str, eps: tuple[float, ...], norm: str,

@@ -137,3 +137,9 @@ def stand_in():
         return attack
 
     return provide
+
+
+@pytest.fixture
+def torchattacks():
+    """torchattacks (the dev extra's yardstick), or a skip of only the test that asks for it."""
+    return pytest.importorskip("torchattacks")

@@ -15,7 +15,6 @@ from robustbench_gan.attacks.apgd import dlr_loss, targeted_dlr_loss
 from robustbench_gan.classifier import Classifier
 from yardstick import assert_not_weaker, standing
 
-torchattacks = pytest.importorskip("torchattacks")
 
 N = 100  # evaluated samples: one sample is 1%
 STEPS = 25
@@ -28,7 +27,7 @@ def accuracy(clf: Classifier, x: torch.Tensor, y: torch.Tensor) -> float:
 
 @pytest.mark.parametrize("which", ["natural", "pgd-trained"])
 @pytest.mark.parametrize("eps", [0.1, 0.2])
-def test_apgd_and_apgd_t_at_least_as_strong_as_torchattacks(which, eps, cnn, pgd_trained, digits):
+def test_apgd_and_apgd_t_at_least_as_strong_as_torchattacks(torchattacks, which, eps, cnn, pgd_trained, digits):
     clf = cnn if which == "natural" else pgd_trained
     x, y = digits.x_test[:N], digits.y_test[:N]
     makers = [

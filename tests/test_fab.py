@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Any
 
 import pytest
 import torch
@@ -20,8 +21,6 @@ from robustbench_gan.attacks.fab import project_onto_hyperplane
 from robustbench_gan.classifier import Classifier
 from robustbench_gan.errors import ConfigError
 
-torchattacks = pytest.importorskip("torchattacks")
-from torchattacks.attacks.fab import projection_l2, projection_linf  # noqa: E402
 
 from yardstick import assert_not_weaker, standing  # noqa: E402
 
@@ -34,13 +33,14 @@ def robust(clf: Classifier, x: torch.Tensor, y: torch.Tensor) -> int:
     return int((clf.predict(x).argmax(1) == y).sum())
 
 
-def theirs(clf: Classifier, norm: str, eps: float, targeted: bool = True, steps: int = STEPS) -> "torchattacks.FAB":
+def theirs(clf: Classifier, norm: str, eps: float, targeted: bool = True, steps: int = STEPS) -> Any:
+    import torchattacks
     return torchattacks.FAB(clf, norm="Linf" if norm == "inf" else "L2", eps=eps, steps=steps,
                             n_classes=TARGETS + 1, multi_targeted=targeted, n_restarts=1, seed=0)
 
 
 @pytest.mark.parametrize("norm, p", [("inf", math.inf), ("2", 2.0)])
-def test_projection_matches_torchattacks_and_any_box(norm, p):
+def test_projection_matches_torchattacks_and_any_box(torchattacks, norm, p):
     """The smallest step onto ``w . z = b`` within the box, on random problems (a fifth of w zero): where
     torchattacks' reaches the hyperplane ours does too, and is as short; on [-1, 3] ours equals the [0, 1] answer
     mapped through the affine change of pixel range."""
@@ -49,6 +49,8 @@ def test_projection_matches_torchattacks_and_any_box(norm, p):
     w = torch.randn(400, 30, generator=g, dtype=torch.float64) * (torch.rand(400, 30, generator=g) > 0.2)
     b = (w * torch.rand(400, 30, generator=g, dtype=torch.float64)).sum(1) * (8 * torch.rand(400, generator=g) - 4)
     d = project_onto_hyperplane(t, w, b, (0.0, 1.0), norm)
+    from torchattacks.attacks.fab import projection_l2, projection_linf
+
     ref = (projection_linf if norm == "inf" else projection_l2)(t, w, b)
     assert (t + d).min() >= 0 and (t + d).max() <= 1
     reached = ((w * (t + d)).sum(1) - b).abs() < 1e-9
@@ -64,7 +66,7 @@ def test_projection_matches_torchattacks_and_any_box(norm, p):
 
 @pytest.mark.parametrize("which", ["natural", "pgd-trained"])
 @pytest.mark.parametrize("norm, eps", [("inf", 0.1), ("inf", 0.2), ("2", 0.5), ("2", 1.0)])
-def test_fab_t_at_least_as_strong_as_torchattacks(which, norm, eps, cnn, pgd_trained, digits):
+def test_fab_t_at_least_as_strong_as_torchattacks(torchattacks, which, norm, eps, cnn, pgd_trained, digits):
     clf = cnn if which == "natural" else pgd_trained
     x, y = digits.x_test[:N], digits.y_test[:N]
     ours = FABT(norm=norm, steps=STEPS, targets=TARGETS)(clf, x, Goal(y), eps=eps)
@@ -73,7 +75,7 @@ def test_fab_t_at_least_as_strong_as_torchattacks(which, norm, eps, cnn, pgd_tra
     assert robust(clf, ours, y) < robust(clf, x, y)  # the attack does something here
 
 
-def test_untargeted_fab_at_least_as_strong_as_torchattacks(cnn, digits):
+def test_untargeted_fab_at_least_as_strong_as_torchattacks(torchattacks, cnn, digits):
     """Untargeted FAB: the nearest linearised boundary over all classes (the full Jacobian every step)."""
     x, y = digits.x_test[:N], digits.y_test[:N]
     for norm, eps in (("inf", 0.1), ("2", 0.5)):
@@ -86,7 +88,7 @@ def test_untargeted_fab_at_least_as_strong_as_torchattacks(cnn, digits):
 
 @pytest.mark.parametrize("targeted", [True, False])
 @pytest.mark.parametrize("norm, p", [("inf", math.inf), ("2", 2.0)])
-def test_minimum_norm_points_as_small_as_torchattacks(norm, p, targeted, pgd_trained, digits):
+def test_minimum_norm_points_as_small_as_torchattacks(torchattacks, norm, p, targeted, pgd_trained, digits):
     """eps = inf: no budget, no early stop: FAB's minimum-norm points. Ours finds at least as many as torchattacks
     (but one) and, on the samples both find, their median norm is within 2% of torchattacks' (and the norms
     agree sample by sample: the same algorithm)."""

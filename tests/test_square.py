@@ -22,7 +22,6 @@ from robustbench_gan.attacks.square import bump, l2_start, l2_window_update, met
 from robustbench_gan.classifier import Classifier
 from robustbench_gan.errors import ConfigError
 
-torchattacks = pytest.importorskip("torchattacks")
 
 from yardstick import assert_not_weaker, standing, strength_margin  # noqa: E402
 
@@ -45,7 +44,7 @@ def accuracy(clf: Classifier, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 @pytest.mark.slow
-def test_square_at_least_as_strong_as_torchattacks_and_counts_its_queries(cnn, digits):
+def test_square_at_least_as_strong_as_torchattacks_and_counts_its_queries(torchattacks, cnn, digits):
     """Square (Andriushchenko et al. 2020), Linf, margin loss: ours samples a window per image (the paper's
     Algorithm 1; torchattacks one per batch), so it is at least as strong at the same query budget."""
     x, y = digits.x_test[:N], digits.y_test[:N]
@@ -110,7 +109,7 @@ def test_rescale_and_eot_samples_are_hyperparameters():
     (300, 0.1, range(3)),
     pytest.param(300, 0.2, range(3), marks=pytest.mark.slow),
     pytest.param(600, 0.1, range(2), marks=pytest.mark.slow)], ids=["300-eps0.1", "300-eps0.2", "600-eps0.1"])
-def test_square_without_rescaling_at_least_as_strong_as_torchattacks_on_autoattacks_schedule(
+def test_square_without_rescaling_at_least_as_strong_as_torchattacks_on_autoattacks_schedule(torchattacks, 
         queries, eps, seeds, cnn, digits):
     """``rescale=False`` against torchattacks' copy of their Square with ``resc_schedule=False`` (AutoAttack's
     schedule), Linf, margin loss, same budget: ours draws a window per image and flips a window that already has
@@ -197,7 +196,7 @@ def test_square_needs_no_gradient(cnn, digits):
 
 
 @pytest.mark.slow
-def test_square_l2_at_least_as_strong_as_torchattacks(cnn, digits):
+def test_square_l2_at_least_as_strong_as_torchattacks(torchattacks, cnn, digits):
     """L2 (sec. 3.2), margin loss, 100 queries; measured: eps 0.5 ours 237, torchattacks 240 (seeds 0-2); eps 1.0
     ours 84, torchattacks 110."""
     x, y = digits.x_test[:N], digits.y_test[:N]
@@ -217,7 +216,7 @@ def test_square_l2_at_least_as_strong_as_torchattacks(cnn, digits):
         assert_not_weaker(torch.cat(ours_left), torch.cat(theirs_left), f"square L2 eps {eps}")
 
 
-def test_the_l2_patterns_are_theirs():
+def test_the_l2_patterns_are_theirs(torchattacks):
     """``bump`` and ``meta_bump`` against torchattacks' copies of the authors' ``pseudo_gaussian_pert_rectangles``
     and ``meta_pseudo_gaussian_pert`` (which transposes at random)."""
     theirs = torchattacks.Square(nn.Identity(), norm="L2")

@@ -44,3 +44,28 @@ def check_bool(name: str, value: Any) -> None:
     """Raise ConfigError unless ``value`` is true or false (a string such as "no" would silently count as true)."""
     if not isinstance(value, bool):
         raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+def eps_values(values: Iterable[Any], *, context: str = "", hint: str = "",
+               error: type[Exception] = ConfigError) -> tuple[float, ...]:
+    """Attack budgets as floats: each a finite number >= 0 (never a bool or a string); the one eps parser of suite
+    files and ``benchmark()``. ``context`` prefixes the error ("suite.toml: [[attacks]] 'pgd'"), ``hint`` ends it."""
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise error(f"{context + ': ' if context else ''}eps values must be finite numbers >= 0, got {v!r}"
+                        f"{'; ' + hint if hint else ''}")
+        out.append(float(v))
+    return tuple(out)
+
+
+def bounds_pair(value: Any, *, context: str = "", hint: str = "",
+                error: type[Exception] = ConfigError) -> tuple[float, float]:
+    """Pixel bounds ``[low, high]``: two finite numbers with low < high (a list or tuple); the one bounds parser of
+    suite files and data loaders."""
+    ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    if not ok or not float(value[0]) < float(value[1]):
+        raise error(f"{context + ': ' if context else ''}bounds must be [low, high] with finite numbers low < high"
+                    f"{', ' + hint if hint else ''}; got {value!r}")
+    return float(value[0]), float(value[1])
