@@ -214,7 +214,7 @@ def test_corrupted_cell_cache_is_detected_and_recomputed(tmp_path, monkeypatch, 
 
     calls: list[str] = []
     real_run = cells_module.run_cell
-    import robustbench_gan.run.executors as executors
+    import robustbench_gan.run.jobs as executors
 
     monkeypatch.setattr(executors, "run_cell", lambda *a, **k: calls.append("cell") or real_run(*a, **k))
     with caplog.at_level(logging.WARNING, logger="robustbench_gan"):
@@ -237,25 +237,37 @@ def test_no_cache_flag_neither_reads_nor_writes_the_cache(tmp_path, capsys):
     assert not (out / "cache").exists()
 
 
-def test_an_executor_written_for_cells_only_still_runs(tmp_path):
-    """A user's executor with the cells-only ``run(tasks, data, *, total, desc)`` (no ``classifiers``/``pairs``:
-    it never trains anything itself) still runs a suite, with the same results as the local executor."""
+def test_a_users_executor_runs_the_job_graph_in_any_dependency_order(tmp_path):
+    """An executor written against the protocol alone (``run(graph, env, *, desc)``) that runs the jobs in a
+    shuffled order that only respects their dependencies: the same results as the local executor, and every
+    classifier fit comes before the cells that use it."""
+    import random
+
     from robustbench_gan.run import run_suite
-    from robustbench_gan.run.cells import run_cell
 
-    class CellsOnly:
+    class Shuffled:
         def __init__(self) -> None:
-            self.cells = 0
+            self.order: list[str] = []
 
-        def run(self, tasks, data, *, total, desc):
-            for index, cell, classifiers in tasks:
-                self.cells += 1
-                yield index, run_cell(cell, classifiers, data)
+        def run(self, graph, env, *, desc):
+            outputs, todo, rng = dict(graph.done), graph.pending(), random.Random(3)
+            while todo:
+                ready = [job for job in todo if all(dep in outputs for dep in job.deps)]
+                job = rng.choice(ready)
+                todo.remove(job)
+                outputs[job.id] = job.run({dep: outputs[dep] for dep in job.deps}, env)
+                self.order.append(job.id)
+                yield job.id, outputs[job.id]
 
     suite = tmp_path / "tiny.toml"
     suite.write_text(TINY_SUITE)
-    executor = CellsOnly()
+    executor = Shuffled()
     theirs = run_suite(suite, out=tmp_path / "a", device="cpu", progress=False, executor=executor)
     ours = run_suite(suite, out=tmp_path / "b", device="cpu", progress=False)
     cols = [c for c in ours.table.columns if c != "seconds"]
-    assert executor.cells > 0 and theirs.table[cols].equals(ours.table[cols])
+    assert theirs.table[cols].equals(ours.table[cols])
+    kinds = [job_id.split(":")[0] for job_id in executor.order]
+    assert kinds.count("classifier") == 2  # each classifier trained once, by a job of the graph
+    assert kinds.count("cell") == len(plan_cells(load_suite(suite)))
+    cells = [k for k in executor.order if k.startswith("cell:")]
+    assert cells != sorted(cells, key=lambda k: int(k.split(":")[1]))  # not the plan's order: shuffled

@@ -104,7 +104,7 @@ def test_rerun_uses_cache_and_is_deterministic(small_suite, tmp_path, monkeypatc
     out1, out2 = tmp_path / "a", tmp_path / "b"
     r1 = run_suite(small_suite, out=out1, progress=False)
     calls = []
-    import robustbench_gan.run.executors as executors
+    import robustbench_gan.run.jobs as executors
 
     monkeypatch.setattr(executors, "run_cell", lambda *a, **k: calls.append(1))
     r_cached = run_suite(small_suite, out=out1, progress=False)  # everything from the cache

@@ -3,8 +3,7 @@ that an executor can run it in another process or on another machine."""
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Mapping
 
 import torch
 from torch import Tensor, nn
@@ -12,26 +11,9 @@ from torch import Tensor, nn
 from ..evaluation import craft, evaluate_attack, evaluate_transfer
 from ..classifier import Classifier
 from ..purified import PurifiedClassifier
-from .plan import Cell, ClassifierId
+from .plan import Cell, ClassifierId, EvalData
 from .records import CellOutput, component_records, gallery_entry, make_record, sample_blocks
 from .tuning import batch_size_for, compiled, precision_for
-
-
-@dataclass
-class EvalData:
-    """The evaluated samples (pixel space, on the run's device), their class names, and ``prepared``: per attack
-    name, the artefacts of its :meth:`~robustbench_gan.attacks.Attack.prerequisites` (a generator and inverter,
-    built once per run by the driver from the training data), handed to the attack in each of its cells."""
-
-    x: Tensor
-    y: Tensor
-    class_names: tuple[str, ...]
-    prepared: dict[str, list[Any]] = field(default_factory=dict)
-
-    def to(self, device: str | torch.device) -> "EvalData":
-        prepared = {name: [a.to(device) if isinstance(a, nn.Module) else a for a in artefacts]
-                    for name, artefacts in self.prepared.items()}
-        return EvalData(self.x.to(device), self.y.to(device), self.class_names, prepared)
 
 
 class MeanLogits(nn.Module):

@@ -1,42 +1,34 @@
-"""Executors run cells. Each task is ``(cell, classifiers, data)``, all picklable; the executor yields
-``(index, CellOutput)`` as cells finish, and the driver alone writes caches and results."""
+"""Executors run a run's job graph (:class:`~robustbench_gan.run.plan.JobGraph`): the local one here, in this
+process, as a topological loop; Ray's as tasks on a cluster (registered lazily: its module is the only one that
+imports Ray). Every executor runs the same jobs the same way; the driver alone writes caches and results."""
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Protocol
+from typing import Any, Iterator
 
 from ..core.progress import progress_bar
 from ..errors import ConfigError
 from ..registry import Registry
-from .cells import EvalData, run_cell
-from .classifiers import Classifiers
-from .plan import Pair, Task
-from .records import CellOutput
-
-
-class Executor(Protocol):
-    """Runs tasks and yields ``(index, CellOutput)`` as they finish. An executor may set ``threads``: torch's CPU
-    threads its cells run with (the run's numerics, part of the cache keys, must match them)."""
-
-    def run(self, tasks: Iterable[Task], data: EvalData, *, total: int, desc: str,
-            classifiers: Classifiers | None = None, pairs: list[Pair] = ()) -> Iterator[tuple[int, CellOutput]]:
-        """``classifiers`` and ``pairs``: the run's classifiers and those its cells need, in order, for an
-        executor that trains them elsewhere (the cells' classifiers are obtained from ``classifiers`` either way)."""
-        ...
+from .plan import Executor, JobEnv, JobGraph
 
 
 class LocalExecutor:
-    """Runs cells one after the other in this process (the default), training each classifier here when its first
-    cell needs it."""
+    """Runs the jobs one after the other in this process, in the graph's order (the default): a classifier is
+    trained just before the first cell that needs it, so a run that is stopped keeps everything finished so far."""
 
     def __init__(self, *, progress: bool = True) -> None:
         self.progress = progress
 
-    def run(self, tasks: Iterable[Task], data: EvalData, *, total: int, desc: str,
-            classifiers: Classifiers | None = None, pairs: list[Pair] = ()) -> Iterator[tuple[int, CellOutput]]:
+    def run(self, graph: JobGraph, env: JobEnv, *, desc: str) -> Iterator[tuple[str, Any]]:
+        outputs = dict(graph.done)
+        needed = graph.needed()
+        pending = graph.pending()
         # the suite's bar; without a terminal the run logs a line per finished cell instead (run.pipeline)
-        for index, cell, classifiers in progress_bar(tasks, total=total, desc=desc, enabled=self.progress,
-                                                     leave=True, log_lines=False):
-            yield index, run_cell(cell, classifiers, data, progress=self.progress)
+        for job in progress_bar(pending, total=len(pending), desc=desc, enabled=self.progress, leave=True,
+                                log_lines=False):
+            output = job.run({dep: outputs[dep] for dep in job.deps}, env)
+            if job.id in needed:
+                outputs[job.id] = output
+            yield job.id, output
 
 
 EXECUTORS: Registry[Any] = Registry("executor")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import inspect
 import logging
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 from ..checks import warn_flags
 from ..classifier import Classifier
@@ -21,8 +22,9 @@ from ..suite import SuiteConfig, load_suite, validate_suite
 from .cache import CellCache, cell_key
 from .cells import EvalData
 from .classifiers import REFERENCE, Classifiers, classifier_key
-from .executors import Executor, LocalExecutor, make_executor
-from .plan import NO_DEFENSE, Cell, ClassifierId, Task, classifier_pairs, plan_cells, source_name
+from .executors import LocalExecutor, make_executor
+from .jobs import AttackNeeds, CellJob
+from .plan import NO_DEFENSE, Cell, ClassifierId, Executor, JobGraph, Pair, classifier_pairs, plan_cells, source_name
 from .records import CellOutput, aggregate
 
 log = logging.getLogger(__name__)
@@ -226,45 +228,45 @@ def _run_pipeline(
                  "" if len(outputs) < len(cells) else " (nothing to compute)")
     _say_other_numerics(cache, [same_cells[i] for i in range(len(cells)) if i not in outputs], classifiers.numerics)
 
-    pending = {cells[i].attack.name for i in range(len(cells)) if i not in outputs}
-    for cfg in suite.attacks:  # what attacks need besides classifiers (a generator and inverter): built once here
-        needs = cfg.build().prerequisites(data, seed=suite.seed, numerics=classifiers.numerics) \
-            if cfg.name in pending else []
-        if needs:
-            eval_data.prepared[cfg.name] = [classifiers.fit_context.obtain(n, device=dev, progress=progress)
-                                            for n in needs]
-
-    def tasks() -> Iterator[Task]:
-        """Cells not in the cache, each with its classifiers (trained on first need, so a run that is stopped
-        keeps every classifier and cell finished so far). Every classifier is obtained, even where all its cells
-        are cached, for its sanity checks and report sections."""
-        for i, cell in enumerate(cells):
-            for m, d in (*(cell.source or ()), *cell.targets):
-                classifiers.obtain(m, d)
-            if i not in outputs:
-                yield i, cell, classifiers.mapping(cell.classifier_ids())
-
-    pairs = [pair for cell in cells for pair in (*(cell.source or ()), *cell.targets)]
-    if any(DEFENSES.get(d.kind).report_uses_reference for _, d in pairs):
-        pairs.append((REFERENCE, NO_DEFENSE))
-    if executor is not None and not isinstance(executor, LocalExecutor) and len(outputs) == len(cells) \
-            and not classifiers.to_train(pairs):
+    graph = JobGraph()
+    pairs: list[Pair] = []
+    for i, cell in enumerate(cells):  # a classifier's jobs just before its first cell: the local order
+        cell_pairs = (*(cell.source or ()), *cell.targets)
+        ids = {}
+        for m, d in cell_pairs:
+            ids[(m.name, d.name)] = classifiers.plan(m, d, graph)
+            pairs.append((m, d))
+            if DEFENSES.get(d.kind).report_uses_reference:  # its report section is measured with the reference
+                classifiers.plan(REFERENCE, NO_DEFENSE, graph)
+                pairs.append((REFERENCE, NO_DEFENSE))
+        if i in outputs:
+            continue
+        prepared = classifiers.plan_attack(AttackNeeds(cell.attack, suite.seed, classifiers.numerics), graph)
+        graph.add(CellJob(i, cell, tuple(ids.items()), prepared))
+    pairs = list({(m.name, d.name): (m, d) for m, d in pairs}.values())
+    todo = graph.pending()
+    if todo:
+        log.info("%d job(s) to run: %s", len(todo), ", ".join(f"{n} {what}(s)" for what, n in
+                                                            Counter(job.what for job in todo).items()))
+    elif executor is not None and not isinstance(executor, LocalExecutor):
         log.info("every cell and classifier is cached: the %s executor is not started", type(executor).__name__)
-        executor = None
-    run = (executor or LocalExecutor(progress=progress)).run
-    # an executor that trains elsewhere takes the classifiers; one written for cells only still works
-    training = {"classifiers": classifiers, "pairs": pairs} if "classifiers" in inspect.signature(run).parameters \
-        else {}
     done = 0
-    meter = CellMeter(len(cells) - len(outputs), len(eval_data.y))
+    meter = CellMeter(sum(isinstance(job, CellJob) for job in todo), len(eval_data.y))
     try:
-        for i, out in run(tasks(), eval_data, total=len(cells), desc=f"suite {suite.name}", **training):
-            outputs[i] = out
-            cache.save(keys[i], out, same_cell=same_cells[i], numerics=classifiers.numerics)
-            done += 1
-            meter.finished(cells[i], out)
+        if todo:
+            runner = executor or LocalExecutor(progress=progress)
+            for job_id, out in runner.run(graph, classifiers.env(eval_data), desc=f"suite {suite.name}"):
+                job = graph.jobs[job_id]
+                if not isinstance(job, CellJob):
+                    classifiers.accept(job, out)
+                    continue
+                outputs[job.index] = out
+                cache.save(keys[job.index], out, same_cell=same_cells[job.index], numerics=classifiers.numerics)
+                done += 1
+                meter.finished(job.cell, out)
     except KeyboardInterrupt:
         raise RunInterrupted(interrupted_summary(done, len(outputs), len(cells), classifiers, cache_dir)) from None
+    classifiers.finish(pairs)
     combined = CellOutput([])
     for i in range(len(cells)):
         combined.extend(outputs[i])

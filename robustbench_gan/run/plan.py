@@ -1,25 +1,30 @@
-"""The plan of a run: which classifiers it needs and which cells (attack x classifier(s) x eps list) it evaluates.
+"""The plan of a run: the cells it evaluates (attack x classifier(s) x eps list) and the job graph that holds every
+job the run needs (prerequisites such as a shared GAN or a distillation teacher, classifier fits, cells) with
+their dependencies, and the executor protocol that runs such a graph.
 
 A :class:`Cell` is a plain, picklable description of work: it names its classifiers by ``(model, defense)`` and
-carries the settings its result depends on, so an executor can ship it to another process or machine.
+carries the settings its result depends on, so an executor can ship it to another process or machine. A
+:class:`Job` is the same for any unit of work: picklable, a pure function of its dependencies' outputs and the
+run's :class:`JobEnv`, and run the same way by every executor.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Protocol
+
+import torch
+from torch import Tensor, nn
 
 from ..suite import AttackConfig, DefenseConfig, ModelConfig, SuiteConfig
 
 if TYPE_CHECKING:
-    from ..classifier import Classifier
+    from ..data import Data
 
 NO_DEFENSE = DefenseConfig("none", "none", {})
 
 ClassifierId = tuple[str, str]
 """``(model name, defense name)``: how cells name classifiers."""
 Pair = tuple[ModelConfig, DefenseConfig]
-Task = tuple[int, "Cell", Mapping[ClassifierId, "Classifier"]]
-"""What an executor runs: a cell's index in the plan, the cell, and the classifiers it names."""
 
 
 @dataclass(frozen=True)
@@ -110,3 +115,93 @@ def plan_cells(suite: SuiteConfig, dataset: str = "") -> list[Cell]:
         if targets:
             cells += [Cell(a, targets, settings, source=src) for a in transfer_attacks]
     return cells
+
+
+@dataclass
+class EvalData:
+    """The evaluated samples (pixel space, on the run's device), their class names, and ``prepared``: per attack
+    name, the artefacts of its :meth:`~robustbench_gan.attacks.Attack.prerequisites` (a generator and inverter,
+    built once per run by the driver from the training data), handed to the attack in each of its cells."""
+
+    x: Tensor
+    y: Tensor
+    class_names: tuple[str, ...]
+    prepared: dict[str, list[Any]] = field(default_factory=dict)
+
+    def to(self, device: str | torch.device) -> "EvalData":
+        prepared = {name: [a.to(device) if isinstance(a, nn.Module) else a for a in artefacts]
+                    for name, artefacts in self.prepared.items()}
+        return EvalData(self.x.to(device), self.y.to(device), self.class_names, prepared)
+
+
+@dataclass
+class JobEnv:
+    """What every job of a run may read besides its dependencies' outputs: the training data (fits and
+    prerequisites), the evaluated samples (cells), the device and whether to show progress bars. An executor
+    ships it to its workers once."""
+
+    data: "Data"
+    eval: EvalData
+    device: str = "cpu"
+    progress: bool = False
+
+
+class Job(Protocol):
+    """One unit of work of a run. ``id`` is unique in its graph; ``deps`` are the ids whose outputs :meth:`run`
+    receives (``inputs[dep]``); ``what`` says what it makes ("classifier", "GAN generator", "cell", ...) and
+    ``key`` its cache key (or its place in the plan); ``search_path``: folders a worker must put on ``sys.path``
+    before unpickling the inputs (user model modules)."""
+
+    id: str
+    deps: tuple[str, ...]
+    what: str
+    key: str
+    search_path: tuple[str, ...]
+
+    def run(self, inputs: Mapping[str, Any], env: JobEnv) -> Any:
+        """The job's output: a pure function of ``inputs`` and ``env`` (picklable)."""
+        ...
+
+
+@dataclass
+class JobGraph:
+    """Every job of a run, in a topological order (a job is added after all its dependencies), and ``done``: the
+    outputs known before anything runs (cached classifiers and prerequisites, a prebuilt model), by job id."""
+
+    jobs: dict[str, Job] = field(default_factory=dict)
+    done: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, job: Job) -> None:
+        """Add ``job`` (once; a second add of the same id is ignored). Its dependencies must be in the graph."""
+        if job.id in self.jobs or job.id in self.done:
+            return
+        missing = [d for d in job.deps if d not in self.jobs and d not in self.done]
+        if missing:
+            raise ValueError(f"job {job.id!r} depends on {missing}, which the graph does not hold yet")
+        self.jobs[job.id] = job
+
+    def resolve(self, job_id: str, output: Any) -> None:
+        """Record an output known before the run (a cache hit): no executor runs that job."""
+        self.done[job_id] = output
+
+    def pending(self) -> list[Job]:
+        """The jobs an executor must run, in topological order."""
+        return [job for job in self.jobs.values() if job.id not in self.done]
+
+    def needed(self) -> set[str]:
+        """Ids whose output some pending job takes as input (an executor keeps only those)."""
+        return {d for job in self.pending() for d in job.deps}
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+
+class Executor(Protocol):
+    """Runs a :class:`JobGraph`: every pending job, each once and after its dependencies, yielding ``(job id,
+    output)`` as each finishes; the driver alone writes caches and results. A user error
+    (:class:`~robustbench_gan.errors.RobustBenchError`) in a job is raised after the jobs already running have
+    been yielded. An executor may set ``threads``: torch's CPU threads its jobs run with (the run's numerics, part
+    of the cache keys, must match them)."""
+
+    def run(self, graph: JobGraph, env: JobEnv, *, desc: str) -> Iterator[tuple[str, Any]]:
+        ...
