@@ -45,8 +45,8 @@ def _side_by_side(a: pd.DataFrame, b: pd.DataFrame, key: list[str], value: str, 
 def compare_runs(a: Results, b: Results) -> dict[str, pd.DataFrame]:
     """``{"leaderboard": ..., "records": ...}``: A and B values, ``delta`` (B - A), ``significant``, ``in``."""
     board = _side_by_side(
-        _frame(a.extra.get("leaderboard") or [], BOARD_KEY, "worst_case_accuracy", "worst_case_low", "worst_case_high"),
-        _frame(b.extra.get("leaderboard") or [], BOARD_KEY, "worst_case_accuracy", "worst_case_low", "worst_case_high"),
+        _frame(a.leaderboard or [], BOARD_KEY, "worst_case_accuracy", "worst_case_low", "worst_case_high"),
+        _frame(b.leaderboard or [], BOARD_KEY, "worst_case_accuracy", "worst_case_low", "worst_case_high"),
         BOARD_KEY, "worst_case_accuracy", "worst_case_low", "worst_case_high")
     records = _side_by_side(
         _frame(a.records, RECORD_KEY, "robust_accuracy", "robust_accuracy_low", "robust_accuracy_high"),

@@ -44,7 +44,7 @@ def _model_arch(results: Results, model: str) -> str:
 def robustbench_entries(results: Results, eps: float | None = None) -> list[dict[str, Any]]:
     """One RobustBench-style card per (model, defense, threat model) at ``eps`` (default: the largest ε of that
     threat model in the run). Raises ConfigError when the run has no leaderboard or no row at ``eps``."""
-    board = results.extra.get("leaderboard") or []
+    board = results.leaderboard or []
     if not board:
         raise ConfigError("this run has no leaderboard (per-sample results); re-run it with this version to export")
     dataset = str(results.manifest.get("data", {}).get("name") or (results.records[0].get("dataset")

@@ -77,7 +77,16 @@ class Results:
     flags: list[dict[str, Any]] = field(default_factory=list)
     gan: list[dict[str, Any]] = field(default_factory=list)
     gallery: list[dict[str, Any]] = field(default_factory=list)
+    leaderboard: list[dict[str, Any]] = field(default_factory=list)
+    """The worst case over every attack per (classifier, eps), from the per-sample table
+    (:func:`robustbench_gan.leaderboard.worst_case`)."""
+    substitute: list[dict[str, Any]] = field(default_factory=list)
+    """The black-box substitute attack's rounds (oracle queries, substitute accuracy) per classifier."""
+    gan_details: list[dict[str, Any]] = field(default_factory=list)
+    """Each generator's report (grid, losses, corner cases), merged over the defenses sharing it; its metrics
+    are :attr:`gan`."""
     extra: dict[str, Any] = field(default_factory=dict)
+    """Keys of a loaded results.json this version does not know (kept, so writing it again loses nothing)."""
     sections: dict[str, list[Any]] = field(default_factory=dict)
     """Report sections the defenses handed back, by section id (each a list of JSON-able payloads, one per
     classifier that gave it); the GAN's go to :attr:`gan` instead. See :mod:`robustbench_gan.reports.sections`."""
@@ -105,8 +114,11 @@ class Results:
             "gan": self.gan,
             "gallery": self.gallery,
             **({"sections": self.sections} if self.sections else {}),
+            "leaderboard": self.leaderboard,
+            **({"substitute": self.substitute} if self.substitute else {}),
+            **({"gan_details": self.gan_details} if self.gan_details else {}),
         }
-        out.update(self.extra)
+        out.update({k: v for k, v in self.extra.items() if k not in out})
         return out
 
     def write(self, out: str | Path, *, page: str | None = None) -> Path:
@@ -143,7 +155,8 @@ class Results:
             raise RobustBenchError(f"{str(path)!r} is not valid JSON (line {exc.lineno}): {exc.msg}") from None
         if not isinstance(doc, dict) or "records" not in doc:
             raise RobustBenchError(f"{str(path)!r} has no 'records'; is it a robustbench-gan results.json?")
-        known = {"manifest", "records", "flags", "gan", "gallery", "sections"}
+        known = {"manifest", "records", "flags", "gan", "gallery", "sections", "leaderboard", "substitute",
+                 "gan_details"}
         samples_path = path.parent / SAMPLES_FILE
         samples = None
         if samples_path.is_file():
@@ -160,6 +173,9 @@ class Results:
             gan=list(doc.get("gan", [])),
             gallery=list(doc.get("gallery", [])),
             sections={str(k): list(v) for k, v in dict(doc.get("sections") or {}).items()},
+            leaderboard=list(doc.get("leaderboard") or []),
+            substitute=list(doc.get("substitute") or []),
+            gan_details=list(doc.get("gan_details") or []),
             extra={k: v for k, v in doc.items() if k not in known},
             samples=samples,
         )

@@ -82,7 +82,7 @@ def test_suite_rows_per_component_and_the_cascade_as_worst_case(cnn, digits):
         assert (ce["attack_role"], sq["attack_role"], cascade["attack_role"]) == ("iterative", "black-box",
                                                                                    "ensemble")
         assert sq["threat"] == "black-box" and sq["queries"] > 0
-    board = {b["eps"]: b for b in res.extra["leaderboard"]}
+    board = {b["eps"]: b for b in res.leaderboard}
     assert board[0.2]["worst_case_accuracy"] == rows[("autoattack", 0.2)]["robust_accuracy"]
     assert res.manifest["standard_autoattack"] == []  # a custom, reduced cascade is not "AutoAttack"
 
@@ -139,12 +139,12 @@ def test_export_card_says_autoattack_only_for_the_standard_version():
                 "robust_accuracy": 0.5},
                {"model": "m", "defense": "none", "attack": "aa/square", "norm": "inf", "eps": 0.3, "source": "",
                 "robust_accuracy": 0.5}]
-    ran = Results(manifest={"suite": "s", "standard_autoattack": ["aa"]}, extra={"leaderboard": board})
+    ran = Results(manifest={"suite": "s", "standard_autoattack": ["aa"]}, leaderboard=board)
     ran.extend(records)
     (card,) = robustbench_entries(ran)
     assert card["autoattack_acc"] == "50.00" and card["worst_case_acc"] == "40.00"
     assert card["footnote"].startswith("AutoAttack (standard") and "not AutoAttack" not in card["footnote"]
-    other = Results(manifest={"suite": "s", "standard_autoattack": []}, extra={"leaderboard": board})
+    other = Results(manifest={"suite": "s", "standard_autoattack": []}, leaderboard=board)
     other.extend(records)
     (card,) = robustbench_entries(other)
     assert card["autoattack_acc"] == "40.00" and "not AutoAttack" in card["footnote"]

@@ -387,7 +387,7 @@ def test_a_randomized_model_has_one_clean_accuracy_per_run_and_its_rand_autoatta
     from robustbench_gan.results import Results
 
     ran = Results(manifest={"suite": "s", "standard_autoattack": [], "autoattack_versions": {"aa": "rand"}},
-                  extra={"leaderboard": board})
+                  leaderboard=board)
     ran.extend(records)
     (card,) = robustbench_entries(ran)
     assert card["autoattack_acc"] == "35.00" and "rand version" in card["footnote"]

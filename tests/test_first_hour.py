@@ -212,7 +212,7 @@ def test_export_card_lists_each_flag_once_and_counts_attacks_in_words():
               "worst_case_accuracy": 0.5, "worst_case_low": 0.2, "worst_case_high": 0.8, "attacks": 1,
               "strongest_attack": "pgd", "strongest_attack_accuracy": 0.5}]
     flags = [{"check": "accuracy-rises-with-eps", "model": "m", "defense": "none", "attack": a} for a in ("a", "b")]
-    (card,) = robustbench_entries(Results(manifest={"suite": "s"}, flags=flags, extra={"leaderboard": board}))
+    (card,) = robustbench_entries(Results(manifest={"suite": "s"}, flags=flags, leaderboard=board))
     assert card["sanity_flags"] == ["accuracy-rises-with-eps"]
     assert "over 1 attack of" in card["footnote"]
 

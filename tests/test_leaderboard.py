@@ -69,7 +69,7 @@ def test_outcome_without_per_sample_data_is_skipped():
 def test_default_run_worst_case_and_samples(default_run):
     """Worst case <= every single attack's accuracy in every cell; samples.csv.gz matches the records."""
     results = Results.load(default_run)
-    board = pd.DataFrame(results.extra["leaderboard"])
+    board = pd.DataFrame(results.leaderboard)
     table = results.table
     attacks = table[table["attack_kind"] != "noise"]
     merged = attacks.merge(board, on=["model", "defense", "norm", "eps"], validate="many_to_one")
@@ -97,7 +97,7 @@ def test_export_cards(default_run, tmp_path):
     card = json.loads((tmp_path / "digits" / "Linf" / "cnn_pgd-at.json").read_text())
     assert set(card) >= {"link", "name", "authors", "additional_data", "number_forward_passes", "dataset", "venue",
                          "architecture", "eps", "clean_acc", "reported", "autoattack_acc"}
-    board = {(b["model"], b["defense"], b["eps"]): b for b in Results.load(default_run).extra["leaderboard"]}
+    board = {(b["model"], b["defense"], b["eps"]): b for b in Results.load(default_run).leaderboard}
     expected = board[("cnn", "pgd-at", 0.2)]
     assert card["eps"] == "0.2" and card["architecture"] == "cnn" and card["threat_model"] == "Linf"
     assert card["clean_acc"] == f"{100 * expected['clean_accuracy']:.2f}"
@@ -187,7 +187,7 @@ def test_benchmark_api_has_leaderboard_samples_and_flags(cnn, digits, tmp_path):
 
     x, y = digits.x_test[:120], digits.y_test[:120]
     res = benchmark(cnn, (x, y), attacks=("fgsm", "pgd"), eps=(0.1, 0.2), out=tmp_path, progress=False)
-    board = {b["eps"]: b for b in res.extra["leaderboard"]}
+    board = {b["eps"]: b for b in res.leaderboard}
     assert set(board) == {0.1, 0.2}
     for rec in res.records:
         assert board[rec["eps"]]["worst_case_accuracy"] <= rec["robust_accuracy"] + 1e-12

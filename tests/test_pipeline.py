@@ -213,7 +213,7 @@ def test_benchmark_and_a_one_model_suite_give_the_same_records(digits, tmp_path,
     drop = ["seconds", "suite", "dataset"]
     pd.testing.assert_frame_equal(from_suite.table.drop(columns=drop), from_api.table.drop(columns=drop))
     assert [f["check"] for f in from_suite.flags] == [f["check"] for f in from_api.flags]
-    assert from_suite.extra["leaderboard"] == from_api.extra["leaderboard"]
+    assert from_suite.leaderboard == from_api.leaderboard
     pd.testing.assert_frame_equal(from_suite.samples, from_api.samples)
 
 

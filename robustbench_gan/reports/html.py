@@ -512,7 +512,7 @@ def build_context(results: "Results", *, progress: bool = False) -> dict[str, An
     suite = fmt_text(manifest.get("suite")) if not is_missing(manifest.get("suite")) else (
         ", ".join(suites) if suites else "robustbench-gan")
     datasets = _unique(r.get("dataset") for r in rows)
-    board = list(results.extra.get("leaderboard", []))
+    board = list(results.leaderboard)
     gallery = [g for g in results.gallery or [] if not is_natural(g)]
     figures: dict[str, Any] = {  # the plotted sections, each made once, in this order, under one progress bar
         "curves": lambda: [{"title": t, "uri": u} for t, u in _guarded(
@@ -520,12 +520,12 @@ def build_context(results: "Results", *, progress: bool = False) -> dict[str, An
         "transfer": lambda: [{"title": t, "uri": u} for t, u in _guarded(
             "transfer heatmaps", lambda: plots.transfer_matrices(table), [])],
         "substitute_plot": lambda: _guarded(
-            "substitute plot", lambda: plots.substitute_progress(list(results.extra.get("substitute", []))), None),
+            "substitute plot", lambda: plots.substitute_progress(list(results.substitute)), None),
         "blackbox_plot": lambda: _guarded("black-box plot", lambda: plots.blackbox_queries(table), None),
         "distances": lambda: [{"title": t, "uri": u} for t, u in _guarded(
             "distance curves", lambda: plots.distance_curves(results.samples), [])],
         "gan": lambda: build_gan(list(results.gan)) if results.gan else None,
-        "gan_details": lambda: build_gan_details(list(results.extra.get("gan_details", []))),
+        "gan_details": lambda: build_gan_details(list(results.gan_details)),
         "natural": lambda: build_natural(rows, list(results.gallery or [])),
         "gallery": lambda: build_gallery(gallery, tick=bar.update),
     }

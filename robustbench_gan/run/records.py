@@ -140,13 +140,12 @@ def aggregate(
     results.extend(output.records)
     results.gallery.extend(output.gallery)
     results.samples = samples_table(output.samples, labels, sample_ids)
-    results.extra["leaderboard"] = worst_case(results.samples, len(labels))
-    if output.substitute:
-        results.extra["substitute"] = output.substitute
+    results.leaderboard = worst_case(results.samples, len(labels))
+    results.substitute = list(output.substitute)
     gans = [s["gan"] for s in sections if "gan" in s]
     if gans:
         results.gan = [g["metrics"] for g in gans]
-        results.extra["gan_details"] = merge_gan_details(gans)
+        results.gan_details = merge_gan_details(gans)
     for section in sections:  # every other section by its id: the report renders each under its own heading
         for key, payload in section.items():
             if key != "gan":
