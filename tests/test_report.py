@@ -76,6 +76,15 @@ def test_sections_present(html: str) -> None:
     assert html.lstrip().startswith("<!DOCTYPE html>")
 
 
+def test_the_nav_links_every_section_shown_and_only_those(html: str) -> None:
+    """The nav is generated from the sections (reports/sections.py): one link per section on the page, in page
+    order, none to a section left out."""
+    nav = re.search(r"<nav>(.*?)</nav>", html, re.S).group(1)
+    links = re.findall(r'href="#([^"]+)"', nav)
+    shown = [sid for sid in re.findall(r'<section id="([^"]+)"', html)]
+    assert links == shown and "gan" not in links and {"summary", "flags", "manifest"} <= set(links)
+
+
 def test_images_inline_and_counted(html: str) -> None:
     # One accuracy-vs-eps plot per model (single norm) + one image per gallery entry.
     assert len(IMG_RE.findall(html)) == 2 + 2

@@ -19,7 +19,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from ..checks.table import is_adaptive
 from ..core.progress import progress_bar
 from . import plots
-from .sections import render_sections
+from .sections import navigation, render_sections
 from .formats import (MISSING, acc_cell, as_float, cell, fmt_acc_ci, fmt_eps, fmt_interval, fmt_num,  # noqa: F401
                       fmt_pct, fmt_seconds, fmt_targeted, fmt_text, is_missing, sort_key, truthy)
 
@@ -542,7 +542,7 @@ def build_context(results: "Results", *, progress: bool = False) -> dict[str, An
                  "success": fmt_pct(r.get("attack_success_rate")),
                  "queries": MISSING if is_missing(r.get("queries")) else f"{int(r['queries']):,}"}
                 for r in rows if r.get("threat") == "black-box"]
-    return {
+    context = {
         **made,
         "blackbox": blackbox,
         "adaptive": build_adaptive(rows),
@@ -562,6 +562,8 @@ def build_context(results: "Results", *, progress: bool = False) -> dict[str, An
         "manifest": build_manifest(manifest),
         "missing": MISSING,
     }
+    context["nav"] = navigation(context)
+    return context
 
 
 def _flag_notes(flags: list[dict[str, Any]]) -> list[dict[str, str]]:

@@ -14,9 +14,25 @@ if TYPE_CHECKING:
 
     from ..results import Results
 
-BUILT_IN_IDS = frozenset({
-    "leaderboard", "summary", "curves", "transfer", "blackbox", "adaptive", "minimum-norm", "flags", "gan",
-    "natural", "gallery", "attacks", "manifest"})
+PAGE_SECTIONS: tuple[tuple[str, str, Callable[[dict[str, Any]], Any]], ...] = (
+    ("leaderboard", "Leaderboard", lambda c: c["leaderboard"]["rows"]),
+    ("summary", "Per attack", lambda c: True),
+    ("curves", "Accuracy vs ε", lambda c: True),
+    ("transfer", "Transfer", lambda c: c["transfer"]),
+    ("blackbox", "Black-box", lambda c: c["blackbox"]),
+    ("adaptive", "Adaptive", lambda c: c["adaptive"]),
+    ("minimum-norm", "Minimum-norm", lambda c: c["distances"]),
+    ("flags", "Sanity checks", lambda c: True),
+    ("gan", "GAN", lambda c: c["gan"]),
+    ("", "", lambda c: False),  # where the registered sections go
+    ("natural", "Natural adversarial", lambda c: c["natural"]),
+    ("gallery", "Examples", lambda c: True),
+    ("attacks", "All results", lambda c: True),
+    ("manifest", "Manifest", lambda c: True),
+)
+"""The page's own sections in page order: (anchor, nav title, whether the report's context shows it)."""
+
+BUILT_IN_IDS = frozenset(anchor for anchor, _, _ in PAGE_SECTIONS if anchor)
 """Ids the page's own sections use (a registered section cannot take one)."""
 
 GENERIC_TEMPLATE = """
@@ -78,3 +94,15 @@ def render_sections(results: "Results", env: "Environment") -> list[dict[str, st
         out.append({"id": anchor, "title": section.title,
                     "html": env.from_string(section.template).render(section=context)})
     return out
+
+
+def navigation(context: dict[str, Any]) -> list[dict[str, str]]:
+    """The nav links of a report page, in page order: the page's own sections it shows, and every rendered
+    registered section (``context["extra_sections"]``) after the GAN's."""
+    links = []
+    for anchor, title, shown in PAGE_SECTIONS:
+        if not anchor:
+            links += [{"id": s["id"], "title": s["title"]} for s in context.get("extra_sections", [])]
+        elif shown(context):
+            links.append({"id": anchor, "title": title})
+    return links
