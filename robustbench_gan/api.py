@@ -104,7 +104,7 @@ def _attack_config(spec: str | Attack, eps: tuple[float, ...]) -> AttackConfig:
         return AttackConfig(kind, kind, eps, transfer=False)
     if not isinstance(spec, Attack):
         raise ConfigError(f"attacks must be registry names or Attack objects, got {type(spec).__name__}")
-    return AttackConfig(spec.name, spec.name, eps, params=dict(spec.params()), transfer=False, instance=spec)
+    return AttackConfig(spec.kind, spec.kind, eps, params=dict(spec.params()), transfer=False, instance=spec)
 
 
 def _check_budget(configs: Sequence[AttackConfig], bounds: tuple[float, float]) -> None:

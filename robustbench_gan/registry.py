@@ -37,7 +37,7 @@ class Registry(Generic[T]):
 
     def register(self, name: str, **meta: Any) -> Callable[[T], T]:
         """Decorator registering ``obj`` under ``name``; a name can be registered once. A class must subclass the
-        registry's ``base``; its ``key_attr`` (``Attack.name``, ``Defense.kind``) is set to ``name``. ``meta``: what
+        registry's ``base``; its ``key_attr`` (``Attack.kind``, ``Defense.kind``) is set to ``name``. ``meta``: what
         the rest of the toolkit needs to know about the entry without calling it (a data set's pixel bounds and
         path options), read back with :meth:`meta`."""
 

@@ -43,7 +43,7 @@ def test_apgd_and_apgd_t_at_least_as_strong_as_torchattacks(torchattacks, which,
             assert float((x_ours - x).abs().max()) <= eps + 1e-6 and x_ours.min() >= 0 and x_ours.max() <= 1
             ours_left.append(standing(clf, x_ours, y))
             theirs_left.append(standing(clf, theirs(seed)(x, y), y))
-        assert_not_weaker(torch.cat(ours_left), torch.cat(theirs_left), f"{ours(0).name} {which} eps {eps}")
+        assert_not_weaker(torch.cat(ours_left), torch.cat(theirs_left), f"{ours(0).kind} {which} eps {eps}")
 
 
 def test_apgd_l2_stays_in_the_ball_and_lowers_accuracy(cnn, digits):

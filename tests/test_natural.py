@@ -125,7 +125,7 @@ def test_a_run_builds_the_generator_once_and_reports_the_search(digits, cnn, tmp
     """Through a suite: the generator + inverter are a prerequisite built once per run (two classifiers share it)
     and kept in the weight cache; a rerun with every cell cached builds nothing; probe rows with a latent norm,
     the three-image gallery, and the report's natural adversarial section."""
-    from robustbench_gan.gan.natural import NaturalNeed
+    from robustbench_gan.gan.inverter import InvertedGeneratorNeed as NaturalNeed
     from robustbench_gan.prerequisites import FitContext
     from robustbench_gan.reports.html import render_report
     from robustbench_gan.run import run_pipeline
@@ -178,7 +178,7 @@ def test_natural_adversaries_are_closer_for_the_undefended_model(digits, cnn, pg
     finds misclassified generated digits for at least half of the searched ones, and the undefended CNN's are closer
     in latent space than the PGD-trained CNN's (measured on 2026-11-26: 0.81 vs 0.90, all of the 95 and 82 digits
     searched found; about 2 minutes on a loaded 2-core CPU)."""
-    from robustbench_gan.gan.natural import NaturalNeed
+    from robustbench_gan.gan.inverter import InvertedGeneratorNeed as NaturalNeed
 
     need = NaturalNeed(digits, seed=0, z_dim=16, width=64, gan_epochs=30, inverter_epochs=30)
     models = need.build(device="cpu", progress=False)

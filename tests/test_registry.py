@@ -22,13 +22,13 @@ BUILT_BY_PREFIX = {"ArtAttack"}
 
 
 def test_register_sets_the_key_on_the_class_and_checks_the_base() -> None:
-    things = Registry("thing", base=Attack, key_attr="name")
+    things = Registry("thing", base=Attack, key_attr="kind")
 
     @things.register("made-up")
     class MadeUp(Attack):
         pass
 
-    assert MadeUp.name == "made-up" and things.get("MADE-UP") is MadeUp and things.registered(MadeUp)
+    assert MadeUp.kind == "made-up" and things.get("MADE-UP") is MadeUp and things.registered(MadeUp)
     with pytest.raises(TypeError, match="not a subclass of Attack"):
         things.register("wrong")(Defense)
     with pytest.raises(ValueError, match="already registered"):
@@ -36,7 +36,7 @@ def test_register_sets_the_key_on_the_class_and_checks_the_base() -> None:
 
 
 def test_every_registered_attack_and_defense_carries_its_key() -> None:
-    assert all(ATTACKS.get(k).name == k for k in ATTACKS)
+    assert all(ATTACKS.get(k).kind == k for k in ATTACKS)
     assert all(DEFENSES.get(k).kind == k for k in DEFENSES)
 
 

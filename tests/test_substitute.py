@@ -52,25 +52,25 @@ def test_attack_code_never_sees_logits_or_gradients(spied, batch):
     goal_labels = y
     from robustbench_gan.attacks.base import Goal
 
-    attack.perturb_many(clf, x, Goal(goal_labels), [0.1])
+    result = attack.run(clf, x, Goal(goal_labels), [0.1])
     assert spy.with_grad == 0
-    assert spy.inputs == attack.queries_made  # the query counter equals the oracle calls on inputs
+    assert spy.inputs == result.log.queries == result.queries[0]  # the counter equals the oracle calls on inputs
+    assert [h.set_size for h in result.log.history] == [50, 100, 200]
 
 
 def test_augmentation_doubles_the_set_and_counts_queries(cnn, batch):
     x, y = batch
     attack = SubstituteAttack(holdout=40, rounds=4, epochs=2)
     (outcome,) = evaluate_attack(cnn, x, y, attack, [0.1], progress=False)
-    assert [h.set_size for h in attack.history] == [40, 80, 160, 320]
-    assert [h.queries for h in attack.history] == [40, 80, 160, 320]
+    assert [r["set_size"] for r in outcome.rounds] == [40, 80, 160, 320]
     assert outcome.metrics["queries"] == 320 and [r["queries"] for r in outcome.rounds] == [40, 80, 160, 320]
 
 
 def test_reservoir_sampling_caps_new_points(cnn, batch):
     x, y = batch
     attack = SubstituteAttack(holdout=40, rounds=4, epochs=2, reservoir=30)
-    evaluate_attack(cnn, x, y, attack, [0.1], progress=False)
-    assert [h.set_size for h in attack.history] == [40, 70, 100, 130]
+    (outcome,) = evaluate_attack(cnn, x, y, attack, [0.1], progress=False)
+    assert [r["set_size"] for r in outcome.rounds] == [40, 70, 100, 130]
 
 
 def test_periodic_step_size():
@@ -94,8 +94,8 @@ def test_substitute_beats_uniform_noise_and_excludes_holdout(cnn, digits, paper_
     assert outs[0].metrics["queries"] == 150 * 2 ** 5
     for o, nz in zip(outs, noise):
         assert o.metrics["robust_accuracy"] < nz.metrics["robust_accuracy"] - 0.3
-    assert sub.history[-1].agreement > 0.8
-    assert outs[0].metrics["substitute_accuracy"] == pytest.approx(sub.history[-1].substitute_accuracy)
+    assert outs[0].rounds[-1]["agreement"] > 0.8
+    assert outs[0].metrics["substitute_accuracy"] == pytest.approx(outs[0].rounds[-1]["substitute_accuracy"])
 
 
 PAPER = {"holdout": 150, "rounds": 6, "lmbda": 0.1, "tau": 3, "substitute": "mlp", "substitute_params": {},

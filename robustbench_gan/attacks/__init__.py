@@ -11,16 +11,16 @@ from .fab import FAB, FABT
 from .fgsm import FGSM
 from .latent import LatentAttack
 from .natural import NaturalAdversary, latent_search
-from .noise import NoiseAttack, NoiseProbe, UniformNoise
+from .noise import NoiseProbe, UniformNoise
 from .pgd import BIM, PGD
 from .square import Square
 from .substitute import Oracle, SubstituteAttack
 from .art import ArtAttack
 
-Substitute = SubstituteAttack
+Substitute = SubstituteAttack  # the name the README gives
 
 __all__ = [
     "APGD", "APGDT", "ATTACKS", "AutoAttack", "ROLES", "ArtAttack", "Attack", "AttackResult", "BIM", "FAB", "FABT",
-    "FGSM", "Goal", "LatentAttack", "NaturalAdversary", "NoiseAttack", "NoiseProbe", "Oracle", "PGD", "RunContext",
+    "FGSM", "Goal", "LatentAttack", "NaturalAdversary", "NoiseProbe", "Oracle", "PGD", "RunContext",
     "Square", "Substitute", "SubstituteAttack", "UniformNoise", "latent_search", "make_attack",
 ]

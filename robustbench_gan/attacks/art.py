@@ -19,7 +19,7 @@ from .norms import tolerance
 from ..classifier import Classifier, eval_mode
 from ..core.validation import check_params
 from ..errors import ConfigError
-from .base import ATTACKS, Attack, Goal, check_target, flat_norm, parse_norm
+from .base import ATTACKS, Attack, AttackResult, Goal, RunContext, check_target, flat_norm, parse_norm
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class ArtAttack(Attack):
         super().__init__()
         self.cls = art_attack_class(class_name)
         self.class_name = class_name
-        self.name = f"art:{class_name}"  # type: ignore[misc]
+        self.kind = f"art:{class_name}"  # type: ignore[misc]
         self.threat = "black-box" if class_name in BLACK_BOX else "white-box"  # type: ignore[misc]
         accepted = set(inspect.signature(self.cls).parameters) - {"estimator", "classifier"}
         check_params(f"ART {class_name}", params, sorted(accepted | {"norm", "targeted", "target_mode", "target"}))
@@ -146,27 +146,32 @@ class ArtAttack(Attack):
         return self.perturb_many(clf, x, goal, [eps])[0]
 
     def perturb_many(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float]) -> list[Tensor]:
+        return self.run(clf, x, goal, eps_list).examples
+
+    def run(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float], *,
+            context: RunContext = RunContext()) -> AttackResult:
+        """A budgeted attack runs once per eps; a minimum-norm one (no budget) once for every eps, each eps keeping
+        the examples within it, and its result carries the examples themselves (``found``)."""
         est = art_estimator(clf, x.shape[1:])
         out: list[Tensor] = []
-        self.queries_per_eps = []
+        queries: list[int] = []
+        found = None
         with eval_mode(clf):
             if self.has_budget:
                 for e in eps_list:
                     before = est.queries
                     out.append(x.clone() if e == 0 else self._generate(self._build(est, float(e), len(x)), x, goal))
-                    self.queries_per_eps.append(int(est.queries - before))
+                    queries.append(int(est.queries - before))
             else:
                 adv = self._generate(self._build(est, None, len(x)), x, goal)
-                self.found = adv.clamp(*clf.bounds)  # the minimum-norm examples themselves (see evaluate)
+                found = adv.clamp(*clf.bounds)  # the minimum-norm examples themselves (see evaluate)
                 dist = flat_norm(adv - x, self.norm)
                 for e in eps_list:
                     keep = (dist <= float(e) + tolerance(float(e), clf.bounds)).view(-1, *([1] * (x.ndim - 1)))
                     out.append(torch.where(keep, adv, x))
+                queries = [int(est.queries)] * len(eps_list)  # one run serves every eps
         lo, hi = clf.bounds
-        self.queries_made = int(est.queries)
-        if not self.has_budget:  # one run serves every eps
-            self.queries_per_eps = [self.queries_made] * len(eps_list)
-        return [o.clamp(lo, hi) for o in out]
+        return AttackResult([o.clamp(lo, hi) for o in out], queries=queries, found=found)
 
 
 def make_art_attack(class_name: str, **params: Any) -> ArtAttack:

@@ -89,13 +89,15 @@ class Attack:
     """Base class of perturbation attacks.
 
     Subclasses implement :meth:`perturb` (one eps) and may override :meth:`perturb_many` to share work across
-    a list of eps (FGSM computes its gradient once); :meth:`run` returns both as an :class:`AttackResult`.
-    Scoring the examples is the evaluation's (:mod:`robustbench_gan.evaluation`), never the attack's. ``threat`` is ``"white-box"`` unless the attack only
-    queries labels or scores (``"black-box"``); ``role`` is one of :data:`ROLES`; ``queries_made`` is the number of
-    model queries of the last call.
+    a list of eps (FGSM computes its gradient once); :meth:`run` returns the examples at every eps as an
+    :class:`AttackResult` with what the call counted, and an attack with more to say than its examples (the
+    queries it made, the minimum-norm examples it found, a record for its evaluator) overrides :meth:`run` and
+    builds its result there: nothing of a call is kept on the attack. Scoring the examples is the evaluation's
+    (:mod:`robustbench_gan.evaluation`), never the attack's. ``threat`` is ``"white-box"`` unless the attack only
+    queries labels or scores (``"black-box"``); ``role`` is one of :data:`ROLES`.
     """
 
-    name: ClassVar[str] = "attack"
+    kind: ClassVar[str] = "attack"  # the registry key (set by ATTACKS.register); a suite's ``name`` is its label
     threat: ClassVar[str] = "white-box"
     role: ClassVar[str] = "iterative"
     starts_from_input: ClassVar[bool] = True  # False for probes that start from noise (see noise.py)
@@ -106,10 +108,6 @@ class Attack:
     precision: str = "fp32"  # of the attack's own passes (see attacks.precision); the suite's [evaluation] sets it
     adaptive: str = "none"  # what a gradient attack differentiates of a purifying defense (see purified.py)
     needs_generator: ClassVar[bool] = False  # evaluate needs provide([InvertedGenerator]) first (see natural.py)
-
-    def __init__(self) -> None:
-        self.queries_made = 0
-        self.queries_per_eps: list[int] | None = None
 
     def make_goal(self, clf: Classifier, x: Tensor, y: Tensor, *, seed: int = 0) -> Goal:
         """The goal for true labels ``y``: untargeted, or targets chosen by ``target_mode``."""
@@ -137,13 +135,8 @@ class Attack:
             raise TypeError(f"{type(self).__name__} declares no prerequisites but was given {len(artefacts)}")
 
     def perturb_many(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float]) -> list[Tensor]:
-        """Adversarial examples for each eps in ``eps_list`` (``queries_per_eps``: the inputs scored for each)."""
-        out, self.queries_per_eps = [], []
-        for e in eps_list:
-            before = clf.queries
-            out.append(self.perturb(clf, x, goal, eps=float(e)))
-            self.queries_per_eps.append(clf.queries - before)
-        return out
+        """Adversarial examples for each eps in ``eps_list``, in order."""
+        return [self.perturb(clf, x, goal, eps=float(e)) for e in eps_list]
 
     def transfer_many(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float]) -> list[Tensor]:
         """Examples meant for *other* models (transfer). Attacks that stop at the first success override this
@@ -152,15 +145,24 @@ class Attack:
 
     def run(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float], *,
             context: RunContext = RunContext()) -> AttackResult:
-        """The attack on one batch at every eps, as the evaluation calls it: :meth:`perturb_many` and what it
-        counted. Attacks that decide samples themselves or keep a record for their evaluator override this."""
-        self.queries_made, self.queries_per_eps = 0, None
-        examples = self.perturb_many(clf, x, goal, eps_list)
-        queries = self.queries_per_eps
-        if (queries is None or len(queries) != len(eps_list)) and self.threat != "white-box":
-            n = max(1, len(eps_list))  # a black-box attack that counted its queries for all eps together
-            queries = [self.queries_made // n] * len(eps_list)
-        return AttackResult(examples, queries=queries, found=getattr(self, "found", None))
+        """The attack on one batch at every eps, as the evaluation calls it. An attack that shares its work across
+        eps (overrides :meth:`perturb_many`) reports no per-eps queries (the evaluation splits the passes evenly);
+        otherwise each eps's queries are the inputs the classifier scored during its :meth:`perturb`."""
+        if type(self).perturb_many is not Attack.perturb_many:
+            before = clf.queries
+            examples = self.perturb_many(clf, x, goal, eps_list)
+            return AttackResult(examples, queries=None if self.threat == "white-box" else
+                                even_split(clf.queries - before, len(eps_list)))
+        return self.run_per_eps(clf, x, goal, eps_list)
+
+    def run_per_eps(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float]) -> AttackResult:
+        """One :meth:`perturb` per eps, each with the inputs the classifier scored during it."""
+        examples, queries = [], []
+        for e in eps_list:
+            before = clf.queries
+            examples.append(self.perturb(clf, x, goal, eps=float(e)))
+            queries.append(clf.queries - before)
+        return AttackResult(examples, queries=queries)
 
     def __call__(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
         return self.perturb(clf, x, goal, eps=eps)
@@ -175,8 +177,8 @@ class Attack:
         return f"{type(self).__name__}({args})"
 
 
-ATTACKS: Registry[Callable[..., Attack]] = Registry("attack", base=Attack, key_attr="name")
-"""Attack classes by registry name; registering one sets its ``name`` to that key."""
+ATTACKS: Registry[Callable[..., Attack]] = Registry("attack", base=Attack, key_attr="kind")
+"""Attack classes by kind (what a suite's ``kind`` names); registering one sets its ``kind`` to that key."""
 
 
 def make_attack(kind: str, **params: Any) -> Attack:
@@ -252,6 +254,11 @@ def input_gradient(clf: Classifier, x: Tensor, goal: Goal, loss: str = "ce") -> 
     return gradient(clf, x, goal_loss(goal, loss))
 
 
+def even_split(total: int, parts: int) -> list[int]:
+    """``total`` queries of work shared by ``parts`` eps, as the per-eps counts (the quotient each)."""
+    return [int(total) // max(1, parts)] * parts
+
+
 def is_success(logits: Tensor, goal: Goal) -> Tensor:
     """Boolean per sample: prediction equals the target (targeted) or differs from the label (untargeted)."""
     pred = logits.argmax(1)
@@ -260,6 +267,6 @@ def is_success(logits: Tensor, goal: Goal) -> Tensor:
 
 __all__ = [
     "ATTACKS", "Attack", "AttackResult", "Goal", "ROLES", "RunContext", "attack_loss", "check_bool", "check_loss", "check_positive", "check_seed",
-    "check_target", "choose_targets", "clip", "flat_norm", "goal_loss", "input_gradient", "is_success",
+    "check_target", "choose_targets", "clip", "even_split", "flat_norm", "goal_loss", "input_gradient", "is_success",
     "l2_normalize", "make_attack", "parse_norm", "project",
 ]

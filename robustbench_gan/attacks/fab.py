@@ -25,7 +25,7 @@ from torch import Tensor
 from ..classifier import Classifier, frozen
 from ..errors import ConfigError
 from ..purified import split_rejection
-from .base import ATTACKS, Attack, Goal, check_positive, check_seed, is_success, parse_norm
+from .base import ATTACKS, Attack, AttackResult, Goal, RunContext, check_positive, check_seed, is_success, parse_norm
 from .loop import clip, confirmed, fp32_logits, goal_reached, gradient_of
 from .norms import flat_norm, project
 
@@ -222,6 +222,10 @@ class FAB(Attack):
         return out
 
     def perturb_many(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float]) -> list[Tensor]:
+        return self.run(clf, x, goal, eps_list).examples
+
+    def run(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float], *,
+            context: RunContext = RunContext()) -> AttackResult:
         """Every eps from one run: a FAB trajectory does not depend on eps (only where it stops, and the random
         starts of later restarts), so one run that stops a sample once it is fooled within the smallest eps, with
         each stage's result judged at every eps (within it, or its point projected into the ball), fools the very
@@ -229,8 +233,7 @@ class FAB(Attack):
         scale with eps) each eps gets its own run."""
         positive = sorted({float(e) for e in eps_list if e > 0})
         if self.restarts > 1 or len(positive) < 2:
-            return super().perturb_many(clf, x, goal, eps_list)
-        self.queries_per_eps = None  # shared work: the evaluation splits the passes evenly across eps
+            return self.run_per_eps(clf, x, goal, eps_list)
         gen = torch.Generator().manual_seed(self.seed)
         outs = {e: x.clone() for e in positive}
         with frozen(clf), torch.no_grad():
@@ -246,7 +249,8 @@ class FAB(Attack):
                 for e in positive:
                     pending = ~done[e][active]
                     self._judge(clf, x, goal, active[pending], adv[pending], dist[pending], e, outs[e], done[e])
-        return [outs[float(e)] if e > 0 else x.clone() for e in eps_list]
+        # shared work: no per-eps queries (the evaluation splits the passes evenly across eps)
+        return AttackResult([outs[float(e)] if e > 0 else x.clone() for e in eps_list])
 
     def _judge(self, clf: Classifier, x: Tensor, goal: Goal, rows: Tensor, adv: Tensor, dist: Tensor, eps: float,
                out: Tensor, done: Tensor) -> None:

@@ -15,7 +15,7 @@ from torch import Tensor
 from ..classifier import Classifier, eval_mode, frozen
 from ..purified import GenerativePurifier, PurifiedClassifier, gradient_view
 from .base import (
-    ATTACKS, Attack, Goal, attack_loss, check_loss, check_positive, check_seed, check_target, clip, flat_norm,
+    ATTACKS, Attack, AttackResult, Goal, RunContext, attack_loss, check_loss, check_positive, check_seed, check_target, clip, flat_norm,
     is_success, parse_norm, project,
 )
 from .pgd import PGD
@@ -85,21 +85,23 @@ class LatentAttack(Attack):
         return self.perturb_many(clf, x, goal, [eps])[0]
 
     def perturb_many(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float]) -> list[Tensor]:
+        return self.run(clf, x, goal, eps_list).examples
+
+    def run(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float], *,
+            context: RunContext = RunContext()) -> AttackResult:
         """One projection ``z*`` of ``x`` (the defense's own) starts the search at every eps."""
         purifier = getattr(clf, "purifier", None)
         if not isinstance(clf, PurifiedClassifier) or not isinstance(purifier, GenerativePurifier):
             log.info("latent attack: %s has no generative purifier; running PGD instead", type(clf).__name__)
             pgd = self.fallback(clf)
-            out = pgd.perturb_many(gradient_view(clf, pgd.adaptive), x, goal, eps_list)
-            self.queries_per_eps = pgd.queries_per_eps
-            return out
+            return pgd.run(gradient_view(clf, pgd.adaptive), x, goal, eps_list)
         z0 = purifier.encode(x.detach()) if any(e != 0 for e in eps_list) else None
-        out, self.queries_per_eps = [], []
+        out, queries = [], []
         for e in eps_list:
             before = clf.queries
             out.append(x.clone() if e == 0 or z0 is None else self._latent(clf, purifier, x, z0, goal, float(e)))
-            self.queries_per_eps.append(clf.queries - before)
-        return out
+            queries.append(clf.queries - before)
+        return AttackResult(out, queries=queries)
 
     def _excess(self, delta: Tensor, eps: float) -> Tensor:
         if self.norm == "inf":

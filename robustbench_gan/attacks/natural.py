@@ -21,7 +21,7 @@ from torch import Tensor
 
 from ..classifier import Classifier
 from ..errors import ConfigError
-from .base import ATTACKS, Attack, Goal, check_positive, check_seed
+from .base import ATTACKS, Attack, AttackResult, Goal, RunContext, check_positive, check_seed, even_split
 
 if TYPE_CHECKING:
     from ..data import Data
@@ -104,7 +104,7 @@ def latent_search(
 @ATTACKS.register("natural")
 class NaturalAdversary(Attack):
     """The natural adversarial search of Zhao, Dua & Singh 2018 (see the module docstring) against a generator and
-    inverter trained once per run on the run's training data (:class:`~robustbench_gan.gan.natural.NaturalNeed`).
+    inverter trained once per run on the run's training data (:class:`~robustbench_gan.gan.inverter.InvertedGeneratorNeed`).
 
     ``samples`` (N) and ``step`` (dr) shape the search; eps is the budget in latent L2 distance (shells up to the
     largest eps, so ``ceil(max eps / step)`` shells at most). ``z_dim``, ``width`` and ``gan_epochs`` configure the
@@ -141,15 +141,14 @@ class NaturalAdversary(Attack):
         self.z_dim, self.width, self.gan_epochs = int(z_dim), int(width), int(gan_epochs)
         self.inverter_epochs, self.lam = int(inverter_epochs), float(lam)
         self.models: InvertedGenerator | None = None
-        self.last: LatentSearch | None = None
 
     def prerequisites(self, data: "Data", *, seed: int, numerics: str = "") -> list["Prerequisite"]:
         """The generator and its inverter, trained on ``data``'s training split (shared by every cell of the run
         that asks for the same settings)."""
-        from ..gan.natural import NaturalNeed
+        from ..gan.inverter import InvertedGeneratorNeed
 
-        return [NaturalNeed(data, seed=seed, numerics=numerics, z_dim=self.z_dim, width=self.width,
-                            gan_epochs=self.gan_epochs, inverter_epochs=self.inverter_epochs, lam=self.lam)]
+        return [InvertedGeneratorNeed(data, seed=seed, numerics=numerics, z_dim=self.z_dim, width=self.width,
+                                      gan_epochs=self.gan_epochs, inverter_epochs=self.inverter_epochs, lam=self.lam)]
 
     def provide(self, artefacts: Sequence[Any]) -> None:
         """``[InvertedGenerator]``: the generator and inverter to search with."""
@@ -163,17 +162,20 @@ class NaturalAdversary(Attack):
         if self.models is None:
             raise ConfigError("the natural attack needs a generator and its inverter: run it in a suite or through "
                               "benchmark() (the run trains them on its training data), or call provide() first")
-        self.last = latent_search(self.models, clf, x, goal, radius=radius, step=self.step, samples=self.samples,
-                                  seed=self.seed)
-        self.queries_made = self.last.queries
-        return self.last
+        return latent_search(self.models, clf, x, goal, radius=radius, step=self.step, samples=self.samples,
+                             seed=self.seed)
 
     def perturb_many(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float]) -> list[Tensor]:
-        """One search up to the largest eps; at each eps, ``G(z~)`` where its latent distance is within eps."""
+        return self.run(clf, x, goal, eps_list).examples
+
+    def run(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float], *,
+            context: RunContext = RunContext()) -> AttackResult:
+        """One search up to the largest eps; at each eps, ``G(z~)`` where its latent distance is within eps. The
+        result's ``log`` is the :class:`LatentSearch` (latent distances, queries)."""
         found = self.search(clf, x, goal, max((float(e) for e in eps_list), default=0.0))
-        self.queries_per_eps = [found.queries // max(1, len(eps_list))] * len(eps_list)
         keep = [(found.distance <= float(e)).to(x.device).view(-1, *([1] * (x.ndim - 1))) for e in eps_list]
-        return [torch.where(k, found.x_adv, x).detach() for k in keep]
+        return AttackResult([torch.where(k, found.x_adv, x).detach() for k in keep],
+                            queries=even_split(found.queries, len(eps_list)), log=found)
 
     def perturb(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
         return self.perturb_many(clf, x, goal, [eps])[0]

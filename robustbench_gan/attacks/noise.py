@@ -74,10 +74,6 @@ class NoiseProbe(Attack):
         return torch.cat(hits), torch.cat(deltas)
 
 
-
-NoiseAttack = NoiseProbe  # the earlier name
-
-
 @ATTACKS.register("uniform-noise")
 class UniformNoise(Attack):
     """Baseline: add noise drawn uniformly from the eps-ball's bounding box (``sign=True``: random signs, the

@@ -18,7 +18,7 @@ from ..core.progress import progress_bar
 from ..classifier import Classifier, frozen
 from ..data import DataSpec
 from ..errors import ConfigError
-from .base import ATTACKS, Attack, Goal, check_bool, check_positive, check_seed, clip
+from .base import ATTACKS, Attack, AttackResult, Goal, RunContext, check_bool, check_positive, check_seed, clip, even_split
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,15 @@ class RoundStats:
     def as_dict(self) -> dict[str, Any]:
         return {"round": self.round, "set_size": self.set_size, "queries": self.queries,
                 "substitute_accuracy": self.substitute_accuracy, "agreement": self.agreement}
+
+
+@dataclass
+class Training:
+    """What training a substitute gives: the substitute, its rounds and the oracle's queries in all."""
+
+    substitute: Classifier
+    history: list[RoundStats]
+    queries: int
 
 
 PAPER: dict[str, Any] = {
@@ -159,7 +168,6 @@ class SubstituteAttack(Attack):
         self.warm_start, self.craft = bool(v["warm_start"]), v["craft"]
         self.reservoir = None if v["reservoir"] is None else int(v["reservoir"])
         self.craft_steps, self.seed = int(v["craft_steps"]), seed
-        self.history: list[RoundStats] = []
 
     # ------------------------------------------------------------------ substitute training
     def step_size(self, rho: int) -> float:
@@ -195,10 +203,10 @@ class SubstituteAttack(Attack):
     def train_substitute(
         self, oracle: Oracle, x0: Tensor, spec: DataSpec, *, x_check: Tensor, y_check: Tensor,
         oracle_check: Tensor, progress: bool = True,
-    ) -> Classifier:
+    ) -> Training:
         """Algorithm 1 of the paper. ``x_check`` and its true / oracle labels only measure progress per round."""
         gen = torch.Generator().manual_seed(self.seed)
-        self.history = []
+        history: list[RoundStats] = []
         x_set = x0
         labels = oracle(x_set)
         sub = self.new_substitute(spec, x0.device, self.seed, x0.dtype)
@@ -208,14 +216,14 @@ class SubstituteAttack(Attack):
             self.fit_substitute(sub, x_set, labels, seed=self.seed + rho)
             with torch.no_grad():
                 pred = sub.predict(x_check).argmax(1)
-            self.history.append(RoundStats(rho, len(x_set), oracle.queries, float((pred == y_check).float().mean()),
-                                           float((pred == oracle_check).float().mean())))
-            log.debug("substitute round %d: %s", rho, self.history[-1])
+            history.append(RoundStats(rho, len(x_set), oracle.queries, float((pred == y_check).float().mean()),
+                                      float((pred == oracle_check).float().mean())))
+            log.debug("substitute round %d: %s", rho, history[-1])
             if rho < self.rounds - 1:
                 x_new = self.augment(sub, x_set, labels, rho, gen)
                 x_set = torch.cat([x_set, x_new])
                 labels = torch.cat([labels, oracle(x_new)])
-        return sub
+        return Training(sub, history, oracle.queries)
 
     # ------------------------------------------------------------------ the attack as evaluated
     def examples(self, sub: Classifier, x: Tensor, eps_list: Sequence[float]) -> list[Tensor]:
@@ -233,14 +241,19 @@ class SubstituteAttack(Attack):
         return self.perturb_many(clf, x, goal, [eps])[0]
 
     def perturb_many(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float]) -> list[Tensor]:
-        """Train a substitute from ``x`` (the attacker's initial set) with label-only queries, then attack ``x``."""
+        return self.run(clf, x, goal, eps_list).examples
+
+    def run(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float], *,
+            context: RunContext = RunContext()) -> AttackResult:
+        """Train a substitute from ``x`` (the attacker's initial set) with label-only queries, then attack ``x``;
+        the result's ``log`` is the substitute's :class:`Training`."""
         oracle = Oracle(clf)
         spec = DataSpec("substitute", tuple(x.shape[1:]), clf.num_classes, bounds=clf.bounds)  # type: ignore[arg-type]
         x0 = x[: self.holdout]
-        sub = self.train_substitute(oracle, x0, spec, x_check=x0, y_check=goal.labels[: self.holdout],
-                                    oracle_check=oracle(x0), progress=False)
-        self.queries_made = oracle.queries
-        return self.examples(sub, x, eps_list)
+        training = self.train_substitute(oracle, x0, spec, x_check=x0, y_check=goal.labels[: self.holdout],
+                                         oracle_check=oracle(x0), progress=False)
+        return AttackResult(self.examples(training.substitute, x, eps_list),
+                            queries=even_split(oracle.queries, len(eps_list)), log=training)
 
     def params(self) -> dict[str, Any]:
         """The preset's name and every resolved value (what the run used), for records and cache keys."""

@@ -10,7 +10,7 @@ from .defense_gan import DefenseGan, DefenseGanProjection
 from .gan_augmentation import GanAugmentation
 from .magnet import MagNet
 
-Distillation = DefensiveDistillation
+Distillation = DefensiveDistillation  # the name the README gives
 
 __all__ = ["DEFENSES", "AdversarialTraining", "Defense", "DefenseGan", "DefenseGanProjection", "DefensiveDistillation",
            "Distillation", "FitContext", "GanAugmentation", "MagNet", "NoDefense", "ReportContext", "make_defense"]

@@ -56,7 +56,7 @@ def evaluate_batched(
     forward, backward = [0 for _ in eps_list], [0 for _ in eps_list]
     step = attack_batch or batch_size
     batches = range(0, len(x), step)
-    for bi, start in enumerate(progress_bar(batches, desc=desc or attack.name, enabled=progress, leave=False)):
+    for bi, start in enumerate(progress_bar(batches, desc=desc or attack.kind, enabled=progress, leave=False)):
         xb, yb = x[start : start + step], y[start : start + step]
         goal = attack.make_goal(clf, xb, yb, seed=seed + bi)
         # the row's clean labels (AutoAttack skips the samples they get wrong)

@@ -27,7 +27,7 @@ def evaluate_cascade(
     logs: list[CascadeLog] = []
     outcomes = evaluate_batched(attack, clf, x, y, eps_list, batch_size=batch_size, seed=seed,
                                 gallery_size=gallery_size, desc=desc, progress=False, attack_batch=max(len(x), 1),
-                                attack_desc=(desc or attack.name) if progress else None,
+                                attack_desc=(desc or attack.kind) if progress else None,
                                 on_batch=lambda result: logs.append(result.log))
     components = attack.components()
     for i, outcome in enumerate(outcomes):

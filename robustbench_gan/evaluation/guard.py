@@ -23,7 +23,7 @@ def check_examples(attack: "Attack", x: Tensor, x_adv: Tensor, eps: float, bound
     """Raise :class:`AttackContractError` unless every row of ``x_adv`` is finite, has ``x``'s shape, lies within
     the pixel ``bounds`` and (for attacks that start from the input, in a pixel norm) within ``eps`` of its row of
     ``x`` in the attack's norm."""
-    name = f"attack {where or attack.name!r} ({attack.name})"
+    name = f"attack {where or attack.kind!r} ({attack.kind})"
     if tuple(x_adv.shape) != tuple(x.shape):
         raise AttackContractError(f"{name} returned examples of shape {tuple(x_adv.shape)} for inputs of shape "
                                   f"{tuple(x.shape)}; an attack must return one example per input, same shape")

@@ -37,13 +37,14 @@ def evaluate_holdout(
     t0 = time.perf_counter()
     # measurement only (not attack queries): the oracle's labels on the evaluation set, for agreement
     oracle_eval = clean_predictions(clf, x, batch_size=batch_size, seed=seed)[perm[attack.holdout :]]
-    sub = attack.train_substitute(oracle, x0, spec, x_check=x_eval, y_check=y_eval, oracle_check=oracle_eval,
-                                  progress=progress)
-    advs = attack.examples(sub, x_eval, eps_list)
+    training = attack.train_substitute(oracle, x0, spec, x_check=x_eval, y_check=y_eval, oracle_check=oracle_eval,
+                                       progress=progress)
+    history = training.history
+    advs = attack.examples(training.substitute, x_eval, eps_list)
     for xa, eps in zip(advs, eps_list):  # nothing is scored that breaks the threat model
         check_examples(attack, x_eval, xa, float(eps), clf.bounds, where=desc or "")
     seconds = time.perf_counter() - t0
-    rounds = [h.as_dict() for h in attack.history]
+    rounds = [h.as_dict() for h in history]
     outcomes = []
     for eps, xa in zip(eps_list, advs):
         adv_pred = clf.predict(xa).argmax(1)
@@ -52,7 +53,7 @@ def evaluate_holdout(
                              success=success_of(adv_pred, y_eval, False).cpu())
         m.update(queries=oracle.queries, forward_passes=oracle.queries, backward_passes=0,
                  seconds=seconds / len(eps_list),
-                 substitute_accuracy=attack.history[-1].substitute_accuracy, agreement=attack.history[-1].agreement)
+                 substitute_accuracy=history[-1].substitute_accuracy, agreement=history[-1].agreement)
         outcomes.append(Outcome(float(eps), m, oracle_eval.cpu(), adv_pred.cpu(), flat_norm(delta, "inf"),
                                 ids=perm[attack.holdout :].cpu(), rounds=rounds))
     return outcomes

@@ -63,7 +63,7 @@ def evaluate_natural_probe(
     rec_pred = torch.zeros(n, dtype=torch.long)
     queries, seconds = 0, 0.0
     forward, backward = clf.queries, getattr(clf, "backward_queries", 0)
-    for i in progress_bar(range(0, n, batch_size), desc=desc or attack.name, enabled=progress, leave=False):
+    for i in progress_bar(range(0, n, batch_size), desc=desc or attack.kind, enabled=progress, leave=False):
         xb, yb = x[i : i + batch_size], y[i : i + batch_size]
         t0 = time.perf_counter()
         start = attack.search(clf, xb, Goal(yb), 0.0)  # reconstructions only
