@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .core.validation import bounds_pair, eps_values
+from .core.validation import bounds_pair, check_seed, eps_values
 from .errors import ConfigError, RobustBenchError
 from .training import TrainConfig
 
@@ -32,7 +32,51 @@ MODEL_KEYS = ("name", "arch", "factory", "weights", "params", "trust_checkpoint"
 NORMALIZATION_KEYS = ("mean", "std")  # [data] and [[models]]: the wrapper normalizes, attacks stay in pixel space
 EVAL_KEYS = ("n", "subset", "batch_size", "gallery", "precision", "compile", "cudnn_benchmark")
 DEVICES = ("auto", "cpu", "cuda")
-MAX_SEED = 2**63 - 1  # torch generators take 64-bit seeds
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where in a suite a value sits (``source``: the file, ``where``: the table), and the checks every table's
+    parser shares; each error is one line naming both."""
+
+    source: str
+    where: str
+
+    def error(self, message: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {self.where}: {message}")
+
+    def at(self, where: str) -> "Place":
+        return Place(self.source, where)
+
+    def table(self, value: Any, allowed: tuple[str, ...] | list[str] | None = None) -> dict[str, Any]:
+        """``value`` as a table whose keys are all in ``allowed`` (None: any key)."""
+        if not isinstance(value, dict):
+            raise ConfigError(f"{self.source}: {self.where} must be a table"
+                              + (f", got {type(value).__name__}" if allowed is not None else ""))
+        for key in value if allowed is not None else ():
+            if key not in allowed:
+                raise unknown_key_error(self.source, self.where, key, allowed)
+        return value
+
+    def string(self, table: dict[str, Any], key: str, default: str | None = None) -> str:
+        return need_str(self.source, self.where, table, key, default)
+
+    def boolean(self, table: dict[str, Any], key: str, default: bool | None = None) -> bool | None:
+        """``table[key]`` as true or false (``default`` when absent); a string such as "no" is refused."""
+        value = table.get(key, default)
+        if value is not None and not isinstance(value, bool):
+            raise self.error(f"{key} must be true or false, got {value!r}")
+        return value
+
+    def choice(self, table: dict[str, Any], key: str, options: tuple[str, ...], default: str, say: str = "") -> str:
+        value = table.get(key, default)
+        if value not in options:
+            raise self.error(say or f"{key} must be one of {', '.join(options)}, got {value!r}")
+        return value
+
+    def wrap(self, exc: RobustBenchError) -> ConfigError:
+        """A method's own ConfigError (or any user error), said at this place."""
+        return self.error(str(exc))
 
 
 @dataclass(frozen=True)
@@ -48,6 +92,42 @@ class ModelConfig:
     std: tuple[float, ...] | None = None
     bounds: tuple[float, float] | None = None  # the input range this model was trained on, if not the data's
     search_path: tuple[str, ...] = ()  # folders where a factory's module is looked for (the suite file's)
+
+    @classmethod
+    def parse(cls, m: Any, at: Place, base: Path) -> "ModelConfig":
+        """One ``[[models]]`` table."""
+        from .models import MODELS
+
+        at.table(m, MODEL_KEYS)
+        name = at.string(m, "name")
+        at = at.at(f"{at.where} ({label(name)})")
+        arch, factory = m.get("arch"), m.get("factory")
+        if factory is None:
+            arch = at.string(m, "arch", default=name if name in MODELS else None)
+            try:
+                MODELS.get(arch)
+            except ConfigError as exc:
+                raise at.wrap(exc) from None
+        elif arch is not None:
+            raise at.error("give either arch or factory, not both")
+        params = m.get("params", {})
+        if not isinstance(params, dict):
+            raise at.error("params must be a table")
+        try:
+            train = TrainConfig(**{k: m[k] for k in TrainConfig.__dataclass_fields__ if k in m})
+        except ConfigError as exc:
+            raise at.wrap(exc) from None
+        weights = m.get("weights")
+        if weights is not None:
+            weights = resolve_path(base, weights)
+            if not isinstance(weights, str) or not Path(weights).is_file():
+                raise at.error(f"weights file {weights!r} not found; check the path (relative paths are resolved "
+                               "from the suite file's folder)")
+        trust = at.boolean(m, "trust_checkpoint", False)
+        mean, std = parse_normalization(at.source, at.where, m)
+        bounds = parse_bounds(at.source, at.where, m["bounds"]) if m.get("bounds") is not None else None
+        search = tuple(dict.fromkeys(str(p.resolve()) for p in (base, Path.cwd()))) if factory is not None else ()
+        return cls(name, arch, factory, weights, dict(params), train, bool(trust), mean, std, bounds, search)
 
     def describe(self) -> dict[str, Any]:
         out = {"arch": self.arch, "factory": self.factory, "weights": self.weights, "params": self.params,
@@ -67,6 +147,26 @@ class AttackConfig:
     transfer: bool | None = None  # None: transfer untargeted white-box attacks to the other classifiers
     instance: Any = field(default=None, compare=False)  # an Attack object given directly (benchmark())
 
+    @classmethod
+    def parse(cls, a: Any, at: Place, bounds: tuple[float, float] | None) -> "AttackConfig":
+        """One ``[[attacks]]`` table; an Linf eps beyond the data's pixel range (``bounds``) is refused."""
+        from .attacks import make_attack  # registers attacks
+
+        at.table(a)
+        name = at.string(a, "name")
+        at = at.at(f"{at.where} ({label(name)})")
+        kind = at.string(a, "kind", default=name)
+        if "eps" not in a:
+            raise at.error("missing required key 'eps' (a number or a list of numbers)")
+        eps = parse_eps(at.source, at.where, a["eps"])
+        params = {k: v for k, v in a.items() if k not in ("name", "kind", "eps", "transfer")}
+        try:
+            attack = make_attack(kind, **params)
+        except RobustBenchError as exc:
+            raise at.wrap(exc) from None
+        check_eps_range(at.source, at.where, eps, attack.norm, bounds)
+        return cls(name, kind, eps, params, at.boolean(a, "transfer"))
+
     def build(self) -> Any:
         """A fresh attack of this config (a copy of ``instance`` when one was given)."""
         if self.instance is not None:
@@ -85,6 +185,24 @@ class DefenseConfig:
     params: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)  # overrides of the model's training config (epochs, lr, ...)
 
+    @classmethod
+    def parse(cls, d: Any, at: Place) -> "DefenseConfig":
+        """One ``[[defenses]]`` table: its parameters are the defense's own, checked by building it."""
+        from .defenses import make_defense
+
+        at.table(d)
+        name = at.string(d, "name")
+        kind = at.at(f"{at.where} ({label(name)})").string(d, "kind")
+        train_keys = tuple(TrainConfig.__dataclass_fields__)
+        params = {k: v for k, v in d.items() if k not in ("name", "kind") + train_keys}
+        train = {k: v for k, v in d.items() if k in train_keys}
+        try:
+            make_defense(kind, name=name, **params)
+            TrainConfig(**train)
+        except ConfigError as exc:
+            raise at.at(f"{at.where} ({label(name)})").wrap(exc) from None
+        return cls(name, kind, params, train)
+
 
 @dataclass(frozen=True)
 class EvalConfig:
@@ -96,11 +214,38 @@ class EvalConfig:
     compile: bool = False  # attack a torch.compile'd copy of each plain classifier (run.tuning.compiled)
     cudnn_benchmark: bool = False  # CUDA: let cuDNN time its kernels (faster; not bitwise repeatable across runs)
 
+    @classmethod
+    def parse(cls, table: Any, at: Place) -> "EvalConfig":
+        """The ``[evaluation]`` table."""
+        from .attacks.precision import SETTINGS
+        from .data import SUBSETS
+
+        ev = dict(at.table(table, EVAL_KEYS))
+        at.choice(ev, "precision", SETTINGS, "auto")
+        at.choice(ev, "subset", SUBSETS, "first", say="subset must be \"first\" (the first n test samples) or "
+                  f"\"random\" (a seeded random subset), got {ev.get('subset')!r}")
+        if ev.get("batch_size") == "auto":
+            ev["batch_size"] = None
+        for key in ("compile", "cudnn_benchmark"):
+            at.boolean(ev, key)
+        for key in ("n", "batch_size", "gallery"):
+            v = ev.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < (0 if key == "gallery" else 1)):
+                raise at.error(f"{key} must be a positive integer{' or auto' if key == 'batch_size' else ''}, "
+                               f"got {v!r}")
+        return cls(**ev)
+
 
 @dataclass(frozen=True)
 class TransferConfig:
     sources: str = "all"  # all | undefended | none: which classifiers examples are crafted on
     ensemble: bool = False  # also craft on the average of the undefended models' logits
+
+    @classmethod
+    def parse(cls, table: Any, at: Place) -> "TransferConfig":
+        """The ``[transfer]`` table."""
+        tr = at.table(table, TRANSFER_KEYS)
+        return cls(at.choice(tr, "sources", TRANSFER_SOURCES, "all"), bool(at.boolean(tr, "ensemble", False)))
 
 
 @dataclass(frozen=True)
@@ -109,6 +254,22 @@ class ExecutionConfig:
     address: str | None = None  # ray: a running cluster ("auto", "ray://host:10001"); None: RAY_ADDRESS or a new one
     num_cpus: float | None = None  # ray: CPUs per task (default 1; torch uses that many threads)
     num_gpus: float | None = None  # ray: GPUs per task (default 1 with a CUDA device, else 0; fractions allowed)
+
+    @classmethod
+    def parse(cls, table: Any, at: Place) -> "ExecutionConfig":
+        """The ``[execution]`` table: which executor runs the run's jobs and each task's resources."""
+        ex = at.table(table, EXECUTION_KEYS)
+        executor = at.choice(ex, "executor", EXECUTORS, "local")
+        address = ex.get("address")
+        if address is not None and (not isinstance(address, str) or not address):
+            raise at.error(f"address must be a non-empty string such as \"auto\", got {address!r}")
+        for key, low in (("num_cpus", "> 0"), ("num_gpus", ">= 0")):
+            v = ex.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
+                                  or not (v > 0 if key == "num_cpus" else v >= 0)):
+                raise at.error(f"{key} must be a number {low} (fractions allowed, e.g. {key} = 0.5), got {v!r}")
+        return cls(executor, address, *(float(ex[k]) if ex.get(k) is not None else None
+                                        for k in ("num_cpus", "num_gpus")))
 
 
 @dataclass(frozen=True)
@@ -242,15 +403,6 @@ def unknown_key_error(source: str, where: str, key: str, allowed: tuple[str, ...
     return ConfigError(f"{source}: {where}: unknown key {key!r}; {hint}allowed: {', '.join(allowed)}")
 
 
-def check_keys(source: str, where: str, table: Any, allowed: tuple[str, ...] | list[str]) -> dict[str, Any]:
-    if not isinstance(table, dict):
-        raise ConfigError(f"{source}: {where} must be a table, got {type(table).__name__}")
-    for key in table:
-        if key not in allowed:
-            raise unknown_key_error(source, where, key, allowed)
-    return table
-
-
 def need_str(source: str, where: str, table: dict[str, Any], key: str, default: str | None = None) -> str:
     value = table.get(key, default)
     if value is None:
@@ -275,183 +427,72 @@ def resolve_path(base: Path, value: Any) -> Any:
 
 
 def validate_suite(doc: dict[str, Any], *, source: str = "<dict>", base: Path | None = None) -> SuiteConfig:
-    """Check every key and value of a parsed suite; raise ConfigError naming ``source`` and the key."""
-    from .attacks import make_attack  # registers attacks
-    from .data import declared_bounds, path_options, required_options
-    from .defenses import make_defense
-    from .models import MODELS
-
+    """Check every key and value of a parsed suite; raise ConfigError naming ``source`` and the key. Each table is
+    parsed by its config class (``ModelConfig.parse``, ``AttackConfig.parse``, ...)."""
     base = base or Path.cwd()
     if not isinstance(doc, dict):
         raise ConfigError(f"{source}: a suite must be a table of keys (name, data, models, attacks, ...)")
     check_values(source, "top level", doc)
-    check_keys(source, "top level", doc, TOP_KEYS)
-    name = need_str(source, "top level", doc, "name", default="suite")
+    top = Place(source, "top level")
+    top.table(doc, TOP_KEYS)
+    name = top.string(doc, "name", default="suite")
     seed = doc.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise ConfigError(f"{source}: seed must be a non-negative integer (at most 2**63 - 1), got {seed!r}")
+    try:
+        check_seed(seed)
+    except ConfigError:
+        raise ConfigError(f"{source}: seed must be a non-negative integer (at most 2**63 - 1), got {seed!r}") from None
     device = doc.get("device", "auto")
     if device not in DEVICES and not (isinstance(device, str) and re.fullmatch(r"cuda:\d+", device)):
         raise ConfigError(f"{source}: device must be one of {', '.join(DEVICES)} (or cuda:N), got {device!r}")
 
-    data = dict(check_keys(source, "[data]", doc.get("data", {"dataset": "digits"}), _data_keys(doc, source)))
-    dataset = need_str(source, "[data]", data, "dataset")
+    data, bounds = parse_data(doc, Place(source, "[data]"), base)
+
+    raw_models = doc.get("models")
+    if not isinstance(raw_models, list) or not raw_models:
+        raise ConfigError(f"{source}: define at least one [[models]] table (e.g. name = \"cnn\", arch = \"cnn\")")
+    models = [ModelConfig.parse(m, Place(source, f"models[{i}]"), base) for i, m in enumerate(raw_models)]
+    _unique(source, "models", [m.name for m in models])
+
+    raw_defenses = doc.get("defenses") or []
+    if not isinstance(raw_defenses, list):
+        raise ConfigError(f"{source}: defenses must be a list of [[defenses]] tables (e.g. name = \"at\", "
+                          f"kind = \"adversarial-training\"), got {type(raw_defenses).__name__}")
+    defenses = [DefenseConfig.parse(d, Place(source, f"defenses[{i}]")) for i, d in enumerate(raw_defenses)]
+    _unique(source, "defenses", ["none"] + [d.name for d in defenses])
+
+    raw_attacks = doc.get("attacks")
+    if not isinstance(raw_attacks, list) or not raw_attacks:
+        raise ConfigError(f"{source}: define at least one [[attacks]] table (e.g. name = \"fgsm\", eps = [0.1])")
+    attacks = [AttackConfig.parse(a, Place(source, f"attacks[{i}]"), bounds) for i, a in enumerate(raw_attacks)]
+    _unique(source, "attacks", [a.name for a in attacks])
+
+    return SuiteConfig(
+        name=name, data=data, models=tuple(models), attacks=tuple(attacks), defenses=tuple(defenses),
+        evaluation=EvalConfig.parse(doc.get("evaluation", {}), Place(source, "[evaluation]")),
+        transfer=TransferConfig.parse(doc.get("transfer", {}), Place(source, "[transfer]")),
+        execution=ExecutionConfig.parse(doc.get("execution", {}), Place(source, "[execution]")),
+        seed=seed, device=device, description=str(doc.get("description", "")), source=source, raw=doc,
+    )
+
+
+def parse_data(doc: dict[str, Any], at: Place, base: Path) -> tuple[dict[str, Any], tuple[float, float] | None]:
+    """The ``[data]`` table (its keys are the loader's options, paths resolved against ``base``) and the pixel
+    bounds its loader declares, known before loading (None: it declares none)."""
+    from .data import declared_bounds, path_options, required_options
+
+    data = dict(at.table(doc.get("data", {"dataset": "digits"}), _data_keys(doc, at.source)))
+    dataset = at.string(data, "dataset")
     for key in required_options(dataset):
         if key not in data:
-            raise ConfigError(f"{source}: [data]: dataset {dataset!r} needs the key {key!r}; add {key} = ... to [data]")
+            raise at.error(f"dataset {dataset!r} needs the key {key!r}; add {key} = ... to [data]")
     for key in path_options(dataset):
         if key in data:
             data[key] = resolve_path(base, data[key])
     bounds = declared_bounds(dataset, {k: v for k, v in data.items() if k not in NORMALIZATION_KEYS})
-    mean, std = parse_normalization(source, "[data]", data)
+    mean, std = parse_normalization(at.source, at.where, data)
     if mean is not None:
-        data["mean"], data["std"] = list(mean), list(std)  # type: ignore[arg-type]
-
-    models = []
-    raw_models = doc.get("models")
-    if not isinstance(raw_models, list) or not raw_models:
-        raise ConfigError(f"{source}: define at least one [[models]] table (e.g. name = \"cnn\", arch = \"cnn\")")
-    for i, m in enumerate(raw_models):
-        where = f"models[{i}]"
-        check_keys(source, where, m, MODEL_KEYS)
-        mname = need_str(source, where, m, "name")
-        where = f"models[{i}] ({label(mname)})"
-        arch, factory = m.get("arch"), m.get("factory")
-        if factory is None:
-            arch = need_str(source, where, m, "arch", default=mname if mname in MODELS else None)
-            try:
-                MODELS.get(arch)
-            except ConfigError as exc:
-                raise ConfigError(f"{source}: {where}: {exc}") from None
-        elif arch is not None:
-            raise ConfigError(f"{source}: {where}: give either arch or factory, not both")
-        params = m.get("params", {})
-        if not isinstance(params, dict):
-            raise ConfigError(f"{source}: {where}: params must be a table")
-        try:
-            train = TrainConfig(**{k: m[k] for k in TrainConfig.__dataclass_fields__ if k in m})
-        except ConfigError as exc:
-            raise ConfigError(f"{source}: {where}: {exc}") from None
-        weights = m.get("weights")
-        if weights is not None:
-            weights = resolve_path(base, weights)
-            if not isinstance(weights, str) or not Path(weights).is_file():
-                raise ConfigError(f"{source}: {where}: weights file {weights!r} not found; check the path "
-                                  "(relative paths are resolved from the suite file's folder)")
-        trust = m.get("trust_checkpoint", False)
-        if not isinstance(trust, bool):
-            raise ConfigError(f"{source}: {where}: trust_checkpoint must be true or false")
-        mean, std = parse_normalization(source, where, m)
-        model_bounds = parse_bounds(source, where, m["bounds"]) if m.get("bounds") is not None else None
-        search = tuple(dict.fromkeys(str(p.resolve()) for p in (base, Path.cwd()))) if factory is not None else ()
-        models.append(ModelConfig(mname, arch, factory, weights, dict(params), train, trust, mean, std, model_bounds,
-                                  search))
-    _unique(source, "models", [m.name for m in models])
-
-    defenses = []
-    for i, d in enumerate(doc.get("defenses", []) or []):
-        where = f"defenses[{i}]"
-        if not isinstance(d, dict):
-            raise ConfigError(f"{source}: {where} must be a table")
-        dname = need_str(source, where, d, "name")
-        kind = need_str(source, f"{where} ({label(dname)})", d, "kind")
-        train_keys = tuple(TrainConfig.__dataclass_fields__)
-        params = {k: v for k, v in d.items() if k not in ("name", "kind") + train_keys}
-        train_over = {k: v for k, v in d.items() if k in train_keys}
-        try:
-            make_defense(kind, name=dname, **params)
-            TrainConfig(**train_over)
-        except ConfigError as exc:
-            raise ConfigError(f"{source}: {where} ({label(dname)}): {exc}") from None
-        defenses.append(DefenseConfig(dname, kind, params, train_over))
-    _unique(source, "defenses", ["none"] + [d.name for d in defenses])
-
-    attacks = []
-    raw_attacks = doc.get("attacks")
-    if not isinstance(raw_attacks, list) or not raw_attacks:
-        raise ConfigError(f"{source}: define at least one [[attacks]] table (e.g. name = \"fgsm\", eps = [0.1])")
-    for i, a in enumerate(raw_attacks):
-        where = f"attacks[{i}]"
-        if not isinstance(a, dict):
-            raise ConfigError(f"{source}: {where} must be a table")
-        aname = need_str(source, where, a, "name")
-        where = f"attacks[{i}] ({label(aname)})"
-        kind = need_str(source, where, a, "kind", default=aname)
-        if "eps" not in a:
-            raise ConfigError(f"{source}: {where}: missing required key 'eps' (a number or a list of numbers)")
-        eps = parse_eps(source, where, a["eps"])
-        params = {k: v for k, v in a.items() if k not in ("name", "kind", "eps", "transfer")}
-        try:
-            attack = make_attack(kind, **params)
-        except RobustBenchError as exc:
-            raise ConfigError(f"{source}: {where}: {exc}") from None
-        check_eps_range(source, where, eps, attack.norm, bounds)
-        transfer = a.get("transfer")
-        if transfer is not None and not isinstance(transfer, bool):
-            raise ConfigError(f"{source}: {where}: transfer must be true or false, got {transfer!r}")
-        attacks.append(AttackConfig(aname, kind, eps, params, transfer))
-    _unique(source, "attacks", [a.name for a in attacks])
-
-    ev = check_keys(source, "[evaluation]", doc.get("evaluation", {}), EVAL_KEYS)
-    from .attacks.precision import SETTINGS
-
-    if "precision" in ev and ev["precision"] not in SETTINGS:
-        raise ConfigError(f"{source}: [evaluation]: precision must be one of {', '.join(SETTINGS)}, "
-                          f"got {ev['precision']!r}")
-    from .data import SUBSETS
-
-    if "subset" in ev and ev["subset"] not in SUBSETS:
-        raise ConfigError(f"{source}: [evaluation]: subset must be \"first\" (the first n test samples) or "
-                          f"\"random\" (a seeded random subset), got {ev['subset']!r}")
-    if ev.get("batch_size") == "auto":
-        ev["batch_size"] = None
-    for key in ("compile", "cudnn_benchmark"):
-        if key in ev and not isinstance(ev[key], bool):
-            raise ConfigError(f"{source}: [evaluation]: {key} must be true or false, got {ev[key]!r}")
-    for key in ev:
-        v = ev[key]
-        if key in ("precision", "subset", "compile", "cudnn_benchmark"):
-            continue
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < (0 if key == "gallery" else 1)):
-            raise ConfigError(f"{source}: [evaluation]: {key} must be a positive integer"
-                              f"{' or auto' if key == 'batch_size' else ''}, got {v!r}")
-    evaluation = EvalConfig(**ev)
-
-    tr = check_keys(source, "[transfer]", doc.get("transfer", {}), TRANSFER_KEYS)
-    if tr.get("sources", "all") not in TRANSFER_SOURCES:
-        raise ConfigError(f"{source}: [transfer]: sources must be one of {', '.join(TRANSFER_SOURCES)}, "
-                          f"got {tr['sources']!r}")
-    if not isinstance(tr.get("ensemble", False), bool):
-        raise ConfigError(f"{source}: [transfer]: ensemble must be true or false")
-    transfer = TransferConfig(**tr)
-    execution = parse_execution(source, doc.get("execution", {}))
-
-    return SuiteConfig(
-        name=name, data=data, models=tuple(models), attacks=tuple(attacks), defenses=tuple(defenses),
-        evaluation=evaluation, transfer=transfer, execution=execution, seed=seed, device=device,
-        description=str(doc.get("description", "")),
-        source=source, raw=doc,
-    )
-
-
-def parse_execution(source: str, table: Any) -> ExecutionConfig:
-    """The ``[execution]`` table: which executor runs the cells and each task's resources."""
-    ex = check_keys(source, "[execution]", table, EXECUTION_KEYS)
-    if ex.get("executor", "local") not in EXECUTORS:
-        raise ConfigError(f"{source}: [execution]: executor must be one of {', '.join(EXECUTORS)}, "
-                          f"got {ex['executor']!r}")
-    address = ex.get("address")
-    if address is not None and (not isinstance(address, str) or not address):
-        raise ConfigError(f"{source}: [execution]: address must be a non-empty string such as \"auto\", "
-                          f"got {address!r}")
-    for key, low in (("num_cpus", "> 0"), ("num_gpus", ">= 0")):
-        v = ex.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
-                              or not (v > 0 if key == "num_cpus" else v >= 0)):
-            raise ConfigError(f"{source}: [execution]: {key} must be a number {low} (fractions allowed, "
-                              f"e.g. {key} = 0.5), got {v!r}")
-    return ExecutionConfig(ex.get("executor", "local"), address,
-                           *(float(ex[k]) if ex.get(k) is not None else None for k in ("num_cpus", "num_gpus")))
+        data["mean"], data["std"] = list(mean), list(std)
+    return data, bounds
 
 
 def parse_normalization(source: str, where: str, table: dict[str, Any]) -> tuple[Any, Any]:

@@ -114,3 +114,19 @@ def test_missing_sections(tmp_path):
         load_suite(write(tmp_path, 'name = "x"\n[[attacks]]\nname = "fgsm"\neps = 0.1\n'))
     with pytest.raises(ConfigError, match="at least one \\[\\[attacks\\]\\]"):
         load_suite(write(tmp_path, 'name = "x"\n[[models]]\nname = "cnn"\n'))
+
+
+@pytest.mark.parametrize("key", ["data", "models", "defenses", "attacks", "evaluation", "transfer", "execution"])
+@pytest.mark.parametrize("value", [1, "x", [1], True])
+def test_a_table_of_the_wrong_type_is_one_config_error(key, value):
+    """Each table's parser refuses a value of the wrong type in one line (``defenses = 1`` once raised TypeError,
+    found by the fuzz test)."""
+    from robustbench_gan.suite import validate_suite
+
+    doc = {"name": "t", "models": [{"name": "m", "arch": "logistic"}], "attacks": [{"name": "fgsm", "eps": [0.1]}],
+           key: value}
+    if key in ("models", "attacks") and isinstance(value, list):
+        doc[key] = [value[0]]
+    with pytest.raises(ConfigError) as info:
+        validate_suite(doc, source="s.toml")
+    assert str(info.value).startswith("s.toml: ") and "\n" not in str(info.value)
