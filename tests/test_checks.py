@@ -7,7 +7,7 @@ from torch import nn
 
 from robustbench_gan.checks import EXPLANATIONS, table_flags
 from robustbench_gan.checks.probes import accuracy_at_huge_eps, check_outputs, classifier_flags, zero_gradients
-from robustbench_gan.checks.table import (
+from robustbench_gan.checks.row_checks import (
     check_accuracy_rises_with_eps, check_single_step_vs_iterative, check_white_box_above_transfer,
 )
 from robustbench_gan.classifier import Classifier
@@ -129,7 +129,7 @@ def test_every_check_is_explained():
 
 
 def test_black_box_below_white_box_flags_masked_gradients():
-    from robustbench_gan.checks.table import check_black_box_below_white_box
+    from robustbench_gan.checks.row_checks import check_black_box_below_white_box
 
     masked = [rec("pgd", 0.1, 0.80), rec("fgsm", 0.1, 0.85), rec("square", 0.1, 0.30, threat="black-box")]
     honest = [rec("pgd", 0.1, 0.30), rec("fgsm", 0.1, 0.40), rec("square", 0.1, 0.32, threat="black-box")]
@@ -139,7 +139,7 @@ def test_black_box_below_white_box_flags_masked_gradients():
 
 
 def test_naive_attacks_only_on_a_purifier_are_flagged():
-    from robustbench_gan.checks.table import check_naive_attacks_only_on_purifier
+    from robustbench_gan.checks.row_checks import check_naive_attacks_only_on_purifier
 
     def purified(attack, acc, **kw):
         return {**rec(attack, 0.2, acc, defense="dgan", **kw), "purified": True}

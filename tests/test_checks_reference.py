@@ -13,7 +13,7 @@ from robustbench_gan.checks.probes import (
     check_outputs, classifier_flags, dynamic_forward, dynamic_problem, output_problems, zero_gradient_problem,
     zero_gradients,
 )
-from robustbench_gan.checks.table import check_black_box_below_white_box, check_square_after_gradients
+from robustbench_gan.checks.row_checks import check_black_box_below_white_box, check_square_after_gradients
 from robustbench_gan.classifier import Classifier
 from robustbench_gan.defenses import DefenseGanProjection
 from robustbench_gan.purified import PurifiedClassifier, Purifier

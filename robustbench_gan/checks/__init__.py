@@ -6,7 +6,7 @@ Two kinds: *table checks* (:mod:`.table`) read the result records of a run; *cla
 what each check means. This package imports neither torch nor the attacks: the report reads it.
 """
 from .explanations import EXPLANATIONS, Flag, make_flag
-from .table import TABLE_CHECKS, table_flags
+from .row_checks import TABLE_CHECKS, table_flags
 from .warn import SanityFlagWarning, flag_line, warn_flags
 
 __all__ = ["EXPLANATIONS", "Flag", "SanityFlagWarning", "TABLE_CHECKS", "flag_line", "make_flag", "table_flags",

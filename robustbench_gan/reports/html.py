@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from ..checks.table import is_adaptive
+from ..checks.row_checks import is_adaptive
 from ..core.progress import progress_bar
 from . import plots
 from .sections import navigation, render_sections
