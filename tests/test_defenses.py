@@ -28,6 +28,7 @@ def undefended(digits):
     return fit("none", digits)
 
 
+@pytest.mark.slow
 def test_pgd_adversarial_training_raises_pgd_accuracy(digits, undefended):
     defended = fit("adversarial-training", digits, method="pgd", eps=0.2)
     pgd = make_attack("pgd", steps=20)
@@ -54,6 +55,7 @@ def test_distillation_masks_gradients_and_is_seen_through(digits, undefended):
     assert transferred < ce["robust_accuracy"] - 0.3
 
 
+@pytest.mark.slow
 def test_fgsm_adversarial_training_is_flagged(tmp_path):
     suite = tmp_path / "fgsm-at.toml"
     suite.write_text("""

@@ -95,6 +95,7 @@ def _cli(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_user_model_suite_with_normalization_on_an_image_folder(tmp_path):
     """mean/std per data set and per model; a factory package next to the suite file; weights of the bare model;
     then a rerun says how much it resumes; the output lines stay clean when redirected."""

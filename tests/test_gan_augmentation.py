@@ -157,6 +157,7 @@ n = 100
 """
 
 
+@pytest.mark.slow
 def test_suite_reports_gan_metrics_and_reuses_cache(tmp_path, monkeypatch):
     path = tmp_path / "gan.toml"
     path.write_text(SUITE)

@@ -140,6 +140,7 @@ class NoisyLogits(nn.Module):
         return out + self.std * torch.randn_like(out)
 
 
+@pytest.mark.slow
 def test_eot_keeps_a_lucky_draw_from_stopping_the_search(cnn, digits):
     """On the digits CNN with Gaussian noise (std 0.3) on its logits, 100 iterations, eps 0.15, seeds 0-2. With one
     pass a sample stops at the first draw that happens to misclassify it, often still well inside the class; with
