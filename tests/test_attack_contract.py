@@ -111,3 +111,28 @@ def test_the_contract_on_random_problems(kind, data, stand_in):
     y = torch.randint(0, p["classes"], (n,), generator=g)
     attack = stand_in(make_attack(kind, **p["params"]), (c, h, w), (lo, hi))
     assert_keeps_the_contract(attack, clf, x, attack.make_goal(clf, x, y, seed=p["seed"]), p["eps"])
+
+
+def test_an_attack_implements_one_of_perturb_perturb_many_and_run_and_gets_the_others(cnn, batch):
+    """The base class derives the other two entry points from the one an attack writes (and says so when it
+    writes none); an attack writing only ``run`` reports its own queries."""
+    from robustbench_gan.attacks import Attack, Goal
+
+    x, y = batch[0][:8], batch[1][:8]
+
+    class OnlyRun(Attack):
+        def run(self, clf, x, goal, eps_list, *, context=None):
+            return AttackResult([(x + e).clamp(*clf.bounds) for e in eps_list], queries=[7] * len(eps_list))
+
+    class OnlyPerturb(Attack):
+        def perturb(self, clf, x, goal, *, eps):
+            clf.predict(x)
+            return (x - eps).clamp(*clf.bounds)
+
+    a, b = OnlyRun(), OnlyPerturb()
+    assert torch.equal(a.perturb(cnn, x, Goal(y), eps=0.1), (x + 0.1).clamp(0, 1))
+    assert len(a.perturb_many(cnn, x, Goal(y), [0.1, 0.2])) == 2
+    result = b.run(cnn, x, Goal(y), [0.1, 0.2])
+    assert torch.equal(result.examples[1], (x - 0.2).clamp(0, 1)) and result.queries == [8, 8]
+    with pytest.raises(NotImplementedError, match="implements none of"):
+        Attack().perturb(cnn, x, Goal(y), eps=0.1)

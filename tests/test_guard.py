@@ -19,7 +19,7 @@ from robustbench_gan.errors import AttackContractError
 class TooFar(Attack):
     """Returns ``x + 2 eps`` (clipped to the bounds): outside the Linf ball wherever a pixel could move."""
 
-    name = "too-far"
+    kind = "too-far"
 
     def perturb(self, clf, x: torch.Tensor, goal: Goal, *, eps: float) -> torch.Tensor:
         return (x + 2 * eps).clamp(*clf.bounds)
@@ -28,7 +28,7 @@ class TooFar(Attack):
 class OutOfBounds(Attack):
     """Stays in the ball but forgets the bounds: ``x + eps`` unclipped."""
 
-    name = "out-of-bounds"
+    kind = "out-of-bounds"
 
     def perturb(self, clf, x: torch.Tensor, goal: Goal, *, eps: float) -> torch.Tensor:
         return x + eps

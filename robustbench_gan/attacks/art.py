@@ -142,12 +142,6 @@ class ArtAttack(Attack):
                               f"run `pip install {package}` or choose another attack") from None
         return torch.as_tensor(adv, dtype=x.dtype, device=x.device)
 
-    def perturb(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
-        return self.perturb_many(clf, x, goal, [eps])[0]
-
-    def perturb_many(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float]) -> list[Tensor]:
-        return self.run(clf, x, goal, eps_list).examples
-
     def run(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float], *,
             context: RunContext = RunContext()) -> AttackResult:
         """A budgeted attack runs once per eps; a minimum-norm one (no budget) once for every eps, each eps keeping

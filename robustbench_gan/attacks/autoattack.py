@@ -162,12 +162,6 @@ class AutoAttack(Attack):
                 attack.adaptive = self.adaptive
         return out
 
-    def perturb(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
-        return self.perturb_many(clf, x, goal, [eps])[0]
-
-    def perturb_many(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float]) -> list[Tensor]:
-        return self.run(clf, x, goal, eps_list).examples
-
     def run(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float], *,
             context: RunContext = RunContext()) -> AttackResult:
         """The cascade at each eps; every eps starts again from the clean samples. ``clf`` may be a gradient view

@@ -116,7 +116,11 @@ class Attack:
         return Goal(choose_targets(clf, x, y, self.target_mode, target=getattr(self, "target", 0), seed=seed), True)
 
     def perturb(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
-        raise NotImplementedError
+        """Adversarial examples at one eps. An attack implements this, or :meth:`perturb_many`, or :meth:`run`
+        (then this is its run at that eps)."""
+        if type(self).run is Attack.run and type(self).perturb_many is Attack.perturb_many:
+            raise NotImplementedError(f"{type(self).__name__} implements none of perturb, perturb_many and run")
+        return self.perturb_many(clf, x, goal, [eps])[0]
 
     def class_count_problem(self, num_classes: int) -> str | None:
         """Why this attack cannot run on ``num_classes`` classes, and what to use instead (None: it can). Suites
@@ -135,7 +139,10 @@ class Attack:
             raise TypeError(f"{type(self).__name__} declares no prerequisites but was given {len(artefacts)}")
 
     def perturb_many(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float]) -> list[Tensor]:
-        """Adversarial examples for each eps in ``eps_list``, in order."""
+        """Adversarial examples for each eps in ``eps_list``, in order (an attack that overrides :meth:`run`: the
+        examples of its result)."""
+        if type(self).run is not Attack.run:
+            return self.run(clf, x, goal, eps_list).examples
         return [self.perturb(clf, x, goal, eps=float(e)) for e in eps_list]
 
     def transfer_many(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float]) -> list[Tensor]:

@@ -221,9 +221,6 @@ class FAB(Attack):
                     self._judge(clf, x, goal, active, adv, dist, eps, out, done)
         return out
 
-    def perturb_many(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float]) -> list[Tensor]:
-        return self.run(clf, x, goal, eps_list).examples
-
     def run(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float], *,
             context: RunContext = RunContext()) -> AttackResult:
         """Every eps from one run: a FAB trajectory does not depend on eps (only where it stops, and the random

@@ -44,9 +44,6 @@ class FGSM(Attack):
             grad, _ = gradient(clf, x, goal_loss(goal, self.loss), self.eot_samples)
         return grad.sign() if self.norm == "inf" else l2_normalize(grad)
 
-    def perturb(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
-        return self.perturb_many(clf, x, goal, [eps])[0]
-
     def perturb_many(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float]) -> list[Tensor]:
         d = self.direction(clf, x, goal)
         return [x.clone() if e == 0 else clip(x + float(e) * d, clf).detach() for e in eps_list]

@@ -81,12 +81,6 @@ class LatentAttack(Attack):
         return PGD(norm=self.norm, steps=self.steps, loss=self.loss, targeted=self.targeted,
                    target_mode=self.target_mode or "random", target=self.target, seed=self.seed, adaptive=adaptive)
 
-    def perturb(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
-        return self.perturb_many(clf, x, goal, [eps])[0]
-
-    def perturb_many(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float]) -> list[Tensor]:
-        return self.run(clf, x, goal, eps_list).examples
-
     def run(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float], *,
             context: RunContext = RunContext()) -> AttackResult:
         """One projection ``z*`` of ``x`` (the defense's own) starts the search at every eps."""

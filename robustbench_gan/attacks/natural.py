@@ -165,9 +165,6 @@ class NaturalAdversary(Attack):
         return latent_search(self.models, clf, x, goal, radius=radius, step=self.step, samples=self.samples,
                              seed=self.seed)
 
-    def perturb_many(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float]) -> list[Tensor]:
-        return self.run(clf, x, goal, eps_list).examples
-
     def run(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float], *,
             context: RunContext = RunContext()) -> AttackResult:
         """One search up to the largest eps; at each eps, ``G(z~)`` where its latent distance is within eps. The
@@ -176,7 +173,3 @@ class NaturalAdversary(Attack):
         keep = [(found.distance <= float(e)).to(x.device).view(-1, *([1] * (x.ndim - 1))) for e in eps_list]
         return AttackResult([torch.where(k, found.x_adv, x).detach() for k in keep],
                             queries=even_split(found.queries, len(eps_list)), log=found)
-
-    def perturb(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
-        return self.perturb_many(clf, x, goal, [eps])[0]
-

@@ -237,12 +237,6 @@ class SubstituteAttack(Attack):
 
         return PGD(steps=self.craft_steps, seed=self.seed).transfer_many(sub, x, goal, eps_list)
 
-    def perturb(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
-        return self.perturb_many(clf, x, goal, [eps])[0]
-
-    def perturb_many(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float]) -> list[Tensor]:
-        return self.run(clf, x, goal, eps_list).examples
-
     def run(self, clf: Classifier, x: Tensor, goal: Goal, eps_list: Sequence[float], *,
             context: RunContext = RunContext()) -> AttackResult:
         """Train a substitute from ``x`` (the attacker's initial set) with label-only queries, then attack ``x``;
@@ -258,4 +252,3 @@ class SubstituteAttack(Attack):
     def params(self) -> dict[str, Any]:
         """The preset's name and every resolved value (what the run used), for records and cache keys."""
         return {"preset": self.preset, **{k: getattr(self, k) for k in PAPER}, "seed": self.seed}
-

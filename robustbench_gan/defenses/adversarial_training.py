@@ -140,4 +140,3 @@ class AdversarialTraining(Defense):
     def params(self) -> dict[str, Any]:
         return {"method": self.method, "eps": self.eps, "norm": self.norm, "alpha": self.alpha, "steps": self.steps,
                 "step_size": self.step_size, "ramp_epochs": self.ramp_epochs, "beta": self.beta}
-

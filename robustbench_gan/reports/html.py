@@ -18,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from ..checks.row_checks import is_adaptive
 from ..core.progress import progress_bar
+from ..results import THREATS
 from . import plots
 from .sections import navigation, render_sections
 from .formats import (MISSING, acc_cell, as_float, cell, fmt_acc_ci, fmt_eps, fmt_interval, fmt_num,  # noqa: F401
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-THREAT_ORDER = {"white-box": 0, "transfer": 1, "black-box": 2}
+THREAT_ORDER = {threat: i for i, threat in enumerate(THREATS)}  # the order results.THREATS gives
 
 
 # --------------------------------------------------------------------------------------------- sections

@@ -18,7 +18,7 @@ from matplotlib.lines import Line2D
 from matplotlib.textpath import text_to_path
 from matplotlib.ticker import FixedLocator, FuncFormatter, Locator
 
-from .formats import fmt_eps
+from .formats import fmt_eps, is_missing
 
 log = logging.getLogger(__name__)
 
@@ -29,24 +29,15 @@ NORM_LABELS = {"inf": "L∞", "2": "L2", "1": "L1", "0": "L0", "latent": "latent
 _DPI = 100
 
 
-def _is_missing(value: Any) -> bool:
-    if value is None:
-        return True
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
 def _text(value: Any) -> str:
     """A label safe for matplotlib: missing -> '–', ``$`` escaped so mathtext never kicks in."""
-    text = "–" if _is_missing(value) else str(value)
+    text = "–" if is_missing(value) else str(value)
     return text.replace("$", r"\$")
 
 
 def norm_label(norm: Any) -> str:
     """``'inf'`` -> ``'L∞'``, ``'2'`` -> ``'L2'``, ``'latent'`` -> ``'latent L2'``; anything else is shown as given."""
-    if _is_missing(norm):
+    if is_missing(norm):
         return "–"
     if str(norm).strip().lower() in NORM_LABELS:
         return NORM_LABELS[str(norm).strip().lower()]
@@ -137,8 +128,8 @@ def _line_label(defense: Any, attack: Any, targeted: Any, target_mode: Any, show
     label = _text(attack)
     if show_defense:
         label = f"{_text(defense)} · {label}"
-    if not _is_missing(targeted) and bool(targeted):
-        label += f" (targeted{', ' + _text(target_mode) if not _is_missing(target_mode) else ''})"
+    if not is_missing(targeted) and bool(targeted):
+        label += f" (targeted{', ' + _text(target_mode) if not is_missing(target_mode) else ''})"
     return label
 
 
@@ -160,12 +151,12 @@ def accuracy_vs_eps(table: pd.DataFrame) -> list[tuple[str, str]]:
     if df.empty:
         return []
     # Group keys must be hashable and NaN-free: use display strings.
-    df["_model"] = df["model"].map(lambda v: "–" if _is_missing(v) else str(v))
+    df["_model"] = df["model"].map(lambda v: "–" if is_missing(v) else str(v))
     df["_norm"] = df["norm"].map(norm_label)
-    df["_defense"] = df["defense"].map(lambda v: "–" if _is_missing(v) else str(v))
-    df["_attack"] = df["attack"].map(lambda v: "–" if _is_missing(v) else str(v))
-    df["_targeted"] = df["targeted"].map(lambda v: False if _is_missing(v) else bool(v))
-    df["_mode"] = df["target_mode"].map(lambda v: "" if _is_missing(v) else str(v))
+    df["_defense"] = df["defense"].map(lambda v: "–" if is_missing(v) else str(v))
+    df["_attack"] = df["attack"].map(lambda v: "–" if is_missing(v) else str(v))
+    df["_targeted"] = df["targeted"].map(lambda v: False if is_missing(v) else bool(v))
+    df["_mode"] = df["target_mode"].map(lambda v: "" if is_missing(v) else str(v))
 
     # The noise probe measures something else (noise not fooled), so it has no place on these axes.
     df = df[df["_mode"] != "each-class"]
@@ -235,7 +226,7 @@ def _to_hwc(image: Any) -> np.ndarray:
 
 
 def _class_name(names: Sequence[Any], index: Any) -> str:
-    if _is_missing(index):
+    if is_missing(index):
         return "–"
     try:
         i = int(index)
@@ -247,7 +238,7 @@ def _class_name(names: Sequence[Any], index: Any) -> str:
 
 
 def _conf(value: Any) -> str:
-    return "" if _is_missing(value) else f" ({float(value):.2f})"
+    return "" if is_missing(value) else f" ({float(value):.2f})"
 
 
 def gallery_image(entry: dict[str, Any]) -> str:
@@ -325,7 +316,7 @@ def _montage(tiles: list[list[np.ndarray]], captions: list[list[str]]) -> Figure
 
 
 def _classifier_label(model: Any, defense: Any) -> str:
-    return str(model) if _is_missing(defense) or str(defense) == "none" else f"{model}/{defense}"
+    return str(model) if is_missing(defense) or str(defense) == "none" else f"{model}/{defense}"
 
 
 def transfer_matrices(table: pd.DataFrame) -> list[tuple[str, str]]:
@@ -532,7 +523,7 @@ def gan_losses(losses: dict[str, list[float]]) -> str:
 def corner_case_gallery(cases: dict[str, Any]) -> str | None:
     """Generated samples the classifier gets wrong or is unsure about, with the class-wise rate as a bar chart."""
     items = cases.get("items") or []
-    rates = [0.0 if _is_missing(r) else float(r) for r in (cases.get("rate_per_class") or [])]
+    rates = [0.0 if is_missing(r) else float(r) for r in (cases.get("rate_per_class") or [])]
     names = cases.get("class_names") or [str(i) for i in range(len(rates))]
     if not items and not rates:
         return None
