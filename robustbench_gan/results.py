@@ -11,7 +11,7 @@ import json
 import logging
 import platform
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -155,8 +155,7 @@ class Results:
             raise RobustBenchError(f"{str(path)!r} is not valid JSON (line {exc.lineno}): {exc.msg}") from None
         if not isinstance(doc, dict) or "records" not in doc:
             raise RobustBenchError(f"{str(path)!r} has no 'records'; is it a robustbench-gan results.json?")
-        known = {"manifest", "records", "flags", "gan", "gallery", "sections", "leaderboard", "substitute",
-                 "gan_details"}
+        known = {f.name for f in fields(cls)} - {"extra", "samples"}  # the keys to_json_dict writes
         samples_path = path.parent / SAMPLES_FILE
         samples = None
         if samples_path.is_file():

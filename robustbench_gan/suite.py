@@ -45,8 +45,9 @@ class Place:
     def error(self, message: str) -> ConfigError:
         return ConfigError(f"{self.source}: {self.where}: {message}")
 
-    def at(self, where: str) -> "Place":
-        return Place(self.source, where)
+    def named(self, name: str) -> "Place":
+        """This table, said with the name its ``name`` key gives (``models[0] (cnn)``)."""
+        return Place(self.source, f"{self.where} ({label(name)})")
 
     def table(self, value: Any, allowed: tuple[str, ...] | list[str] | None = None) -> dict[str, Any]:
         """``value`` as a table whose keys are all in ``allowed`` (None: any key)."""
@@ -100,7 +101,7 @@ class ModelConfig:
 
         at.table(m, MODEL_KEYS)
         name = at.string(m, "name")
-        at = at.at(f"{at.where} ({label(name)})")
+        at = at.named(name)
         arch, factory = m.get("arch"), m.get("factory")
         if factory is None:
             arch = at.string(m, "arch", default=name if name in MODELS else None)
@@ -154,7 +155,7 @@ class AttackConfig:
 
         at.table(a)
         name = at.string(a, "name")
-        at = at.at(f"{at.where} ({label(name)})")
+        at = at.named(name)
         kind = at.string(a, "kind", default=name)
         if "eps" not in a:
             raise at.error("missing required key 'eps' (a number or a list of numbers)")
@@ -192,7 +193,7 @@ class DefenseConfig:
 
         at.table(d)
         name = at.string(d, "name")
-        kind = at.at(f"{at.where} ({label(name)})").string(d, "kind")
+        kind = at.named(name).string(d, "kind")
         train_keys = tuple(TrainConfig.__dataclass_fields__)
         params = {k: v for k, v in d.items() if k not in ("name", "kind") + train_keys}
         train = {k: v for k, v in d.items() if k in train_keys}
@@ -200,7 +201,7 @@ class DefenseConfig:
             make_defense(kind, name=name, **params)
             TrainConfig(**train)
         except ConfigError as exc:
-            raise at.at(f"{at.where} ({label(name)})").wrap(exc) from None
+            raise at.named(name).wrap(exc) from None
         return cls(name, kind, params, train)
 
 

@@ -15,7 +15,8 @@ from torch import Tensor
 from ..classifier import Classifier, eval_mode, frozen
 from ..purified import GenerativePurifier, PurifiedClassifier, gradient_view
 from .base import (
-    ATTACKS, Attack, AttackResult, Goal, RunContext, attack_loss, check_loss, check_positive, check_seed, check_target, clip, flat_norm,
+    ATTACKS, Attack, AttackResult, Goal, RunContext, attack_loss, check_loss, check_positive, check_seed,
+    check_target, clip, flat_norm,
     is_success, parse_norm, project,
 )
 from .pgd import PGD

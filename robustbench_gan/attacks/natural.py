@@ -104,7 +104,8 @@ def latent_search(
 @ATTACKS.register("natural")
 class NaturalAdversary(Attack):
     """The natural adversarial search of Zhao, Dua & Singh 2018 (see the module docstring) against a generator and
-    inverter trained once per run on the run's training data (:class:`~robustbench_gan.gan.inverter.InvertedGeneratorNeed`).
+    inverter trained once per run on the run's training data
+    (:class:`~robustbench_gan.gan.inverter.InvertedGeneratorNeed`).
 
     ``samples`` (N) and ``step`` (dr) shape the search; eps is the budget in latent L2 distance (shells up to the
     largest eps, so ``ceil(max eps / step)`` shells at most). ``z_dim``, ``width`` and ``gan_epochs`` configure the

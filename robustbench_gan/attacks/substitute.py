@@ -18,7 +18,9 @@ from ..core.progress import progress_bar
 from ..classifier import Classifier, frozen
 from ..data import DataSpec
 from ..errors import ConfigError
-from .base import ATTACKS, Attack, AttackResult, Goal, RunContext, check_bool, check_positive, check_seed, clip, even_split
+from .base import (
+    ATTACKS, Attack, AttackResult, Goal, RunContext, check_bool, check_positive, check_seed, clip, even_split,
+)
 
 log = logging.getLogger(__name__)
 

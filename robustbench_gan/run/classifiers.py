@@ -77,7 +77,7 @@ class Classifiers:
         self.models = {m.name: m for m in models}
         self.defenses = {d.name: d for d in (NO_DEFENSE, *defenses)}
         self._items: dict[ClassifierId, tuple[Classifier, str]] = {}
-        self._planned: dict[ClassifierId, tuple[ModelConfig, DefenseConfig, str]] = {}
+        self._planned: dict[ClassifierId, str] = {}  # the cache key of every classifier planned
         self._prebuilt: set[ClassifierId] = set()
         self.flags: list[dict[str, Any]] = []
         self.sections: list[dict[str, Any]] = []
@@ -104,7 +104,7 @@ class Classifiers:
     def key(self, ident: ClassifierId) -> str:
         if ident in self._items:
             return self._items[ident][1]
-        return self._planned[ident][2]
+        return self._planned[ident]
 
     def mapping(self, idents: list[ClassifierId]) -> dict[ClassifierId, Classifier]:
         return {i: self._items[i][0] for i in idents}
@@ -120,13 +120,13 @@ class Classifiers:
         fast, before anything trains, on a model of the wrong shape. Returns the classifier's job id."""
         ident = (model.name, defense.name)
         job_id = fit_id(ident)
-        if job_id in graph.jobs or job_id in graph.done:
+        if job_id in graph:
             return job_id
         if ident in self._items:
             graph.resolve(job_id, self._items[ident][0])
             return job_id
         recipe = self.recipe(model, defense)
-        self._planned[ident] = (model, defense, recipe.key)
+        self._planned[ident] = recipe.key
         try:
             skeleton = recipe.skeleton(self.data).to(self.device)
             skeleton.check(self.x_check[:4])
@@ -157,7 +157,7 @@ class Classifiers:
                      for i, need in enumerate(needs.needs(self.data)))
 
     def _plan_need(self, need: Any, job: BuildJob, graph: JobGraph) -> str:
-        if job.id not in graph.jobs and job.id not in graph.done:
+        if job.id not in graph:
             artefact = self.fit_context.cached(need)  # the memo, or an earlier run's cache
             if artefact is not None:
                 graph.resolve(job.id, artefact)
@@ -194,7 +194,8 @@ class Classifiers:
         return self._items[ident]
 
     def finish(self, pairs: list[Pair]) -> None:
-        """Check every classifier of ``pairs`` (prebuilt ones first) and collect its defense's report sections."""
+        """Check every classifier of ``pairs`` (prebuilt ones first; each once, in the order first given) and collect
+        its defense's report sections."""
         idents = list(dict.fromkeys([*self._prebuilt, *((m.name, d.name) for m, d in pairs if m is not REFERENCE)]))
         for ident in idents:
             if self.checks:

@@ -202,6 +202,6 @@ class CellJob:
 
     def run(self, inputs: Mapping[str, Any], env: JobEnv) -> Any:
         classifiers = {ident: tune_for_device(inputs[dep], env.device).eval() for ident, dep in self.classifiers}
-        prepared = [a.to(env.device) if isinstance(a, nn.Module) else a for a in (inputs[d] for d in self.prepared)]
-        data = EvalData(env.eval.x, env.eval.y, env.eval.class_names, {self.cell.attack.name: prepared})
+        prepared = {self.cell.attack.name: [inputs[dep] for dep in self.prepared]}
+        data = EvalData(env.eval.x, env.eval.y, env.eval.class_names, prepared).to(env.device)
         return run_cell(self.cell, classifiers, data, progress=env.progress)

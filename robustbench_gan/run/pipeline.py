@@ -243,7 +243,6 @@ def _run_pipeline(
             continue
         prepared = classifiers.plan_attack(AttackNeeds(cell.attack, suite.seed, classifiers.numerics), graph)
         graph.add(CellJob(i, cell, tuple(ids.items()), prepared))
-    pairs = list({(m.name, d.name): (m, d) for m, d in pairs}.values())
     todo = graph.pending()
     if todo:
         log.info("%d job(s) to run: %s", len(todo), ", ".join(f"{n} {what}(s)" for what, n in

@@ -173,9 +173,9 @@ class JobGraph:
 
     def add(self, job: Job) -> None:
         """Add ``job`` (once; a second add of the same id is ignored). Its dependencies must be in the graph."""
-        if job.id in self.jobs or job.id in self.done:
+        if job.id in self:
             return
-        missing = [d for d in job.deps if d not in self.jobs and d not in self.done]
+        missing = [d for d in job.deps if d not in self]
         if missing:
             raise ValueError(f"job {job.id!r} depends on {missing}, which the graph does not hold yet")
         self.jobs[job.id] = job
@@ -192,8 +192,9 @@ class JobGraph:
         """Ids whose output some pending job takes as input (an executor keeps only those)."""
         return {d for job in self.pending() for d in job.deps}
 
-    def __len__(self) -> int:
-        return len(self.jobs)
+    def __contains__(self, job_id: object) -> bool:
+        """Whether the graph holds ``job_id``, as a job to run or as an output known before the run."""
+        return job_id in self.jobs or job_id in self.done
 
 
 class Executor(Protocol):
