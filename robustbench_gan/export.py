@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .reports.html import fmt_eps
+from .reports.formats import fmt_eps
 from .core.io import atomic_write_text
 from .results import Results
 

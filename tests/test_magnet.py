@@ -174,7 +174,7 @@ def test_records_of_a_detector_model_carry_the_columns_and_others_do_not(magnet,
 
 
 def test_the_report_shows_rejected_fractions_only_where_a_detector_ran():
-    from robustbench_gan.reports.html import build_attack_rows
+    from robustbench_gan.reports.sections.all_results import build_attack_rows
 
     plain = {"model": "cnn", "defense": "none", "attack": "pgd", "eps": 0.2, "n": 10, "clean_accuracy": 0.9,
              "robust_accuracy": 0.1, "attack_success_rate": 0.9}

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from robustbench_gan.reports import plots, write_run
-from robustbench_gan.reports.html import fmt_acc_ci, fmt_eps, render_report
+from robustbench_gan.reports.formats import fmt_acc_ci, fmt_eps
+from robustbench_gan.reports.html import render_report
 from robustbench_gan.results import COLUMNS, Results
 
 SECTION_IDS = ("summary", "curves", "attacks", "flags", "gallery", "manifest")
@@ -77,7 +78,7 @@ def test_sections_present(html: str) -> None:
 
 
 def test_the_nav_links_every_section_shown_and_only_those(html: str) -> None:
-    """The nav is generated from the sections (reports/sections.py): one link per section on the page, in page
+    """The nav is generated from the sections (reports/sections/): one link per section on the page, in page
     order, none to a section left out."""
     nav = re.search(r"<nav>(.*?)</nav>", html, re.S).group(1)
     links = re.findall(r'href="#([^"]+)"', nav)
@@ -376,7 +377,7 @@ def test_no_autoattack_words_without_a_cascade() -> None:
 
 
 def test_autoattack_note_for_a_transfer_and_without_config() -> None:
-    from robustbench_gan.reports.html import autoattack_note
+    from robustbench_gan.reports.autoattack_notes import autoattack_note
 
     cascade = {"attack": "aa", "attack_kind": "autoattack", "attack_role": "ensemble", "source": ""}
     moved = autoattack_note({**cascade, "source": "cnn2", "threat": "transfer"}, {"standard_autoattack": ["aa"]})
@@ -384,3 +385,36 @@ def test_autoattack_note_for_a_transfer_and_without_config() -> None:
     plain = autoattack_note(cascade, {"standard_autoattack": [], "config": {"attacks": ["autoattack"]}})
     assert "(a custom or rand version, a reduced budget or an adaptive gradient view)" in plain["text"]
     assert autoattack_note({**cascade, "attack": "aa/square", "attack_role": "black-box"}, {"standard_autoattack": []}) is None
+
+
+def test_every_section_module_is_on_the_page_with_its_own_partial() -> None:
+    """One module per section of the page (reports/sections/<module>.py defines SECTION), each in PAGE once, with
+    its template partial under reports/templates/sections/ and a distinct id."""
+    import importlib
+    import pkgutil
+    from pathlib import Path
+
+    from robustbench_gan.reports import sections
+    from robustbench_gan.reports.html import TEMPLATES
+
+    page = [s for s in sections.PAGE if isinstance(s, sections.Section)]
+    modules = [m.name for m in pkgutil.iter_modules(sections.__path__) if m.name != "base"]
+    defined = [importlib.import_module(f"{sections.__name__}.{m}").SECTION for m in modules]
+    assert sorted(s.id for s in defined) == sorted(s.id for s in page)
+    assert len({s.id for s in page}) == len(page) and sections.REGISTERED in sections.PAGE
+    for s in page:
+        assert s.template and not s.source and (Path(TEMPLATES) / s.template).is_file(), s.id
+
+
+def test_every_template_ships_in_the_package_data() -> None:
+    """A wheel holds only the files pyproject's package-data names: every template must match one of its globs."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["robustbench_gan"]
+    package = root / "robustbench_gan"
+    for path in (package / "reports" / "templates").rglob("*.html"):
+        rel = path.relative_to(package).as_posix()
+        assert any(fnmatch.fnmatch(rel, g) and rel.count("/") == g.count("/") for g in globs), rel

@@ -10,7 +10,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from . import plots
-from .html import MISSING, as_float, environment, fmt_acc_ci, fmt_eps, fmt_text, sort_key
+from .formats import MISSING, as_float, fmt_acc_ci, fmt_eps, fmt_text, sort_key
+from .html import environment
 
 if TYPE_CHECKING:
     from ..results import Results
