@@ -143,3 +143,11 @@ def stand_in():
 def torchattacks():
     """torchattacks (the dev extra's yardstick), or a skip of only the test that asks for it."""
     return pytest.importorskip("torchattacks")
+
+
+@pytest.fixture
+def suite_file(tmp_path):
+    """``suite_file(file="suite.toml", **parts)``: a suite file in the test's folder (see suite_files.py)."""
+    from suite_files import write_suite
+
+    return lambda file="suite.toml", **parts: write_suite(tmp_path, file, **parts)

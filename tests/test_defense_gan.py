@@ -14,6 +14,7 @@ from robustbench_gan.errors import ConfigError
 from robustbench_gan.models import build_model
 from robustbench_gan.purified import PurifiedClassifier, gradient_view, naive_gradients_masked
 from robustbench_gan.training import TrainConfig
+from suite_files import NO_TRANSFER, suite_toml
 
 SMALL = {"gan_epochs": 12, "width": 32, "z_dim": 16, "steps": 50, "restarts": 4}
 """~10 s to fit on 2 cores; the paper's L = 200, R = 10 cost 16x more per purification."""
@@ -115,41 +116,10 @@ def test_unknown_view_names_the_known_ones(defended):
         gradient_view(clf, "unrol")
 
 
-SUITE = """
-name = "dgan-small"
-seed = 0
-[data]
-dataset = "digits"
-[[models]]
-name = "cnn"
-arch = "cnn"
-epochs = 3
-[[defenses]]
-name = "dgan"
-kind = "defense-gan"
-steps = 10
-restarts = 2
-gan_epochs = 2
-width = 8
-z_dim = 8
-[transfer]
-sources = "none"
-[[attacks]]
-name = "pgd"
-steps = 3
-eps = [0.2]
-{extra}
-[evaluation]
-n = 40
-"""
-BPDA = """
-[[attacks]]
-name = "pgd-bpda"
-kind = "pgd"
-steps = 3
-adaptive = "bpda"
-eps = [0.2]
-"""
+SMALL_DEFENSE_GAN = {"name": "dgan", "kind": "defense-gan", "steps": 10, "restarts": 2, "gan_epochs": 2, "width": 8,
+                     "z_dim": 8}
+NAIVE_PGD = {"name": "pgd", "steps": 3, "eps": [0.2]}
+BPDA_PGD = {"name": "pgd-bpda", "kind": "pgd", "steps": 3, "adaptive": "bpda", "eps": [0.2]}
 
 
 def test_suite_flags_naive_only_evaluation_and_reports_adaptive_rows(tmp_path):
@@ -162,8 +132,10 @@ def test_suite_flags_naive_only_evaluation_and_reports_adaptive_rows(tmp_path):
     from robustbench_gan.cli import main
 
     cache = tmp_path / "cache"
-    for name, extra in (("naive", ""), ("adaptive", BPDA)):
-        (tmp_path / f"{name}.toml").write_text(SUITE.format(extra=extra))
+    for name, attacks in (("naive", [NAIVE_PGD]), ("adaptive", [NAIVE_PGD, BPDA_PGD])):
+        (tmp_path / f"{name}.toml").write_text(suite_toml(
+            "dgan-small", seed=0, models=[{"name": "cnn", "arch": "cnn", "epochs": 3}], defenses=[SMALL_DEFENSE_GAN],
+            attacks=attacks, transfer=NO_TRANSFER, evaluation={"n": 40}))
         out = tmp_path / name
         assert main(["-q", "run", str(tmp_path / f"{name}.toml"), "--out", str(out), "--cache-dir", str(cache),
                      "--device", "cpu"]) == 0

@@ -56,28 +56,10 @@ def test_distillation_masks_gradients_and_is_seen_through(digits, undefended):
 
 
 @pytest.mark.slow
-def test_fgsm_adversarial_training_is_flagged(tmp_path):
-    suite = tmp_path / "fgsm-at.toml"
-    suite.write_text("""
-name = "fgsm-at"
-[data]
-dataset = "digits"
-[[models]]
-name = "cnn"
-epochs = 30
-[[defenses]]
-name = "fgsm-at"
-kind = "adversarial-training"
-method = "fgsm"
-eps = 0.3
-[[attacks]]
-name = "fgsm"
-eps = [0.2, 0.3]
-[[attacks]]
-name = "pgd"
-steps = 20
-eps = [0.2, 0.3]
-""")
+def test_fgsm_adversarial_training_is_flagged(suite_file):
+    suite = suite_file("fgsm-at.toml", name="fgsm-at", models=[{"name": "cnn", "epochs": 30}],
+                       defenses=[{"name": "fgsm-at", "kind": "adversarial-training", "method": "fgsm", "eps": 0.3}],
+                       attacks=[{"name": "fgsm", "eps": [0.2, 0.3]}, {"name": "pgd", "steps": 20, "eps": [0.2, 0.3]}])
     results = run_suite(suite, progress=False)
     flagged = {(f["defense"], f["check"]) for f in results.flags}
     assert ("fgsm-at", "single-step-far-above-iterative") in flagged
@@ -116,27 +98,16 @@ def test_bad_defense_parameters(kind, params, message):
         make_defense(kind, **params)
 
 
-@pytest.mark.parametrize("line, message", [
-    ('method = "magic"', "method must be one of"), ("eps = -0.3", "eps must be a positive number"),
+@pytest.mark.parametrize("setting, message", [
+    ({"method": "magic"}, "method must be one of"), ({"eps": -0.3}, "eps must be a positive number"),
 ])
-def test_bad_defense_in_suite_exits_2(tmp_path, capsys, line, message):
-    suite = tmp_path / "s.toml"
-    suite.write_text(f"""
-name = "x"
-[[models]]
-name = "cnn"
-[[defenses]]
-name = "at"
-kind = "adversarial-training"
-{line}
-[[attacks]]
-name = "fgsm"
-eps = [0.1]
-""")
-    assert main(["run", str(suite), "--out", str(tmp_path / "o")]) == 2
+def test_bad_defense_in_suite_exits_2(suite_file, tmp_path, capsys, setting, message):
+    def write(defense: dict) -> str:
+        return str(suite_file("s.toml", name="x", data=None, models=[{"name": "cnn"}],
+                              defenses=[{"name": "at", **defense}]))
+
+    assert main(["run", write({"kind": "adversarial-training", **setting}), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert message in err and "defenses[0] (at)" in err and "Traceback" not in err
-    bad_t = suite.read_text().replace('kind = "adversarial-training"\n' + line, 'kind = "distillation"\ntemperature = 0')
-    suite.write_text(bad_t)
-    assert main(["run", str(suite)]) == 2
+    assert main(["run", write({"kind": "distillation", "temperature": 0})]) == 2
     assert "temperature must be a positive number" in capsys.readouterr().err

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from robustbench_gan import benchmark
 from robustbench_gan.cli import main
 from robustbench_gan.errors import ConfigError, DataError
+from suite_files import FGSM, suite_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -163,20 +164,7 @@ def test_a_factory_that_is_nowhere_names_where_it_looked(tmp_path):
     assert "nowhere_pkg" in r.stderr and "next to the suite file" in r.stderr
 
 
-TINY = textwrap.dedent('''
-    name = "tiny"
-    [data]
-    dataset = "digits"
-    [[models]]
-    name = "logistic"
-    arch = "logistic"
-    epochs = 2
-    [[attacks]]
-    name = "fgsm"
-    eps = [0.1]
-    [evaluation]
-    n = 40
-''')
+TINY = suite_toml("tiny", evaluation={"n": 40})
 
 
 def test_global_flags_after_the_command_and_bench_help(tmp_path, capsys):
@@ -365,7 +353,8 @@ def test_apgd_transfers_full_strength_examples(cnn, digits):
 
 
 def test_art_info_lines_stay_out_of_the_output_and_the_readme_lists_the_extra_columns(tmp_path):
-    (tmp_path / "a.toml").write_text(TINY.replace('name = "fgsm"\n', 'name = "fgsm"\nkind = "art:FastGradientMethod"\n'))
+    (tmp_path / "a.toml").write_text(suite_toml("tiny", attacks=[{**FGSM, "kind": "art:FastGradientMethod"}],
+                                                 evaluation={"n": 40}))
     r = _cli(["run", "a.toml", "--out", "o", "--device", "cpu"], cwd=tmp_path)  # INFO level: our lines only
     assert r.returncode == 0, r.stderr
     assert "robustbench_gan" in r.stderr and "ART_DATA_PATH" not in r.stderr and "Inferred" not in r.stderr

@@ -15,6 +15,7 @@ from robustbench_gan.gan.cache import GeneratorCache
 from robustbench_gan.gan.training import GanConfig, sample_balanced
 from robustbench_gan.models import build_model
 from robustbench_gan.training import TrainConfig, WeightCache
+from suite_files import NO_TRANSFER, suite_toml
 
 SMALL_GAN = {"gan_epochs": 3, "width": 16, "z_dim": 16}
 
@@ -126,35 +127,12 @@ def test_bad_parameters(params, message):
         make_defense("gan-augmentation", **params)
 
 
-SUITE = """
-name = "gan-small"
-seed = 0
-[data]
-dataset = "digits"
-[[models]]
-name = "cnn"
-arch = "cnn"
-epochs = 4
-[[defenses]]
-name = "gan-aug"
-kind = "gan-augmentation"
-gan_epochs = 6
-width = 16
-[[defenses]]
-name = "gan-aug-teacher"
-kind = "gan-augmentation"
-labels = "teacher"
-min_confidence = 0.5
-gan_epochs = 6
-width = 16
-[transfer]
-sources = "none"
-[[attacks]]
-name = "fgsm"
-eps = [0.1]
-[evaluation]
-n = 100
-"""
+SUITE = suite_toml(
+    "gan-small", seed=0, models=[{"name": "cnn", "arch": "cnn", "epochs": 4}],
+    defenses=[{"name": "gan-aug", "kind": "gan-augmentation", "gan_epochs": 6, "width": 16},
+              {"name": "gan-aug-teacher", "kind": "gan-augmentation", "labels": "teacher", "min_confidence": 0.5,
+               "gan_epochs": 6, "width": 16}],
+    transfer=NO_TRANSFER, evaluation={"n": 100})
 
 
 @pytest.mark.slow

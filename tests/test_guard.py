@@ -14,6 +14,7 @@ from robustbench_gan import benchmark
 from robustbench_gan.attacks import Attack, Goal
 from robustbench_gan.evaluation import check_examples, tolerance
 from robustbench_gan.errors import AttackContractError
+from suite_files import FGSM, NO_TRANSFER
 
 
 class TooFar(Attack):
@@ -62,23 +63,7 @@ def test_the_guard_allows_rounding_and_checks_l2_and_shape():
     assert tolerance(0.1, (0.0, 1.0)) < 1e-6 and tolerance(8.0, (0.0, 255.0)) < 3e-4  # 8 ulps of the scale
 
 
-SUITE = textwrap.dedent('''
-    name = "guarded"
-    [data]
-    dataset = "digits"
-    [[models]]
-    name = "logistic"
-    arch = "logistic"
-    epochs = 2
-    [[attacks]]
-    name = "fgsm"
-    eps = [0.1]
-    {extra}
-    [transfer]
-    sources = "none"
-    [evaluation]
-    n = 40
-''')
+BAD = {"name": "bad", "kind": "too-far", "eps": [0.1]}
 CHILD = textwrap.dedent('''
     import sys
     sys.path.insert(0, {tests!r})
@@ -90,18 +75,18 @@ CHILD = textwrap.dedent('''
 ''')
 
 
-def test_a_run_stops_at_the_bad_attack_with_exit_2_and_keeps_finished_cells(tmp_path):
+def test_a_run_stops_at_the_bad_attack_with_exit_2_and_keeps_finished_cells(tmp_path, suite_file):
     """Through the CLI: a registered attack that leaves the ball ends the run with exit 2 and one line; the cell
     finished before it is in the cache, so the run without it resumes."""
     code = CHILD.format(tests=str(__import__("pathlib").Path(__file__).parent))
-    (tmp_path / "s.toml").write_text(SUITE.format(extra='[[attacks]]\nname = "bad"\nkind = "too-far"\neps = [0.1]'))
+    suite_file("s.toml", name="guarded", attacks=[FGSM, BAD], transfer=NO_TRANSFER, evaluation={"n": 40})
     run = [sys.executable, "-c", code, "run", "s.toml", "--out", "o"]
     r = subprocess.run(run, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2, r.stderr
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("error: attack ") and "too-far" in last and "outside the Linf ball" in last
     assert not (tmp_path / "o" / "results.csv").exists()
-    (tmp_path / "s.toml").write_text(SUITE.format(extra=""))
+    suite_file("s.toml", name="guarded", attacks=[FGSM], transfer=NO_TRANSFER, evaluation={"n": 40})
     r = subprocess.run(run, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "resuming: 1 of 1 cells cached" in r.stderr

@@ -9,43 +9,16 @@ import pytest
 
 from robustbench_gan.run import JobGraph, LocalExecutor, run_suite
 from robustbench_gan.run.jobs import BuildJob, CellJob, FitJob
+from suite_files import NO_TRANSFER, suite_toml
 
-# a distillation teacher, and one GAN shared by two defenses; the GAN report also needs the reference CNN
-DEPENDENT_SUITE = """\
-name = "dependent"
-seed = 2
-[data]
-dataset = "digits"
-[[models]]
-name = "logistic"
-arch = "logistic"
-epochs = 2
-[[defenses]]
-name = "distilled"
-kind = "distillation"
-temperature = 20
-[[defenses]]
-name = "gan-a"
-kind = "gan-augmentation"
-samples = 100
-gan_epochs = 1
-width = 8
-z_dim = 8
-[[defenses]]
-name = "gan-b"                     # the same GAN settings as gan-a: one generator for both
-kind = "gan-augmentation"
-samples = 200
-gan_epochs = 1
-width = 8
-z_dim = 8
-[[attacks]]
-name = "fgsm"
-eps = [0.1]
-[transfer]
-sources = "none"
-[evaluation]
-n = 100
-"""
+# a distillation teacher, and one GAN shared by two defenses (gan-b has gan-a's GAN settings: one generator for
+# both); the GAN report also needs the reference CNN
+SMALL_GAN = {"kind": "gan-augmentation", "gan_epochs": 1, "width": 8, "z_dim": 8}
+DEPENDENT_SUITE = suite_toml(
+    "dependent", seed=2, defenses=[{"name": "distilled", "kind": "distillation", "temperature": 20},
+                                   {"name": "gan-a", **SMALL_GAN, "samples": 100},
+                                   {"name": "gan-b", **SMALL_GAN, "samples": 200}],
+    transfer=NO_TRANSFER, evaluation={"n": 100})
 
 BUILT_ONCE = ["GAN generator", "classifier", "classifier", "classifier", "classifier", "classifier",
               "distillation teacher"]

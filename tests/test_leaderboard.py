@@ -12,6 +12,7 @@ from robustbench_gan.evaluation import Outcome
 from robustbench_gan.export import robustbench_entries
 from robustbench_gan.results import Results
 from robustbench_gan.samples import SAMPLE_COLUMNS, sample_block, samples_table, worst_case
+from suite_files import LOGISTIC, suite_toml
 
 
 def block(attack, adv, *, clean=(0, 1, 2, 3, 4), ids=None, eps=0.1, source="", kind="pgd", norm="inf",
@@ -116,31 +117,12 @@ def test_export_bad_eps_exits_2(default_run, tmp_path, capsys):
     assert err.count("\n") == 1 and "no Linf results at eps 0.25" in err and "0.05, 0.1, 0.2, 0.3" in err
 
 
-TINY = """
-name = "{name}"
-seed = {seed}
-[data]
-dataset = "digits"
-[[models]]
-name = "logistic"
-arch = "logistic"
-epochs = {epochs}
-[[attacks]]
-name = "fgsm"
-eps = [0.1, 0.2]
-[[attacks]]
-name = "pgd"
-kind = "pgd"
-steps = 5
-eps = [0.1, 0.2]
-[evaluation]
-n = 120
-"""
-
-
 def run_tiny(tmp_path, name, seed=0, epochs=3, extra=""):
     path = tmp_path / f"{abs(hash(name))}.toml"
-    path.write_text(TINY.format(name=name.replace('"', '\\"'), seed=seed, epochs=epochs) + extra)
+    path.write_text(suite_toml(name, seed=seed, models=[{**LOGISTIC, "epochs": epochs}],
+                               attacks=[{"name": "fgsm", "eps": [0.1, 0.2]},
+                                        {"name": "pgd", "kind": "pgd", "steps": 5, "eps": [0.1, 0.2]}],
+                               evaluation={"n": 120}) + extra)
     out = tmp_path / f"out-{abs(hash(name))}"
     assert main(["-q", "run", str(path), "--out", str(out), "--device", "cpu", "--no-cache"]) == 0
     return out

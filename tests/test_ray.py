@@ -20,43 +20,16 @@ from robustbench_gan.cli import main  # noqa: E402
 from robustbench_gan.run import plan_cells, run_suite  # noqa: E402
 from robustbench_gan.run.ray_executor import RayExecutor  # noqa: E402
 from robustbench_gan.suite import load_suite  # noqa: E402
-
+from suite_files import FGSM, LOGISTIC, MLP, NO_TRANSFER, suite_toml  # noqa: E402
 from test_pipeline import assert_matches_golden  # noqa: E402
 from test_job_graph import DEPENDENT_SUITE, assert_built_once  # noqa: E402
 from test_resume import rows_without_seconds  # noqa: E402
 
 # 2 models x 2 attacks white-box + transfer both ways: 6 cells, a few seconds in all
-SUITE = """\
-name = "ray-small"
-seed = 1
-
-[data]
-dataset = "digits"
-
-[[models]]
-name = "logistic"
-arch = "logistic"
-epochs = 2
-
-[[models]]
-name = "mlp"
-arch = "mlp"
-epochs = 2
-params = {hidden = [16]}
-
-[[attacks]]
-name = "fgsm"
-eps = [0.1, 0.2]
-
-[[attacks]]
-name = "pgd"
-kind = "pgd"
-steps = 40
-eps = [0.05, 0.1]
-
-[evaluation]
-n = 300
-"""
+SUITE = suite_toml(
+    "ray-small", seed=1, models=[LOGISTIC, MLP],
+    attacks=[{"name": "fgsm", "eps": [0.1, 0.2]}, {"name": "pgd", "kind": "pgd", "steps": 40, "eps": [0.05, 0.1]}],
+    evaluation={"n": 300})
 
 
 @pytest.fixture(scope="session")
@@ -174,33 +147,11 @@ def test_training_tasks_respect_dependencies_and_train_each_thing_once(ray_clust
     assert again.trainings == []
 
 
-FAILING_SUITE = """\
-name = "fails"
-seed = 0
-[data]
-dataset = "digits"
-[[models]]
-name = "logistic"
-arch = "logistic"
-epochs = 1
-[[models]]
-name = "mlp"
-arch = "mlp"
-epochs = 1
-params = {hidden = [16]}
-[[attacks]]
-name = "fgsm"
-eps = [0.1]
-[[attacks]]
-name = "art-fgm"                  # ART checks num_random_init only when the attack meets its model, in the cell
-kind = "art:FastGradientMethod"
-num_random_init = -1
-eps = [0.1]
-[transfer]
-sources = "none"
-[evaluation]
-n = 100
-"""
+# ART checks num_random_init only when the attack meets its model, in the cell
+FAILING_SUITE = suite_toml(
+    "fails", seed=0, models=[{**LOGISTIC, "epochs": 1}, {**MLP, "epochs": 1}],
+    attacks=[FGSM, {"name": "art-fgm", "kind": "art:FastGradientMethod", "num_random_init": -1, "eps": [0.1]}],
+    transfer=NO_TRANSFER, evaluation={"n": 100})
 
 
 @pytest.mark.parametrize("executor", ["local", "ray"])

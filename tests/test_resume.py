@@ -22,86 +22,25 @@ import pytest
 from robustbench_gan.cli import main
 from robustbench_gan.run import plan_cells, run_suite
 from robustbench_gan.suite import load_suite
+from suite_files import CNN, LOGISTIC, MLP, suite_toml
 
 # 12 cells (2 models x 3 attacks white-box, plus transfer both ways) spread over a few seconds (the CNN's PGD and
 # BIM cells take ~0.5 s each), so a kill as soon as the first cell is on disk lands mid-suite.
-RESUME_SUITE = """\
-name = "resume"
-seed = 0
-
-[data]
-dataset = "digits"
-
-[[models]]
-name = "logistic"
-arch = "logistic"
-epochs = 2
-
-[[models]]
-name = "cnn"
-arch = "cnn"
-epochs = 1
-params = {channels = [8, 16], hidden = 32}
-
-[[attacks]]
-name = "fgsm"
-eps = [0.1, 0.2]
-
-[[attacks]]
-name = "pgd"
-kind = "pgd"
-steps = 40
-restarts = 2
-eps = [0.02, 0.05]
-
-[[attacks]]
-name = "bim"
-kind = "bim"
-steps = 40
-eps = [0.02, 0.05]
-
-[evaluation]
-n = 449
-"""
+RESUME_SUITE = suite_toml(
+    "resume", seed=0, models=[LOGISTIC, CNN],
+    attacks=[{"name": "fgsm", "eps": [0.1, 0.2]},
+             {"name": "pgd", "kind": "pgd", "steps": 40, "restarts": 2, "eps": [0.02, 0.05]},
+             {"name": "bim", "kind": "bim", "steps": 40, "eps": [0.02, 0.05]}],
+    evaluation={"n": 449})
 
 
 # Tiny: everything in a second or two, transfer included.
-TINY_SUITE = """\
-name = "tiny"
-seed = 3
-
-[data]
-dataset = "digits"
-
-[[models]]
-name = "logistic"
-arch = "logistic"
-epochs = 1
-
-[[models]]
-name = "mlp"
-arch = "mlp"
-epochs = 1
-params = {hidden = [16]}
-
-[[attacks]]
-name = "fgsm"
-eps = [0.1, 0.3]
-
-[[attacks]]
-name = "pgd"
-kind = "pgd"
-steps = 3
-eps = [0.1]
-
-[[attacks]]
-name = "noise-baseline"
-kind = "uniform-noise"
-eps = [0.2]
-
-[evaluation]
-n = 50
-"""
+TINY_SUITE = suite_toml(
+    "tiny", seed=3, models=[{**LOGISTIC, "epochs": 1}, {**MLP, "epochs": 1}],
+    attacks=[{"name": "fgsm", "eps": [0.1, 0.3]},
+             {"name": "pgd", "kind": "pgd", "steps": 3, "eps": [0.1]},
+             {"name": "noise-baseline", "kind": "uniform-noise", "eps": [0.2]}],
+    evaluation={"n": 50})
 
 
 def rows_without_seconds(path: Path) -> list[dict[str, str]]:

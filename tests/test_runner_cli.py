@@ -17,34 +17,14 @@ from robustbench_gan.core.stats import wilson_interval
 from robustbench_gan.results import COLUMNS, Results
 from robustbench_gan.run import plan_cells, run_suite
 from robustbench_gan.suite import load_suite
+from suite_files import LOGISTIC, MLP, suite_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SMALL = """
-name = "small"
-seed = 1
-[data]
-dataset = "digits"
-[[models]]
-name = "logistic"
-arch = "logistic"
-epochs = 3
-[[models]]
-name = "mlp"
-arch = "mlp"
-epochs = 2
-params = {hidden = [32]}
-[[attacks]]
-name = "fgsm"
-eps = [0.1, 0.3]
-[[attacks]]
-name = "pgd5"
-kind = "pgd"
-steps = 5
-eps = [0.1]
-[evaluation]
-n = 100
-"""
+SMALL = suite_toml(
+    "small", seed=1, models=[{**LOGISTIC, "epochs": 3}, {**MLP, "params": {"hidden": [32]}}],
+    attacks=[{"name": "fgsm", "eps": [0.1, 0.3]}, {"name": "pgd5", "kind": "pgd", "steps": 5, "eps": [0.1]}],
+    evaluation={"n": 100})
 
 
 @pytest.fixture

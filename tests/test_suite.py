@@ -130,3 +130,19 @@ def test_a_table_of_the_wrong_type_is_one_config_error(key, value):
     with pytest.raises(ConfigError) as info:
         validate_suite(doc, source="s.toml")
     assert str(info.value).startswith("s.toml: ") and "\n" not in str(info.value)
+
+
+def test_the_tests_suite_writer_gives_what_it_was_told():
+    """tests/suite_files.py: what ``suite_toml`` writes parses back to its parts and is a valid suite."""
+    from robustbench_gan.suite import validate_suite
+    from suite_files import CNN, LOGISTIC, NO_TRANSFER, suite_doc
+
+    doc = suite_doc("w", seed=4, models=[LOGISTIC, CNN], defenses=[{"name": "d", "kind": "distillation"}],
+                    attacks=[{"name": "pgd", "kind": "pgd", "steps": 3, "eps": [0.1, 0.2], "random_start": False}],
+                    transfer=NO_TRANSFER, evaluation={"n": 30})
+    assert doc == {"name": "w", "seed": 4, "data": {"dataset": "digits"}, "models": [LOGISTIC, CNN],
+                   "defenses": [{"name": "d", "kind": "distillation"}],
+                   "attacks": [{"name": "pgd", "kind": "pgd", "steps": 3, "eps": [0.1, 0.2], "random_start": False}],
+                   "transfer": NO_TRANSFER, "evaluation": {"n": 30}}
+    cfg = validate_suite(doc)
+    assert [m.name for m in cfg.models] == ["logistic", "cnn"] and cfg.attacks[0].params["steps"] == 3
