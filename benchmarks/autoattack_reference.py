@@ -76,8 +76,8 @@ from robustbench_gan.attacks import AutoAttack
 from robustbench_gan.evaluation import evaluate_attack
 from robustbench_gan.classifier import Classifier, frozen
 from robustbench_gan.data import Data, load_dataset
-from robustbench_gan.models import build_model
-from robustbench_gan.training import TrainConfig, seed_everything, train_model
+from robustbench_gan.zoo import build_model
+from robustbench_gan.classifier_training import TrainConfig, seed_everything, train_model
 
 STAGES = ("apgd-ce", "apgd-t", "fab-t", "square")
 INSTALL = ("the reference AutoAttack is not installed: pip install git+https://github.com/fra31/auto-attack "

@@ -21,8 +21,8 @@ from robustbench_gan.attacks import AutoAttack
 from robustbench_gan.evaluation import evaluate_attack
 from robustbench_gan.classifier import Classifier
 from robustbench_gan.data import load_dataset
-from robustbench_gan.models import build_model
-from robustbench_gan.training import TrainConfig, seed_everything, train_model
+from robustbench_gan.zoo import build_model
+from robustbench_gan.classifier_training import TrainConfig, seed_everything, train_model
 
 
 def timed_components(attack) -> dict[str, float]:

@@ -47,9 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     from robustbench_gan.attacks import make_attack
     from robustbench_gan.data import load_dataset
     from robustbench_gan.defenses import DefenseGanProjection, FitContext, make_defense
-    from robustbench_gan.models import build_model
+    from robustbench_gan.zoo import build_model
     from robustbench_gan.purified import PurifiedClassifier, gradient_view
-    from robustbench_gan.training import TrainConfig, WeightCache
+    from robustbench_gan.classifier_training import TrainConfig
+    from robustbench_gan.core.weight_cache import WeightCache
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", default="../shared/data/mnist-t10k", help="folder with the MNIST IDX files")

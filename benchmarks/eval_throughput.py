@@ -34,10 +34,10 @@ from robustbench_gan.attacks.base import Goal
 from robustbench_gan.classifier import Classifier
 from robustbench_gan.core.device import tune_for_device
 from robustbench_gan.data import Data, DataSpec, load_dataset
-from robustbench_gan.models import build_model
+from robustbench_gan.zoo import build_model
 from robustbench_gan.run.tuning import batch_size_for, compiled
 from robustbench_gan.throughput import bare_pgd_loop
-from robustbench_gan.training import TrainConfig, seed_everything, train_model
+from robustbench_gan.classifier_training import TrainConfig, seed_everything, train_model
 
 
 def synthetic32(n_train: int, n_test: int, *, seed: int = 0) -> Data:

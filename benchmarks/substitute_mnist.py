@@ -41,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
 from robustbench_gan.evaluation import evaluate_attack
     from robustbench_gan.classifier import Classifier
     from robustbench_gan.data import load_dataset
-    from robustbench_gan.models import build_model
-    from robustbench_gan.training import TrainConfig, train_model
+    from robustbench_gan.zoo import build_model
+    from robustbench_gan.classifier_training import TrainConfig, train_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", default="../shared/data/mnist-t10k", help="folder with the MNIST IDX files")

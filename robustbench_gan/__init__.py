@@ -22,7 +22,7 @@ _PUBLIC: dict[str, str] = {
     "SanityFlagWarning": ".checks",
     "CheckpointError": ".errors", "ConfigError": ".errors", "DataError": ".errors", "ModelError": ".errors",
     "RobustBenchError": ".errors",
-    "MODELS": ".models",
+    "MODELS": ".zoo",
     "COLUMNS": ".results", "Results": ".results",
     "write_run": ".reports",
     "run_suite": ".run",
@@ -51,7 +51,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .data import DATASETS, Data, DataSpec, load_dataset
     from .defenses import DEFENSES, Defense
     from .errors import CheckpointError, ConfigError, DataError, ModelError, RobustBenchError
-    from .models import MODELS
+    from .zoo import MODELS
     from .reports import write_run
     from .results import COLUMNS, Results
     from .run import run_suite

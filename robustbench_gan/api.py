@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from .attacks import ATTACKS, Attack, make_attack
-from .attacks.precision import check_precision
+from .attacks.engine.precision import check_precision
 from .checks import warn_flags
 from .classifier import Classifier, eval_mode
 from .core.device import resolve_device

@@ -177,7 +177,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from .attacks import ATTACKS
     from .data import DATASETS
     from .defenses import DEFENSES
-    from .models import MODELS
+    from .zoo import MODELS
     from .suite import builtin_suites
 
     rows = [

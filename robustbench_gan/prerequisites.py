@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from .training import WeightCache
+from .core.weight_cache import WeightCache
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .classifier_training import TrainConfig
 from .core.validation import bounds_pair, check_seed, eps_values
 from .errors import ConfigError, RobustBenchError
-from .training import TrainConfig
+from .execution import EXECUTORS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -24,7 +25,6 @@ else:  # pragma: no cover
 TOP_KEYS = ("name", "description", "seed", "device", "data", "models", "defenses", "attacks", "evaluation",
             "transfer", "execution")
 EXECUTION_KEYS = ("executor", "address", "num_cpus", "num_gpus")
-EXECUTORS = ("local", "ray")  # the names run.executors.EXECUTORS registers (a test holds the two equal)
 TRANSFER_KEYS = ("sources", "ensemble")
 TRANSFER_SOURCES = ("all", "undefended", "none")
 MODEL_KEYS = ("name", "arch", "factory", "weights", "params", "trust_checkpoint", "mean", "std", "bounds") + tuple(
@@ -97,7 +97,7 @@ class ModelConfig:
     @classmethod
     def parse(cls, m: Any, at: Place, base: Path) -> "ModelConfig":
         """One ``[[models]]`` table."""
-        from .models import MODELS
+        from .zoo import MODELS
 
         at.table(m, MODEL_KEYS)
         name = at.string(m, "name")
@@ -218,7 +218,7 @@ class EvalConfig:
     @classmethod
     def parse(cls, table: Any, at: Place) -> "EvalConfig":
         """The ``[evaluation]`` table."""
-        from .attacks.precision import SETTINGS
+        from .attacks.engine.precision import SETTINGS
         from .data import SUBSETS
 
         ev = dict(at.table(table, EVAL_KEYS))
@@ -260,7 +260,7 @@ class ExecutionConfig:
     def parse(cls, table: Any, at: Place) -> "ExecutionConfig":
         """The ``[execution]`` table: which executor runs the run's jobs and each task's resources."""
         ex = at.table(table, EXECUTION_KEYS)
-        executor = at.choice(ex, "executor", EXECUTORS, "local")
+        executor = at.choice(ex, "executor", tuple(EXECUTORS.names()), "local")
         address = ex.get("address")
         if address is not None and (not isinstance(address, str) or not address):
             raise at.error(f"address must be a non-empty string such as \"auto\", got {address!r}")

@@ -18,9 +18,9 @@ from torch import Tensor
 
 from .classifier import Classifier
 from .data import DataSpec
-from .models import build_model
+from .zoo import build_model
 from .core.device import resolve_device
-from .training import TrainConfig, seed_everything, train_model
+from .classifier_training import TrainConfig, seed_everything, train_model
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import torch
 
 from robustbench_gan.classifier import Classifier
 from robustbench_gan.data import load_dataset
-from robustbench_gan.models import build_model
-from robustbench_gan.training import TrainConfig, seed_everything, train_model
+from robustbench_gan.zoo import build_model
+from robustbench_gan.classifier_training import TrainConfig, seed_everything, train_model
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +53,7 @@ def assert_same_decisions(clf: Classifier, a: torch.Tensor, b: torch.Tensor, x: 
     """Two runs of an attack that should agree: the same samples fall, and both sets of examples lie in the eps
     ball and the pixel bounds (the examples themselves may differ in the last bits: kernels differ with batch
     composition)."""
-    from robustbench_gan.attacks.norms import flat_norm
+    from robustbench_gan.attacks.engine.norms import flat_norm
 
     assert torch.equal(clf.predict(a).argmax(1) != y, clf.predict(b).argmax(1) != y)
     for adv in (a, b):

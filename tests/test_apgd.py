@@ -105,7 +105,7 @@ def test_eot_averages_the_gradient_of_every_gradient_attack(cnn, digits):
     """``eot_samples`` (Athalye et al. 2018) on FGSM, PGD, BIM and APGD: k passes per gradient, averaged."""
     from robustbench_gan.attacks import BIM, FGSM
     from robustbench_gan.attacks.base import goal_loss
-    from robustbench_gan.attacks.loop import gradient
+    from robustbench_gan.attacks.engine.descent import gradient
 
     x, y = digits.x_test[:16], digits.y_test[:16]
 

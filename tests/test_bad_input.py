@@ -296,7 +296,7 @@ def test_malicious_checkpoint_refused_through_cli(how, tmp_path, monkeypatch, ca
 def test_safetensors_weights_accepted(tmp_path, monkeypatch, capsys):
     safetensors = pytest.importorskip("safetensors.torch")
     from robustbench_gan.data import load_dataset
-    from robustbench_gan.models import build_model
+    from robustbench_gan.zoo import build_model
 
     model = build_model("logistic", load_dataset("digits").spec)
     safetensors.save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "w.safetensors"))

@@ -11,8 +11,8 @@ import torch
 from robustbench_gan.classifier import Classifier
 from robustbench_gan.data import Data
 from robustbench_gan.defenses import DEFENSES, FitContext, ReportContext, make_defense
-from robustbench_gan.models import build_model
-from robustbench_gan.training import TrainConfig
+from robustbench_gan.zoo import build_model
+from robustbench_gan.classifier_training import TrainConfig
 
 CHEAP: dict[str, list[dict]] = {
     # every registered defense kind needs an entry (a new defense gets one with its cheapest settings)

@@ -11,9 +11,9 @@ from robustbench_gan.evaluation import evaluate_attack
 from robustbench_gan.attacks.base import Goal, flat_norm, input_gradient
 from robustbench_gan.defenses import DefenseGanProjection, make_defense
 from robustbench_gan.errors import ConfigError
-from robustbench_gan.models import build_model
+from robustbench_gan.zoo import build_model
 from robustbench_gan.purified import PurifiedClassifier, gradient_view, naive_gradients_masked
-from robustbench_gan.training import TrainConfig
+from robustbench_gan.classifier_training import TrainConfig
 from suite_files import NO_TRANSFER, suite_toml
 
 SMALL = {"gan_epochs": 12, "width": 32, "z_dim": 16, "steps": 50, "restarts": 4}

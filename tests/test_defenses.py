@@ -9,9 +9,9 @@ from robustbench_gan.cli import main
 from robustbench_gan.defenses import make_defense
 from robustbench_gan.errors import ConfigError
 from robustbench_gan.evaluation import evaluate_attack
-from robustbench_gan.models import build_model
+from robustbench_gan.zoo import build_model
 from robustbench_gan.run import run_suite
-from robustbench_gan.training import TrainConfig
+from robustbench_gan.classifier_training import TrainConfig
 
 
 def fit(kind, digits, epochs=15, **params):

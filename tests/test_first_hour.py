@@ -116,7 +116,7 @@ def test_user_model_suite_with_normalization_on_an_image_folder(tmp_path):
 
 def test_model_normalization_reaches_the_wrapper(tmp_path, monkeypatch):
     from robustbench_gan.run import NO_DEFENSE
-    from robustbench_gan.run.classifiers import Classifiers
+    from robustbench_gan.run.classifier_store import ClassifierStore
     from robustbench_gan.run.pipeline import load_suite_data
     from robustbench_gan.suite import load_suite
 
@@ -126,7 +126,7 @@ def test_model_normalization_reaches_the_wrapper(tmp_path, monkeypatch):
     suite = load_suite("suite.toml")
     data = load_suite_data(suite)
     assert data.spec.mean == (0.5, 0.4, 0.3) and data.spec.std == (0.25, 0.2, 0.3)
-    store = Classifiers(data, seed=0, device="cpu", x_check=data.x_test, y_check=data.y_test, progress=False,
+    store = ClassifierStore(data, seed=0, device="cpu", x_check=data.x_test, y_check=data.y_test, progress=False,
                         checks=False, models=suite.models)
     plain, own = (store.obtain(m, NO_DEFENSE)[0] for m in suite.models)
     assert torch.allclose(plain.mean.flatten(), torch.tensor([0.5, 0.4, 0.3]))

@@ -13,8 +13,9 @@ from robustbench_gan.defenses import gan_augmentation as gan_aug
 from robustbench_gan.errors import ConfigError
 from robustbench_gan.gan.cache import GeneratorCache
 from robustbench_gan.gan.training import GanConfig, sample_balanced
-from robustbench_gan.models import build_model
-from robustbench_gan.training import TrainConfig, WeightCache
+from robustbench_gan.zoo import build_model
+from robustbench_gan.classifier_training import TrainConfig
+from robustbench_gan.core.weight_cache import WeightCache
 from suite_files import NO_TRANSFER, suite_toml
 
 SMALL_GAN = {"gan_epochs": 3, "width": 16, "z_dim": 16}

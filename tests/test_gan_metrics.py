@@ -18,8 +18,8 @@ from robustbench_gan.gan.metrics import (
     kl_divergence,
     penultimate_features,
 )
-from robustbench_gan.models import build_model
-from robustbench_gan.training import TrainConfig, seed_everything, train_model
+from robustbench_gan.zoo import build_model
+from robustbench_gan.classifier_training import TrainConfig, seed_everything, train_model
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from robustbench_gan.defenses.gan_augmentation import GeneratorNeed, Uncondition
 from robustbench_gan.errors import ConfigError, DataError
 from robustbench_gan.gan.dcgan import ConditionalGenerator, Discriminator, Generator
 from robustbench_gan.gan.training import GanConfig, generator_steps, sample_unconditional, train_unconditional_gan
-from robustbench_gan.training import WeightCache
+from robustbench_gan.core.weight_cache import WeightCache
 
 SPECS = [
     DataSpec("digits", (1, 8, 8), 10),

@@ -15,10 +15,11 @@ from robustbench_gan.evaluation import accuracy_metrics
 from robustbench_gan.defenses import FitContext, make_defense
 from robustbench_gan.errors import ConfigError
 from robustbench_gan.gan.autoencoder import validation_split
-from robustbench_gan.models import build_model
+from robustbench_gan.zoo import build_model
 from robustbench_gan.purified import detections, gradient_view, naive_gradients_masked
 from robustbench_gan.samples import samples_table, worst_case
-from robustbench_gan.training import TrainConfig, WeightCache
+from robustbench_gan.classifier_training import TrainConfig
+from robustbench_gan.core.weight_cache import WeightCache
 
 TRAIN = TrainConfig(epochs=10)
 

@@ -130,7 +130,7 @@ def test_a_run_builds_the_generator_once_and_reports_the_search(digits, cnn, tmp
     from robustbench_gan.reports.html import render_report
     from robustbench_gan.run import run_pipeline
     from robustbench_gan.suite import validate_suite
-    from robustbench_gan.training import WeightCache
+    from robustbench_gan.core.weight_cache import WeightCache
 
     builds = []
     build = NaturalNeed.build

@@ -20,7 +20,7 @@ from robustbench_gan import benchmark
 from robustbench_gan.data import load_dataset
 from robustbench_gan.results import COLUMNS, Results
 from robustbench_gan.run import EvalData, plan_cells, run_cell, run_pipeline, run_suite
-from robustbench_gan.run.classifiers import Classifiers
+from robustbench_gan.run.classifier_store import ClassifierStore
 from robustbench_gan.suite import validate_suite
 
 GOLDEN = Path(__file__).parent / "golden" / "default_results.csv"
@@ -247,7 +247,7 @@ def test_a_pickled_cell_runs_in_a_fresh_process_with_the_same_output(which, tmp_
     cells = plan_cells(suite, data.spec.name)
     cell = next(c for c in cells if (c.source is None) == (which == "white-box"))
     x, y = data.x_test[:60], data.y_test[:60]
-    store = Classifiers(data, seed=0, device="cpu", x_check=x, y_check=y, progress=False, checks=False,
+    store = ClassifierStore(data, seed=0, device="cpu", x_check=x, y_check=y, progress=False, checks=False,
                         models=suite.models)
     for m, d in (*(cell.source or ()), *cell.targets):
         store.obtain(m, d)

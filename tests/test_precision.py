@@ -10,8 +10,8 @@ from torch import nn
 from robustbench_gan import benchmark
 from robustbench_gan.attacks import Goal, Square, make_attack
 from robustbench_gan.evaluation import evaluate_attack
-from robustbench_gan.attacks.loop import descend_to_goal, loss_gradient
-from robustbench_gan.attacks.precision import attack_precision, current, supported
+from robustbench_gan.attacks.engine.descent import descend_to_goal, loss_gradient
+from robustbench_gan.attacks.engine.precision import attack_precision, current, supported
 from robustbench_gan.classifier import Classifier
 from robustbench_gan.errors import ConfigError
 from robustbench_gan.run.tuning import precision_for

@@ -72,10 +72,29 @@ def test_nothing_under_attacks_or_defenses_looks_registered_without_being_so(pac
     assert not missing, f"defined under {package.__name__} but not registered: {missing}"
 
 
-def test_executor_names_are_one_list() -> None:
-    from robustbench_gan.run.executors import EXECUTORS, make_executor
-    from robustbench_gan.suite import EXECUTORS as SUITE_EXECUTORS
+def test_an_executor_of_your_own_is_named_in_a_suite_like_the_built_in_ones(monkeypatch, suite_file) -> None:
+    """One registry (robustbench_gan.execution) serves the suite's check and make_executor: a registered
+    executor is accepted in ``[execution]``, built with the resources set, and runs the suite; an unknown name
+    is one ConfigError listing every registered executor."""
+    from robustbench_gan.execution import EXECUTORS
+    from robustbench_gan.run import LocalExecutor, run_suite
+    from robustbench_gan.run.executors import EXECUTORS as RUN_EXECUTORS, make_executor
+    from robustbench_gan.suite import load_suite
+    from suite_files import NO_TRANSFER
 
-    assert EXECUTORS.names() == sorted(SUITE_EXECUTORS)
-    with pytest.raises(ConfigError, match="executor must be one of local, ray, got 'dask'"):
+    built = []
+
+    class Counting(LocalExecutor):
+        def __init__(self, *, progress: bool = True, num_cpus: float | None = None) -> None:
+            super().__init__(progress=progress)
+            built.append(num_cpus)
+
+    monkeypatch.setattr(EXECUTORS, "_items", dict(EXECUTORS._items))
+    EXECUTORS.register("counting")(Counting)
+    assert RUN_EXECUTORS is EXECUTORS and EXECUTORS.names() == ["counting", "local", "ray"]
+    path = suite_file(transfer=NO_TRANSFER, evaluation={"n": 20}, execution={"executor": "counting", "num_cpus": 2})
+    assert load_suite(path).execution.executor == "counting"
+    results = run_suite(path, progress=False, cache=False)
+    assert built == [2] and len(results.table) == 1
+    with pytest.raises(ConfigError, match="executor must be one of counting, local, ray, got 'dask'"):
         make_executor("dask")

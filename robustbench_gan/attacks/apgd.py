@@ -1,7 +1,7 @@
 """Auto-PGD (Croce & Hein 2020, "Reliable evaluation of adversarial robustness with an ensemble of diverse
 parameter-free attacks", ICML): APGD with cross-entropy or DLR loss, and APGD-T (targeted DLR over the top
 classes). Linf and L2; per-sample step sizes, momentum and checkpoints; the norm-specific pieces are the hooks in
-:mod:`~robustbench_gan.attacks.norms`.
+:mod:`~robustbench_gan.attacks.engine.norms`.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from ..classifier import Classifier, frozen
 from ..purified import check_adaptive, split_rejection
 from ..errors import ConfigError
 from .base import ATTACKS, Attack, Goal, attack_loss, check_positive, check_seed, is_success, parse_norm
-from .loop import clip, confirmed, fp32_logits, goal_reached, loss_gradient
-from .norms import ascent_direction, project
+from .engine.descent import clip, confirmed, fp32_logits, goal_reached, loss_gradient
+from .engine.norms import ascent_direction, project
 
 LossFn = Callable[[Tensor], Tensor]
 RunLoss = Callable[[Tensor, Tensor], LossFn]  # (rows, runs) -> the loss of those samples in those runs

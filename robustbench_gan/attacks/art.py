@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .norms import tolerance
+from .engine.norms import tolerance
 from ..classifier import Classifier, eval_mode
 from ..core.validation import check_params
 from ..errors import ConfigError

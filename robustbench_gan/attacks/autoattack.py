@@ -33,8 +33,8 @@ from ..core.progress import progress_bar
 from ..errors import ConfigError
 from ..purified import check_adaptive, decision_classifier, detections
 from .base import ATTACKS, Attack, AttackResult, Goal, RunContext, check_positive, check_seed, parse_norm
-from .loop import fp32_logits
-from .precision import full_precision
+from .engine.descent import fp32_logits
+from .engine.precision import full_precision
 
 VERSIONS: dict[str, tuple[str, ...]] = {
     "standard": ("apgd-ce", "apgd-t", "fab-t", "square"),

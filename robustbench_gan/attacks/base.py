@@ -17,8 +17,8 @@ from ..classifier import Classifier
 from ..core.validation import check_bool, check_positive, check_seed  # noqa: F401  (re-exported for attacks)
 from ..errors import ConfigError
 from ..registry import Registry
-from .loop import clip, gradient
-from .norms import flat_norm, l2_normalize, parse_norm, project  # noqa: F401  (re-exported)
+from .engine.descent import clip, gradient
+from .engine.norms import flat_norm, l2_normalize, parse_norm, project  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
     from ..data import Data

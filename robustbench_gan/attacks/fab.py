@@ -26,8 +26,8 @@ from ..classifier import Classifier, frozen
 from ..errors import ConfigError
 from ..purified import split_rejection
 from .base import ATTACKS, Attack, AttackResult, Goal, RunContext, check_positive, check_seed, is_success, parse_norm
-from .loop import clip, confirmed, fp32_logits, goal_reached, gradient_of
-from .norms import flat_norm, project
+from .engine.descent import clip, confirmed, fp32_logits, goal_reached, gradient_of
+from .engine.norms import flat_norm, project
 
 
 def project_onto_hyperplane(t: Tensor, w: Tensor, b: Tensor, bounds: tuple[float, float], norm: str) -> Tensor:

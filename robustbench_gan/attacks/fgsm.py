@@ -9,7 +9,7 @@ from ..classifier import Classifier, frozen
 from .base import (
     ATTACKS, Attack, Goal, check_loss, check_positive, check_target, clip, goal_loss, l2_normalize, parse_norm,
 )
-from .loop import gradient
+from .engine.descent import gradient
 
 
 @ATTACKS.register("fgsm")

@@ -13,8 +13,8 @@ from .base import (
     ATTACKS, Attack, Goal, check_bool, check_loss, check_positive, check_seed, check_target, goal_loss, is_success,
     parse_norm,
 )
-from .loop import descend, descend_to_goal
-from .norms import random_delta
+from .engine.descent import descend, descend_to_goal
+from .engine.norms import random_delta
 
 
 @ATTACKS.register("pgd")

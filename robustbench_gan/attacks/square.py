@@ -12,9 +12,9 @@ from torch import Tensor
 
 from ..classifier import Classifier, eval_mode
 from ..errors import ConfigError
-from . import precision
+from .engine import precision
 from .base import ATTACKS, Attack, Goal, check_bool, check_positive, check_seed, check_target, flat_norm, parse_norm
-from .loop import clip
+from .engine.descent import clip
 
 
 def p_schedule(p_init: float, i: int, queries: int, rescale: bool = True) -> float:
@@ -108,7 +108,7 @@ class Square(Attack):
     ``eot_samples`` > 1 (for randomized models) averages the margin and the loss of every scored point over that
     many passes, Expectation over Transformation (Athalye, Carlini & Wagner 2018), so one lucky draw does not stop
     a sample; every pass is a query, so a sample makes up to ``eot_samples * queries`` of them. Under a low attack
-    :mod:`~robustbench_gan.attacks.precision` a sample stops only once an fp32 pass confirms its success; an
+    :mod:`~robustbench_gan.attacks.engine.precision` a sample stops only once an fp32 pass confirms its success; an
     unconfirmed candidate is kept or dropped on its loss alone, like any other.
     """
 
@@ -156,7 +156,7 @@ class Square(Attack):
 
     def reached(self, clf: Classifier, x: Tensor, margin: Tensor, goal: Goal) -> Tensor:
         """Which samples of ``x`` reached the goal (``margin <= 0``). A margin of a low-precision pass counts only
-        once an fp32 pass agrees, as in the gradient attacks' loop (:func:`.loop.descend_to_goal`)."""
+        once an fp32 pass agrees, as in the gradient attacks' loop (:func:`.engine.descent.descend_to_goal`)."""
         fooled = margin <= 0
         if precision.current() != "fp32" and fooled.any():
             with precision.full_precision(x.device):

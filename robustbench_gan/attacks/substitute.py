@@ -159,7 +159,7 @@ class SubstituteAttack(Attack):
             check_positive("reservoir", v["reservoir"], integer=True)
         if v["craft"] not in ("fgsm", "pgd"):
             raise ConfigError(f"craft must be 'fgsm' or 'pgd', got {v['craft']!r}")
-        from ..models import MODELS
+        from ..zoo import MODELS
 
         MODELS.get(v["substitute"])
         self.preset = preset
@@ -178,14 +178,14 @@ class SubstituteAttack(Attack):
 
     def new_substitute(self, spec: DataSpec, device: torch.device, seed: int,
                        dtype: torch.dtype = torch.float32) -> Classifier:
-        from ..models import build_model
+        from ..zoo import build_model
 
         torch.manual_seed(seed)
         model = build_model(self.substitute, spec, **self.substitute_params)
         return Classifier(model, num_classes=spec.num_classes, bounds=spec.bounds).to(device=device, dtype=dtype)
 
     def fit_substitute(self, sub: Classifier, x: Tensor, labels: Tensor, seed: int) -> Classifier:
-        from ..training import TrainConfig, train_model
+        from ..classifier_training import TrainConfig, train_model
 
         cfg = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr)
         return train_model(sub, x, labels, config=cfg, seed=seed, progress=False)

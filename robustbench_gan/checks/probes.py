@@ -11,7 +11,7 @@ from torch.utils._pytree import tree_leaves
 
 from ..attacks.apgd import dlr_loss
 from ..attacks.base import Goal, input_gradient
-from ..attacks.loop import gradient
+from ..attacks.engine.descent import gradient
 from ..attacks.pgd import PGD
 from ..classifier import Classifier, eval_mode, frozen
 from ..purified import GenerativePurifier, PurifiedClassifier

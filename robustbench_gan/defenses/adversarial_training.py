@@ -14,14 +14,14 @@ from torch import Tensor, nn
 
 from ..attacks.base import Goal, goal_loss
 from ..attacks.fgsm import FGSM
-from ..attacks.loop import descend
-from ..attacks.norms import parse_norm, random_delta
+from ..attacks.engine.descent import descend
+from ..attacks.engine.norms import parse_norm, random_delta
 from ..attacks.pgd import PGD
 from ..classifier import Classifier, frozen
 from ..core.validation import check_positive
 from ..data import Data
 from ..errors import ConfigError
-from ..training import TrainConfig, train_model
+from ..classifier_training import TrainConfig, train_model
 from .base import DEFENSES, Defense, FitContext, MakeModel
 
 METHODS = ("fgsm", "pgd", "fast", "trades")

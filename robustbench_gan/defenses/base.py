@@ -19,7 +19,7 @@ from ..classifier import Classifier
 from ..data import Data
 from ..prerequisites import FitContext, Prerequisite
 from ..registry import Registry
-from ..training import TrainConfig, seed_everything, train_model
+from ..classifier_training import TrainConfig, seed_everything, train_model
 
 log = logging.getLogger(__name__)
 

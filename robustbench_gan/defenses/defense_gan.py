@@ -19,7 +19,7 @@ from ..classifier import Classifier, eval_mode
 from ..core.validation import check_positive
 from ..data import Data
 from ..purified import GenerativePurifier, PurifiedClassifier
-from ..training import TrainConfig, train_model
+from ..classifier_training import TrainConfig, train_model
 from .base import DEFENSES, Defense, FitContext, MakeModel, Prerequisite
 from .gan_augmentation import UnconditionalGeneratorNeed, gan_config
 

@@ -11,7 +11,7 @@ from ..classifier import Classifier
 from ..core.io import config_hash
 from ..core.validation import check_positive
 from ..data import Data
-from ..training import TrainConfig, train_model
+from ..classifier_training import TrainConfig, train_model
 from .base import DEFENSES, Defense, FitContext, MakeModel, Prerequisite
 
 

@@ -13,7 +13,7 @@ from ..classifier import Classifier
 from ..core.validation import check_positive
 from ..data import Data
 from ..errors import ConfigError
-from ..training import TrainConfig
+from ..classifier_training import TrainConfig
 from .adversarial_training import METHODS, AdversarialTraining
 from .base import DEFENSES, Defense, FitContext, MakeModel, NoDefense, Prerequisite, ReportContext
 

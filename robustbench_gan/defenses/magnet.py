@@ -34,7 +34,7 @@ from ..gan.autoencoder import (
     ERRORS, Autoencoder, AutoencoderConfig, reconstruction_error, train_autoencoder, validation_split,
 )
 from ..purified import Purifier, PurifiedClassifier, Rejecting, Transform
-from ..training import TrainConfig
+from ..classifier_training import TrainConfig
 from .base import DEFENSES, Defense, FitContext, MakeModel, NoDefense, Prerequisite
 
 log = logging.getLogger(__name__)

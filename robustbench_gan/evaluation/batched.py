@@ -10,8 +10,8 @@ import torch
 from torch import Tensor
 
 from ..attacks.base import Attack, AttackResult, RunContext
-from ..attacks.norms import flat_norm
-from ..attacks.precision import attack_precision
+from ..attacks.engine.norms import flat_norm
+from ..attacks.engine.precision import attack_precision
 from ..core.progress import progress_bar
 from ..classifier import Classifier, frozen
 from ..purified import detections, gradient_view

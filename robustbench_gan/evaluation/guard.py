@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from ..errors import AttackContractError
-from ..attacks.norms import ULPS, flat_norm, tolerance  # noqa: F401  (ULPS, tolerance re-exported)
+from ..attacks.engine.norms import flat_norm, tolerance  # noqa: F401  (tolerance re-exported)
 
 if TYPE_CHECKING:
     from ..attacks.base import Attack

@@ -8,7 +8,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from ..attacks.norms import flat_norm
+from ..attacks.engine.norms import flat_norm
 from ..attacks.substitute import Oracle, SubstituteAttack
 from ..classifier import Classifier
 from ..data import DataSpec

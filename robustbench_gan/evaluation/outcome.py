@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ..core.stats import wilson_interval
-from ..attacks.norms import flat_norm
+from ..attacks.engine.norms import flat_norm
 
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from torch import Tensor
 from ..attacks.base import Goal
 from ..attacks.natural import NaturalAdversary
 from ..attacks.noise import NoiseProbe
-from ..attacks.norms import flat_norm
+from ..attacks.engine.norms import flat_norm
 from ..classifier import Classifier
 from ..core.progress import progress_bar
 from .batched import BATCH_SIZE, gallery_items

@@ -10,8 +10,8 @@ import torch
 from torch import Tensor
 
 from ..attacks.base import Attack
-from ..attacks.norms import flat_norm
-from ..attacks.precision import attack_precision
+from ..attacks.engine.norms import flat_norm
+from ..attacks.engine.precision import attack_precision
 from ..classifier import Classifier, frozen
 from ..purified import detections
 from .batched import BATCH_SIZE, success_of

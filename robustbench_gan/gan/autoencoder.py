@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from ..data import DataSpec
 from ..errors import ConfigError, ModelError
-from ..training import TrainConfig, train_model
+from ..classifier_training import TrainConfig, train_model
 
 
 ERRORS = ("l1", "l2")

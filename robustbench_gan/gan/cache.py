@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..core.io import atomic_write_text, config_hash
 from ..data import Data
-from ..training import WeightCache
+from ..core.weight_cache import WeightCache
 from .dcgan import ConditionalGenerator, Generator
 from . import training
 from .training import GanConfig, GanHistory

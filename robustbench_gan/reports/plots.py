@@ -253,7 +253,6 @@ def gallery_image(entry: dict[str, Any]) -> str:
     if not items:
         raise ValueError("gallery entry has no items")
     names = list(entry.get("class_names") or [])
-    n = len(items)
     tiles: list[list[np.ndarray]] = [[], [], []]
     captions: list[list[str]] = [[], [], []]
     for item in items:

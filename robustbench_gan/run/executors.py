@@ -7,7 +7,7 @@ from typing import Any, Iterator
 
 from ..core.progress import progress_bar
 from ..errors import ConfigError
-from ..registry import Registry
+from ..execution import EXECUTORS
 from .plan import Executor, JobEnv, JobGraph
 
 
@@ -31,19 +31,16 @@ class LocalExecutor:
             yield job.id, output
 
 
-EXECUTORS: Registry[Any] = Registry("executor")
-"""Executor classes by the name a suite's ``[execution] executor`` gives; Ray's is a lazy entry (its module, the
-only one that imports Ray, loads when a run asks for it)."""
-EXECUTORS.register("local")(LocalExecutor)
-EXECUTORS.register_lazy("ray", "robustbench_gan.run.ray_executor:RayExecutor")
-
-
 def make_executor(kind: str = "local", *, address: str | None = None, num_cpus: float | None = None,
                   num_gpus: float | None = None, progress: bool = True) -> Executor:
-    """The executor registered as ``kind`` (``local`` or ``ray``); ``local`` never imports Ray."""
+    """The executor registered as ``kind`` (:data:`~robustbench_gan.execution.EXECUTORS`: ``local``, ``ray`` or
+    one of your own); ``local`` never imports Ray. Ray's tasks take 1 CPU unless ``num_cpus`` says otherwise;
+    another executor is given the resources that were set."""
     if kind not in EXECUTORS:
         raise ConfigError(f"executor must be one of {', '.join(EXECUTORS.names())}, got {kind!r}")
     if kind == "local":
         return LocalExecutor(progress=progress)
-    return EXECUTORS.get(kind)(address=address, num_cpus=1.0 if num_cpus is None else num_cpus, num_gpus=num_gpus,
-                               progress=progress)
+    if kind == "ray":
+        num_cpus = 1.0 if num_cpus is None else num_cpus
+    resources = {"address": address, "num_cpus": num_cpus, "num_gpus": num_gpus}
+    return EXECUTORS.get(kind)(progress=progress, **{k: v for k, v in resources.items() if v is not None})

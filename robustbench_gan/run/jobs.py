@@ -16,7 +16,7 @@ from ..core.device import tune_for_device
 from ..data import Data
 from ..defenses import FitContext, make_defense
 from ..errors import RobustBenchError
-from ..models import build_model, build_user_model
+from ..zoo import build_model, build_user_model
 from ..prerequisites import Prerequisite
 from ..suite import AttackConfig, DefenseConfig, ModelConfig
 from .cells import EvalData, run_cell

@@ -21,7 +21,7 @@ from ..results import Results, new_manifest
 from ..suite import SuiteConfig, load_suite, validate_suite
 from .cache import CellCache, cell_key
 from .cells import EvalData
-from .classifiers import REFERENCE, Classifiers, classifier_key
+from .classifier_store import REFERENCE, ClassifierStore, classifier_key
 from .executors import LocalExecutor, make_executor
 from .jobs import AttackNeeds, CellJob
 from .plan import NO_DEFENSE, Cell, ClassifierId, Executor, JobGraph, Pair, classifier_pairs, plan_cells, source_name
@@ -120,7 +120,7 @@ class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C during a run; ``str()`` says what was kept for the next run."""
 
 
-def interrupted_summary(done: int, finished: int, total: int, classifiers: Classifiers,
+def interrupted_summary(done: int, finished: int, total: int, classifiers: ClassifierStore,
                         cache_dir: str | Path | None) -> str:
     """What an interrupted run leaves behind, in one line."""
     trained = f"{classifiers.trained} classifier(s) trained"
@@ -191,7 +191,7 @@ def _run_pipeline(
                                        if (v := getattr(c.build(), "reference_version", None))}
     manifest["data"] = {**data.spec.as_dict(), "train": len(data.y_train), "test": len(data.y_test),
                         "evaluated": len(y_eval), "subset": ev.subset if len(index) < len(data.y_test) else "all"}
-    classifiers = Classifiers(data, seed=suite.seed, device=dev, x_check=eval_data.x, y_check=eval_data.y,
+    classifiers = ClassifierStore(data, seed=suite.seed, device=dev, x_check=eval_data.x, y_check=eval_data.y,
                               cache_dir=cache_dir, progress=progress, checks=checks, models=suite.models,
                               defenses=suite.defenses)
     for ident, clf in (prebuilt or {}).items():

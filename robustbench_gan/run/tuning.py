@@ -11,9 +11,9 @@ import torch
 from torch import Tensor
 
 from ..attacks.base import Goal
-from ..attacks.loop import gradient
+from ..attacks.engine.descent import gradient
 from ..attacks.pgd import PGD
-from ..attacks.precision import attack_precision, supported
+from ..attacks.engine.precision import attack_precision, supported
 from ..classifier import Classifier, frozen
 from ..core.device import largest_batch
 

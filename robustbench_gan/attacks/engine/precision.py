@@ -11,7 +11,7 @@ from typing import Iterator
 
 import torch
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 SETTINGS = ("auto", *PRECISIONS)

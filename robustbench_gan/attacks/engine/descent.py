@@ -2,7 +2,7 @@
 
 PGD and BIM run through :func:`descend_to_goal` (each sample stops at its first success and leaves the batch);
 the final-iterate examples used for transfer and every adversarial-training method through :func:`descend`. The
-norm-specific parts are the hooks of :mod:`~robustbench_gan.attacks.norms`; the loss is any per-sample function of
+norm-specific parts are the hooks of :mod:`~robustbench_gan.attacks.engine.norms`; the loss is any per-sample function of
 the logits to *ascend*.
 
 A detector-aware gradient view (:mod:`robustbench_gan.purified`) returns one logit column more than its classes:
@@ -16,8 +16,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from ..classifier import Classifier, frozen
-from ..purified import split_rejection
+from ...classifier import Classifier, frozen
+from ...purified import split_rejection
 from . import precision
 from .norms import ascent_direction, project
 from .precision import FP16_LOSS_SCALE
@@ -134,7 +134,7 @@ def descend_to_goal(
     per-sample success mask.
 
     ``loss(index)`` and ``success(index)`` give the loss and the success test of the samples ``index`` (a long
-    tensor into ``x``). Under a low :mod:`~robustbench_gan.attacks.precision`, a success counts (and the sample
+    tensor into ``x``). Under a low :mod:`~robustbench_gan.attacks.engine.precision`, a success counts (and the sample
     stops) only once an fp32 pass confirms it; the final check is in fp32. With ``active_set`` a sample leaves the
     batch as soon as it succeeds, so it costs no further passes; without it every sample runs until all have
     succeeded. The points are the same either way.
@@ -178,7 +178,7 @@ def _confirmed(clf: Classifier, x: Tensor, success: SuccessFn) -> Tensor:
 
 def confirmed(clf: Classifier, x: Tensor, candidates: Tensor, success: Callable[[Tensor], SuccessFn]) -> Tensor:
     """``candidates`` (a mask over ``x``'s rows that look successful in the attack's own passes) kept only where an
-    fp32 pass agrees, under a low :mod:`~robustbench_gan.attacks.precision` (in fp32 they are returned as they
+    fp32 pass agrees, under a low :mod:`~robustbench_gan.attacks.engine.precision` (in fp32 they are returned as they
     are). ``success(rows)`` is the success test of those rows. Every attack stops a sample on this, never on a
     low-precision success alone."""
     if precision.current() == "fp32" or not bool(candidates.any()):

@@ -1,5 +1,5 @@
 """Norm-specific pieces of gradient attacks: the steepest-ascent direction, the projection onto the eps-ball and a
-uniform random start, for Linf and L2 (the hooks of the one attack loop in :mod:`~robustbench_gan.attacks.loop`)."""
+uniform random start, for Linf and L2 (the hooks of the one attack loop in :mod:`~robustbench_gan.attacks.engine.descent`)."""
 from __future__ import annotations
 
 import math
@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 NORMS = ("inf", "2")
 

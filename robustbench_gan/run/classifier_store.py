@@ -17,9 +17,10 @@ from ..core.io import config_hash, read_checked_json, write_checked_json
 from ..data import Data
 from ..defenses import FitContext, ReportContext
 from ..errors import RobustBenchError
-from ..models import load_weights
+from ..zoo import load_weights
 from ..suite import DefenseConfig, ModelConfig
-from ..training import TrainConfig, WeightCache
+from ..classifier_training import TrainConfig
+from ..core.weight_cache import WeightCache
 from .jobs import AttackNeeds, BuildJob, ClassifierRecipe, FitJob, fit_id, model_data, named, need_id
 from .plan import NO_DEFENSE, ClassifierId, JobEnv, JobGraph, Pair
 
@@ -56,7 +57,7 @@ def classifier_key(model: ModelConfig, defense: DefenseConfig, data: Data, seed:
     })
 
 
-class Classifiers:
+class ClassifierStore:
     """The classifiers of one run, each obtained once: prebuilt (:meth:`add`), loaded (a weights file, the weight
     cache) or fitted by a job of the run's graph (:meth:`plan`, then :meth:`accept` with what the job made).
 
