@@ -4,9 +4,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
-import pickle
 import sys
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -14,7 +12,7 @@ import torch
 from torch import nn
 
 from .data import DataSpec
-from .errors import CheckpointError, ConfigError, ModelError, RobustBenchError
+from .errors import ConfigError, ModelError, RobustBenchError
 from .registry import Registry
 
 log = logging.getLogger(__name__)
@@ -84,18 +82,6 @@ def build_model(arch: str, spec: DataSpec, **params: Any) -> nn.Module:
             f"model architecture {arch!r} cannot be built with params {params!r} ({type(exc).__name__}: "
             f"{first_line(exc)}); fix params (it accepts: {', '.join(accepted) or 'no parameters'})"
         ) from exc
-
-
-def _unpickling_reason(exc: BaseException) -> str:
-    """What torch's weights-only unpickler refused, in a few words (its message spans many lines)."""
-    import re
-
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
-    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
-    if found:
-        return f"it references {found.group(1)}"
-    found = re.search(r"Unsupported operand \d+|Unsupported class [\w.]+", text)
-    return found.group(0) if found else "not a plain tensor checkpoint"
 
 
 def first_line(exc: BaseException, limit: int = 200) -> str:
@@ -187,51 +173,3 @@ def _check_output_shape(model: nn.Module, spec: DataSpec, factory: str) -> None:
             f"factory {factory!r}: the model returns {shape} for a batch of 2, expected [batch, {spec.num_classes}] "
             "logits; make its last layer output one logit per class"
         )
-
-
-def load_weights(model: nn.Module, path: str | Path, *, trust_checkpoint: bool = False) -> nn.Module:
-    """Load a state_dict into ``model`` without running pickled code.
-
-    ``.safetensors`` files are read with safetensors; anything else with
-    ``torch.load(weights_only=True)``. A checkpoint that needs arbitrary pickled objects is refused unless
-    ``trust_checkpoint=True`` (dangerous: unpickling can run any code).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"weights file {str(path)!r} not found; check the path in 'weights'")
-    if path.suffix == ".safetensors":
-        try:
-            from safetensors.torch import load_file
-        except ImportError:
-            raise CheckpointError("reading .safetensors needs the 'safetensors' package: pip install safetensors") from None
-        state = load_file(str(path))
-    else:
-        try:
-            with warnings.catch_warnings():  # torch warns about pickle protocols on stderr; the error says it all
-                warnings.simplefilter("ignore", UserWarning)
-                state = torch.load(path, map_location="cpu", weights_only=not trust_checkpoint)
-        except pickle.UnpicklingError as exc:
-            raise CheckpointError(
-                f"refusing to load {str(path)!r}: it needs pickled code to load ({_unpickling_reason(exc)}); "
-                "save a plain state_dict (or .safetensors), or pass --trust-checkpoint if you trust its author"
-            ) from None
-        except (RuntimeError, EOFError, OSError) as exc:
-            raise CheckpointError(f"cannot read weights file {str(path)!r}: {str(exc).splitlines()[0][:160]}") from None
-    if isinstance(state, nn.Module):
-        state = state.state_dict()
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{str(path)!r} holds a {type(state).__name__}, expected a state_dict")
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        lines = [ln.strip() for ln in str(exc).splitlines()[1:] if ln.strip()] or [first_line(exc)]
-        detail = " ".join(lines)
-        detail = detail if len(detail) <= 300 else detail[:297] + "..."
-        raise CheckpointError(
-            f"weights in {str(path)!r} do not fit the model ({detail}); give a state_dict saved from the same "
-            "architecture and params"
-        ) from None
-    log.info("loaded weights from %s", path)
-    return model

@@ -10,7 +10,8 @@ from torch import nn
 from robustbench_gan.classifier import Classifier
 from robustbench_gan.data import DataSpec
 from robustbench_gan.errors import CheckpointError, ConfigError, ModelError
-from robustbench_gan.zoo import MODELS, build_model, build_user_model, load_weights
+from robustbench_gan.checkpoints import load_weights
+from robustbench_gan.zoo import MODELS, build_model, build_user_model
 
 SPECS = [DataSpec("d", (1, 8, 8), 10), DataSpec("m", (1, 28, 28), 10), DataSpec("c", (3, 32, 32), 7)]
 

@@ -17,7 +17,7 @@ from ..core.io import config_hash, read_checked_json, write_checked_json
 from ..data import Data
 from ..defenses import FitContext, ReportContext
 from ..errors import RobustBenchError
-from ..zoo import load_weights
+from ..checkpoints import load_weights
 from ..suite import DefenseConfig, ModelConfig
 from ..classifier_training import TrainConfig
 from ..core.weight_cache import WeightCache
