@@ -68,6 +68,38 @@ def resnet18(spec: DataSpec) -> nn.Module:
     return net
 
 
+@MODELS.register("preact-resnet18")
+def preact_resnet18(spec: DataSpec, *, shortcut_from: str = "activation", final_bn: bool = True) -> nn.Module:
+    """PreAct-ResNet-18 (He et al. 2016), in the layout of Rice et al. 2020's adversarially trained CIFAR models
+    (:mod:`~robustbench_gan.cifar_nets`)."""
+    from .cifar_nets import PreActResNet
+
+    return PreActResNet((2, 2, 2, 2), in_channels=spec.shape[0], num_classes=spec.num_classes,
+                        shortcut_from=shortcut_from, final_bn=final_bn)
+
+
+@MODELS.register("wide-resnet")
+def wide_resnet(spec: DataSpec, *, depth: int = 28, width: int = 10, dropout: float = 0.0) -> nn.Module:
+    """Wide ResNet WRN-depth-width (Zagoruyko & Komodakis 2016) in the layout of TRADES and most RobustBench
+    CIFAR entries (:mod:`~robustbench_gan.cifar_nets`); 28-10 by default."""
+    from .cifar_nets import WideResNet
+
+    return WideResNet(int(depth), int(width), in_channels=spec.shape[0], num_classes=spec.num_classes,
+                      dropout=float(dropout))
+
+
+@MODELS.register("wrn-28-10")
+def wrn_28_10(spec: DataSpec) -> nn.Module:
+    """WRN-28-10 (36.5 M parameters), the network of most robust CIFAR-10 models."""
+    return wide_resnet(spec, depth=28, width=10)
+
+
+@MODELS.register("wrn-34-10")
+def wrn_34_10(spec: DataSpec) -> nn.Module:
+    """WRN-34-10 (46.2 M parameters), the network of Madry et al. 2018 and TRADES (Zhang et al. 2019)."""
+    return wide_resnet(spec, depth=34, width=10)
+
+
 def build_model(arch: str, spec: DataSpec, **params: Any) -> nn.Module:
     """Build zoo architecture ``arch`` for ``spec``; unknown parameters raise ConfigError naming them."""
     builder = MODELS.get(arch)
