@@ -35,6 +35,27 @@ def _cifar10(tmp: Path) -> dict[str, Any]:
     return {"root": str(tmp), "verify": False}
 
 
+def _cifar100(tmp: Path) -> dict[str, Any]:
+    from test_data_cifar100_svhn import write_cifar100
+
+    write_cifar100(tmp / "cifar-100-python")
+    return {"root": str(tmp)}
+
+
+def _svhn(tmp: Path) -> dict[str, Any]:
+    from test_data_cifar100_svhn import write_svhn
+
+    write_svhn(tmp)
+    return {"root": str(tmp)}
+
+
+def _imagenet(tmp: Path) -> dict[str, Any]:
+    from test_data_cifar100_svhn import write_imagenet
+
+    write_imagenet(tmp / "imagenet", per_class=3)
+    return {"root": str(tmp / "imagenet"), "per_class": 2, "resize": 24, "crop": 20}
+
+
 def _npz(tmp: Path) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     np.savez(tmp / "d.npz", x=rng.uniform(-1, 1, (40, 3, 4, 4)).astype(np.float32), y=make_labels(40, k=4))
@@ -54,8 +75,11 @@ FILES: dict[str, Callable[[Path], dict[str, Any]]] = {
     "mnist": _mnist("MNIST"),
     "fashion-mnist": _mnist("FashionMNIST"),
     "cifar10": _cifar10,
+    "cifar100": _cifar100,
+    "svhn": _svhn,
     "npz": _npz,
     "imagefolder": _imagefolder,
+    "imagenet": _imagenet,
 }
 """Per registered data set: write small files of its format under a folder, return the loader's options."""
 

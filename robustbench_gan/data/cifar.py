@@ -84,17 +84,17 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 
 
 def _read_cifar_pickle(path: Path) -> dict[str, Any]:
-    """A python-layout CIFAR-10 file as a dict with str keys, unpickled without running any pickled code."""
+    """A python-layout CIFAR-10 or CIFAR-100 file as a dict with str keys, unpickled without running pickled code."""
     try:
         with path.open("rb") as f:
             entry = _NumpyOnlyUnpickler(f, path).load()
     except DataError:
         raise
     except Exception as exc:  # corrupt pickles raise many types (UnpicklingError, EOFError, ValueError, ...)
-        raise DataError(f"'{path}' is not a readable CIFAR-10 pickle ({type(exc).__name__}: {exc}); "
+        raise DataError(f"'{path}' is not a readable CIFAR pickle ({type(exc).__name__}: {exc}); "
                         "replace it or remove it from the folder") from None
     if not isinstance(entry, dict):
-        raise DataError(f"'{path}' holds a pickled {type(entry).__name__}, not a CIFAR-10 batch dict "
+        raise DataError(f"'{path}' holds a pickled {type(entry).__name__}, not a CIFAR batch dict "
                         "with 'data' and 'labels'")
     return {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in entry.items()}
 
@@ -204,7 +204,7 @@ def _cifar10_class_names(found: _CifarFiles) -> tuple[str, ...]:
 def _cifar10_spec(class_names: Sequence[str]) -> DataSpec:
     return DataSpec(
         "cifar10", (3, 32, 32), 10, class_names=tuple(class_names), bounds=(0.0, 1.0),
-        # Common CIFAR-10 per-channel mean/std of the training set (as used e.g. by RobustBench and torchvision examples).
+        # the usual CIFAR-10 per-channel mean/std of the training set (RobustBench, torchvision examples)
         mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616),
     )
 
