@@ -110,18 +110,24 @@ def _cifar_labels(labels: Any, source: str) -> Tensor:
     return y
 
 
-def _read_cifar_python_batch(path: Path) -> tuple[Tensor, Tensor]:
-    """One python-layout batch: ``data`` [N, 3072] uint8 (channel planes) -> [N, 3, 32, 32] in [0, 1]."""
+def read_python_layout(path: Path, labels: str, what: str) -> tuple[dict[str, Any], Tensor]:
+    """A python-layout CIFAR file's entries and its images: ``data`` [N, 3072] uint8 (channel planes) ->
+    [N, 3, 32, 32] in [0, 1]; it must hold ``data`` and the ``labels`` key. ``what`` names the file in errors."""
     entry = _read_cifar_pickle(path)
-    missing = [k for k in ("data", "labels") if k not in entry]
+    missing = [k for k in ("data", labels) if k not in entry]
     if missing:
-        raise DataError(f"CIFAR-10 batch '{path}' lacks {', '.join(repr(k) for k in missing)}; "
+        raise DataError(f"{what} '{path}' lacks {', '.join(repr(k) for k in missing)}; "
                         f"it holds: {', '.join(map(str, entry)) or '(nothing)'}")
     data = entry["data"]
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         got = f"{data.dtype} {tuple(data.shape)}" if isinstance(data, np.ndarray) else type(data).__name__
-        raise DataError(f"CIFAR-10 batch '{path}': 'data' must be a [N, 3072] uint8 array, got {got}")
-    x = torch.from_numpy(np.ascontiguousarray(data).reshape(-1, 3, 32, 32)).to(torch.float32) / 255.0
+        raise DataError(f"{what} '{path}': 'data' must be a [N, 3072] uint8 array, got {got}")
+    return entry, torch.from_numpy(np.ascontiguousarray(data).reshape(-1, 3, 32, 32)).to(torch.float32) / 255.0
+
+
+def _read_cifar_python_batch(path: Path) -> tuple[Tensor, Tensor]:
+    """One python-layout CIFAR-10 batch."""
+    entry, x = read_python_layout(path, "labels", "CIFAR-10 batch")
     y = _cifar_labels(entry["labels"], f"CIFAR-10 batch '{path}'")
     _check_pair(x, y, f"{path}:data", f"{path}:labels")
     return x, y

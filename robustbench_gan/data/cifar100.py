@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from ..errors import DataError
 from .arrays import _check_pair, _labels_to_tensor, _two_splits
-from .cifar import _read_cifar_pickle
+from .cifar import _read_cifar_pickle, read_python_layout
 from .registry import DATASETS
 from .spec import UNIT_RANGE, Data, DataSpec, _check_labels
 
@@ -26,15 +25,7 @@ MEAN, STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
 
 
 def _read_split(path: Path, key: str, classes: int) -> tuple[Tensor, Tensor]:
-    entry = _read_cifar_pickle(path)
-    if "data" not in entry or key not in entry:
-        raise DataError(f"CIFAR-100 file '{path}' lacks 'data' or {key!r}; it holds: "
-                        f"{', '.join(map(str, entry)) or '(nothing)'}")
-    data = entry["data"]
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-        got = f"{data.dtype} {tuple(data.shape)}" if isinstance(data, np.ndarray) else type(data).__name__
-        raise DataError(f"CIFAR-100 file '{path}': 'data' must be a [N, 3072] uint8 array, got {got}")
-    x = torch.from_numpy(np.ascontiguousarray(data).reshape(-1, 3, 32, 32)).to(torch.float32) / 255.0
+    entry, x = read_python_layout(path, key, "CIFAR-100 file")
     y = _labels_to_tensor(np.asarray(entry[key]), f"CIFAR-100 file '{path}'")
     _check_labels(y, f"CIFAR-100 file '{path}' ({key})", classes, False)
     _check_pair(x, y, f"{path}:data", f"{path}:{key}")
