@@ -148,3 +148,40 @@ def test_suite_keys_for_device_tuning(tmp_path):
         _suite(tmp_path, 'compile = "yes"\n')
     with pytest.raises(ConfigError, match="batch_size must be a positive integer or auto"):
         _suite(tmp_path, 'batch_size = "big"\n')
+
+
+def test_the_cpu_batch_is_bounded_by_memory_and_stays_256_for_small_models(monkeypatch):
+    """256 (every earlier release's batch) unless one batch's estimated forward+backward memory would pass a
+    quarter of the machine's memory; then fewer, found once per architecture and shape, the same on every run."""
+    from robustbench_gan.data import DataSpec
+    from robustbench_gan.zoo import build_model
+
+    monkeypatch.setattr(tuning, "_batch_sizes", {})
+    spec = DataSpec("c", (3, 32, 32), 10)
+    small = Classifier(build_model("cnn", DataSpec("d", (1, 8, 8), 10)), num_classes=10).eval()
+    assert tuning.batch_size_for(small, torch.rand(4, 1, 8, 8), None) == tuning.CPU_BATCH
+    big = Classifier(build_model("preact-resnet18", spec), num_classes=10).eval()
+    x = torch.rand(4, 3, 32, 32)
+    per_sample = tuning.BACKWARD_FACTOR * tuning.activation_bytes(big, x)
+    assert 8 * 2**20 < per_sample < 12 * 2**20  # 4.5 MiB of activations per 32x32 image, twice
+    monkeypatch.setattr(tuning, "physical_memory", lambda: 2**30)  # a 1 GiB machine: 256 MiB for one batch
+    assert tuning.batch_size_for(big, x, None) == int(2**28 // per_sample) < tuning.CPU_BATCH
+    monkeypatch.setattr(tuning, "physical_memory", lambda: 2**40)
+    assert tuning.batch_size_for(big, x, None) == int(2**28 // per_sample)  # remembered, not recomputed
+    assert tuning.batch_size_for(big, x, 7) == 7  # a batch size the user sets wins
+
+
+def test_the_memory_estimate_leaves_the_random_generators_alone(monkeypatch):
+    """Its one-sample forward pass must not shift a randomized model's draws (the estimate runs in whichever cell
+    meets an architecture first)."""
+    class Noisy(nn.Module):
+        def forward(self, x):
+            return x.flatten(1)[:, :10] + torch.randn(len(x), 10)
+
+    monkeypatch.setattr(tuning, "_batch_sizes", {})
+    clf, x = Classifier(Noisy(), num_classes=10).eval(), torch.rand(4, 1, 4, 4)
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    assert tuning.batch_size_for(clf, x, None) == tuning.CPU_BATCH
+    assert torch.equal(torch.rand(3), expected)
