@@ -134,6 +134,7 @@ def benchmark(
     progress: bool = True,
     precision: str = "auto",
     compile: bool = False,
+    micro_batch: int = 0,
 ) -> Results:
     """Attack ``model`` (any ``nn.Module`` returning logits) on ``data`` and return :class:`Results`.
 
@@ -150,7 +151,9 @@ def benchmark(
     friends; a fixed cost per model). ``precision`` (``auto``, ``fp32``, ``bf16``, ``fp16``) is that of the attacks'
     own passes (``auto``: fp32 on the CPU; on CUDA bf16 where a calibration run agrees with fp32); every reported
     decision is taken in fp32. ``batch_size`` ``None`` is 256 on the CPU and on CUDA the
-    largest batch that fits (found once per architecture); ``compile=True`` attacks a ``torch.compile``'d copy.
+    largest batch that fits (found once per architecture); ``compile=True`` attacks a ``torch.compile``'d copy;
+    ``micro_batch`` > 0 runs every forward pass on chunks of exactly that many samples, so that no sample's numbers
+    depend on the batch it shares (see :class:`~robustbench_gan.run.tuning.MicroBatched`).
     """
     dev = resolve_device(device)
     check_precision(precision, allow_auto=True)
@@ -165,6 +168,8 @@ def benchmark(
         raise ConfigError(f"batch_size must be a positive integer or None (automatic), got {batch_size!r}")
     if not isinstance(compile, bool):
         raise ConfigError(f"compile must be True or False, got {compile!r}")
+    if isinstance(micro_batch, bool) or not isinstance(micro_batch, int) or micro_batch < 0:
+        raise ConfigError(f"micro_batch must be a non-negative integer (0: off), got {micro_batch!r}")
     if not isinstance(model, nn.Module):
         raise ModelError(f"model must be a torch.nn.Module returning logits, got {type(model).__name__}")
     d = _as_data(data, num_classes=num_classes, bounds=bounds, mean=mean, std=std)
@@ -180,7 +185,7 @@ def benchmark(
     try:
         return _benchmark(model, d, configs, eps_list, num_classes=num_classes, mean=mean, std=std, out=out,
                           device=dev, seed=seed, n=n, subset=subset, batch_size=batch_size, name=name, checks=checks,
-                          progress=progress, precision=precision, compile=compile)
+                          progress=progress, precision=precision, compile=compile, micro_batch=micro_batch)
     finally:
         for module, training in modes.items():
             module.training = training
@@ -217,7 +222,7 @@ def _benchmark(
     model: nn.Module, d: Data, configs: tuple[AttackConfig, ...], eps_list: tuple[float, ...], *,
     num_classes: int | None, mean: Any, std: Any, out: str | Path | None, device: str, seed: int, n: int | None,
     subset: str, batch_size: int | None, name: str | None, checks: bool, progress: bool, precision: str = "auto",
-    compile: bool = False,
+    compile: bool = False, micro_batch: int = 0,
 ) -> Results:
     dev = device
     if isinstance(model, Classifier):
@@ -236,7 +241,8 @@ def _benchmark(
     model_name = name or type(getattr(clf, "model", clf)).__name__
     suite = SuiteConfig(
         name="benchmark", data={"dataset": d.spec.name}, models=(ModelConfig(model_name),), attacks=configs,
-        evaluation=EvalConfig(n=n, subset=subset, batch_size=batch_size, precision=precision, compile=compile), transfer=TransferConfig(sources="none"),
+        evaluation=EvalConfig(n=n, subset=subset, batch_size=batch_size, precision=precision, compile=compile,
+                              micro_batch=micro_batch), transfer=TransferConfig(sources="none"),
         seed=seed, device=dev,
     )
     config = {"model": model_name, "attacks": [c.kind if c.instance is None else repr(c.instance) for c in configs],

@@ -22,6 +22,11 @@ BATCH_SIZE = 256
 """The evaluation's default batch size (a suite's ``[evaluation] batch_size`` or the device's choice replaces it)."""
 
 
+def split(total: int, i: int, parts: int) -> int:
+    """Part ``i`` of ``total`` split into ``parts`` as evenly as integers allow (the first ones one larger)."""
+    return total // parts + (i < total % parts)
+
+
 def evaluate_batched(
     attack: Attack, clf: Classifier, x: Tensor, y: Tensor, eps_list: Sequence[float], *,
     batch_size: int = BATCH_SIZE, seed: int = 0, gallery_size: int = 4, desc: str | None = None,
@@ -52,8 +57,8 @@ def evaluate_batched(
     detected: list[list[Tensor]] = [[] for _ in eps_list]
     gallery_x: list[Tensor | None] = [None for _ in eps_list]
     seconds = 0.0
-    queries = [0 for _ in eps_list]
-    forward, backward = [0 for _ in eps_list], [0 for _ in eps_list]
+    own_queries: list[int] | None = [0 for _ in eps_list]  # an attack that counts its queries per eps says so
+    forward = backward = 0  # the classifier's passes over all batches, split across eps at the end
     step = attack_batch or batch_size
     batches = range(0, len(x), step)
     for bi, start in enumerate(progress_bar(batches, desc=desc or attack.kind, enabled=progress, leave=False)):
@@ -79,13 +84,11 @@ def evaluate_batched(
             check_examples(attack, xb, xa, eps, clf.bounds, where=desc or "")
         per_eps = result.queries
         decided = result.decided  # a self-deciding attack's own per-sample decisions (AutoAttack's cascade)
-        for i in range(len(eps_list)):  # passes shared across eps (FGSM's one gradient) are split evenly
-            forward[i] += scored // len(eps_list) + (i < scored % len(eps_list))
-            backward[i] += back // len(eps_list) + (i < back % len(eps_list))
-            if per_eps is not None and len(per_eps) == len(eps_list):
-                queries[i] += per_eps[i]
-            else:  # white-box: every forward pass, shared work (FGSM's one gradient) split evenly across eps
-                queries[i] += scored // len(eps_list) + (i < scored % len(eps_list))
+        forward, backward = forward + scored, backward + back
+        if own_queries is not None and per_eps is not None and len(per_eps) == len(eps_list):
+            own_queries = [q + n for q, n in zip(own_queries, per_eps)]
+        else:  # white-box: every forward pass counts
+            own_queries = None
         if minimum_norm:
             found = advs[-1] if result.found is None else result.found
             pred = clf.predict(found, batch_size=batch_size).argmax(1)
@@ -114,8 +117,10 @@ def evaluate_batched(
         adv_detected = torch.cat(detected[i]) if clean_detected is not None else None
         m = accuracy_metrics(y.cpu(), clean_pred.cpu(), adv_pred.cpu(), delta, success=torch.cat(success[i]).cpu(),
                              detected=adv_detected, detected_clean=clean_detected)
-        m["queries"] = queries[i]
-        m["forward_passes"], m["backward_passes"] = forward[i], backward[i]
+        # passes shared across eps (FGSM's one gradient) split evenly, once for the whole set: the same split
+        # whatever the batches
+        m["forward_passes"], m["backward_passes"] = split(forward, i, len(eps_list)), split(backward, i, len(eps_list))
+        m["queries"] = own_queries[i] if own_queries is not None else m["forward_passes"]
         m["seconds"] = seconds / len(eps_list)
         shown = gallery_x[i]
         norms = flat_norm(delta, attack.norm)

@@ -26,10 +26,13 @@ def cell_key(cell: Cell, target_keys: list[str], source_keys: list[str] | None, 
     extra: dict[str, Any] = {"precision": s.precision} if s.precision != "fp32" else {}
     if s.compile:
         extra["compile"] = True
+    if s.micro_batch:
+        extra["micro_batch"] = s.micro_batch
     return config_hash({**extra, "version": CACHE_VERSION, "targets": target_keys, "source": source_keys,
                         "attack": attack,
                         "names": names,  # the records carry them
-                        "eval_n": s.eval_n, "eval_subset": s.eval_subset if s.eval_n else None, "seed": s.seed, "gallery": s.gallery, "batch_size": s.batch_size,
+                        "eval_n": s.eval_n, "eval_subset": s.eval_subset if s.eval_n else None, "seed": s.seed,
+                        "gallery": s.gallery, "batch_size": s.batch_size,
                         "numerics": numerics})
 
 

@@ -13,7 +13,7 @@ from ..classifier import Classifier
 from ..purified import PurifiedClassifier
 from .plan import Cell, ClassifierId, EvalData
 from .records import CellOutput, component_records, gallery_entry, make_record, sample_blocks
-from .tuning import batch_size_for, compiled, precision_for
+from .tuning import batch_size_for, compiled, micro_batched, precision_for
 
 
 class MeanLogits(nn.Module):
@@ -53,6 +53,8 @@ def _run_cell(cell: Cell, classifiers: Mapping[ClassifierId, Classifier], data: 
               progress: bool) -> CellOutput:
     s = cell.settings
     attack = cell.attack.build()
+    if s.micro_batch:
+        classifiers = {ident: micro_batched(clf, s.micro_batch) for ident, clf in classifiers.items()}
     if s.compile:
         classifiers = {ident: compiled(clf) for ident, clf in classifiers.items()}
     attack.provide(data.prepared.get(cell.attack.name, []))

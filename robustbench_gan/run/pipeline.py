@@ -185,6 +185,8 @@ def _run_pipeline(
     manifest["precision"] = suite.evaluation.precision  # of the attacks' passes; decisions are fp32
     manifest["batch_size"] = suite.evaluation.batch_size or "auto"
     manifest["compile"] = suite.evaluation.compile
+    if suite.evaluation.micro_batch:  # said only when set: results of runs without it keep their manifest
+        manifest["micro_batch"] = suite.evaluation.micro_batch
     manifest["cudnn_benchmark"] = suite.evaluation.cudnn_benchmark and dev.startswith("cuda")
     manifest["standard_autoattack"] = [c.name for c in suite.attacks if getattr(c.build(), "is_standard", False)]
     manifest["autoattack_versions"] = {c.name: v for c in suite.attacks

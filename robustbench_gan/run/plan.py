@@ -40,6 +40,7 @@ class CellSettings:
     precision: str = "auto"
     compile: bool = False
     eval_subset: str = "first"
+    micro_batch: int = 0  # > 0: classifiers run on chunks of exactly this many samples (run.tuning.micro_batched)
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def transferable(cfg: AttackConfig) -> bool:
 def settings_of(suite: SuiteConfig, dataset: str) -> CellSettings:
     ev = suite.evaluation
     return CellSettings(suite.name, dataset, suite.seed, ev.batch_size, ev.gallery, ev.n, ev.precision, ev.compile,
-                        ev.subset)
+                        ev.subset, ev.micro_batch)
 
 
 def classifier_pairs(suite: SuiteConfig) -> list[Pair]:

@@ -9,7 +9,7 @@ import weakref
 from typing import Any, Hashable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..attacks.base import Goal
 from ..attacks.engine.descent import gradient
@@ -119,6 +119,48 @@ def batch_size_for(clf: Classifier, x: Tensor, requested: int | None, *, probe: 
         log.info("batch size %d for %s on %s (largest forward+backward that fits: %d)",
                  _batch_sizes[key], type(clf.model).__name__, x.device, most)
     return _batch_sizes[key]
+
+
+class MicroBatched(nn.Module):
+    """``model`` run on chunks of exactly ``size`` samples, the last one padded with copies of its first sample
+    (their outputs are dropped). A sample's arithmetic then never depends on how many samples share its call:
+    measured on this 2-core AMD EPYC machine, ResNet-18's logits and input gradients differ (by up to 9e-7 and 7e-5)
+    between batches of 1, 7 and 64 samples, and are bitwise equal in fixed chunks. The cost: up to ``size - 1``
+    padded rows per call (the active set of an attack shrinks its calls)."""
+
+    def __init__(self, model: nn.Module, size: int) -> None:
+        super().__init__()
+        self.model = model
+        self.size = int(size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        outputs = []
+        for start in range(0, len(x), self.size):
+            chunk = x[start:start + self.size]
+            n = len(chunk)
+            if n < self.size:
+                chunk = torch.cat([chunk, chunk[:1].expand(self.size - n, *chunk.shape[1:])])
+            outputs.append(self.model(chunk)[:n])
+        return torch.cat(outputs) if outputs else self.model(x)
+
+
+_micro_batched: "weakref.WeakKeyDictionary[Classifier, dict[int, Classifier]]" = weakref.WeakKeyDictionary()
+
+
+def micro_batched(clf: Classifier, size: int) -> Classifier:
+    """A copy of ``clf`` whose model runs on chunks of exactly ``size`` samples (:class:`MicroBatched`), made once
+    per classifier and size. Classifiers of other types (a purifying defense, an ensemble) are returned as they
+    are, and say so."""
+    if type(clf) is not Classifier:
+        log.info("micro_batch: %s runs on whole batches (only plain classifiers are chunked)", type(clf).__name__)
+        return clf
+    made = _micro_batched.setdefault(clf, {})
+    if size not in made:
+        twin = copy.copy(clf)
+        twin._modules = dict(clf._modules)  # the copy shares parameters and buffers but not the module table
+        twin._modules["model"] = MicroBatched(clf.model, size)
+        made[size] = twin
+    return made[size]
 
 
 def compiled(clf: Classifier) -> Classifier:
