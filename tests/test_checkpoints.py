@@ -111,6 +111,7 @@ def test_a_file_without_tensors_says_what_it_holds(tmp_path):
         load_weights(trained_like(), tmp_path / "w.pt")
 
 
+@pytest.mark.slow
 def test_a_suite_loads_a_data_parallel_training_checkpoint(tmp_path, suite_file, caplog):
     """End to end: a suite's ``weights`` names a training script's checkpoint; the run uses it without training."""
     from robustbench_gan.classifier_training import TrainConfig, train_model

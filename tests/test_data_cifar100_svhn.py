@@ -96,6 +96,7 @@ def test_svhn_rejects_a_file_of_another_shape(tmp_path):
         load_dataset("svhn", root=str(tmp_path))
 
 
+@pytest.mark.slow
 def test_a_cifar100_suite_runs_end_to_end(tmp_path, suite_file):
     """A suite file names the folder; a model trains and is attacked on it."""
     from robustbench_gan.run import run_suite
@@ -142,6 +143,7 @@ def test_imagenet_folder_standard_preprocessing_and_fixed_subset(tmp_path):
         load_dataset("imagenet", root=str(tmp_path), per_class=4)
 
 
+@pytest.mark.slow
 def test_an_imagenet_style_suite_runs_end_to_end(tmp_path, suite_file):
     from robustbench_gan.run import run_suite
 

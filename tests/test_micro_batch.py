@@ -56,6 +56,7 @@ def test_fixed_chunks_give_the_same_bits_for_any_cut():
         assert torch.equal(logits, reference[0]) and torch.equal(grads, reference[1]), size
 
 
+@pytest.mark.slow
 def test_a_deterministic_attack_gives_the_same_per_sample_results_at_batch_7_and_64():
     """Through ``benchmark()``: FGSM, PGD without a random start and BIM (the active-set loop shrinks its calls)
     at batch sizes 7 and 64 with 16-sample chunks: identical results.csv and samples.csv.gz (seconds aside)."""
