@@ -24,7 +24,8 @@ from .data import Data, from_tensors, load_dataset
 from .errors import ConfigError, DataError, ModelError
 from .results import Results
 from .run import run_pipeline
-from .suite import AttackConfig, EvalConfig, ModelConfig, SuiteConfig, TransferConfig, check_eps_range
+from .run.plan import Executor
+from .suite import SHARD_SIZE, AttackConfig, EvalConfig, ModelConfig, SuiteConfig, TransferConfig, check_eps_range
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,8 @@ def benchmark(
     precision: str = "auto",
     compile: bool = False,
     micro_batch: int = 0,
+    shard_size: int = SHARD_SIZE,
+    executor: Executor | None = None,
 ) -> Results:
     """Attack ``model`` (any ``nn.Module`` returning logits) on ``data`` and return :class:`Results`.
 
@@ -153,7 +156,9 @@ def benchmark(
     decision is taken in fp32. ``batch_size`` ``None`` is 256 on the CPU and on CUDA the
     largest batch that fits (found once per architecture); ``compile=True`` attacks a ``torch.compile``'d copy;
     ``micro_batch`` > 0 runs every forward pass on chunks of exactly that many samples, so that no sample's numbers
-    depend on the batch it shares (see :class:`~robustbench_gan.run.tuning.MicroBatched`).
+    depend on the batch it shares (see :class:`~robustbench_gan.run.tuning.MicroBatched`). ``shard_size``: samples
+    per job (0: one job per attack); every random draw is a sample's own, so the results do not depend on it.
+    ``executor``: where the jobs run (default: this process; e.g. ``make_executor("ray")``).
     """
     dev = resolve_device(device)
     check_precision(precision, allow_auto=True)
@@ -170,6 +175,8 @@ def benchmark(
         raise ConfigError(f"compile must be True or False, got {compile!r}")
     if isinstance(micro_batch, bool) or not isinstance(micro_batch, int) or micro_batch < 0:
         raise ConfigError(f"micro_batch must be a non-negative integer (0: off), got {micro_batch!r}")
+    if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 0:
+        raise ConfigError(f"shard_size must be a non-negative integer (0: one shard), got {shard_size!r}")
     if not isinstance(model, nn.Module):
         raise ModelError(f"model must be a torch.nn.Module returning logits, got {type(model).__name__}")
     d = _as_data(data, num_classes=num_classes, bounds=bounds, mean=mean, std=std)
@@ -185,7 +192,8 @@ def benchmark(
     try:
         return _benchmark(model, d, configs, eps_list, num_classes=num_classes, mean=mean, std=std, out=out,
                           device=dev, seed=seed, n=n, subset=subset, batch_size=batch_size, name=name, checks=checks,
-                          progress=progress, precision=precision, compile=compile, micro_batch=micro_batch)
+                          progress=progress, precision=precision, compile=compile, micro_batch=micro_batch,
+                          shard_size=shard_size, executor=executor)
     finally:
         for module, training in modes.items():
             module.training = training
@@ -222,7 +230,7 @@ def _benchmark(
     model: nn.Module, d: Data, configs: tuple[AttackConfig, ...], eps_list: tuple[float, ...], *,
     num_classes: int | None, mean: Any, std: Any, out: str | Path | None, device: str, seed: int, n: int | None,
     subset: str, batch_size: int | None, name: str | None, checks: bool, progress: bool, precision: str = "auto",
-    compile: bool = False, micro_batch: int = 0,
+    compile: bool = False, micro_batch: int = 0, shard_size: int = SHARD_SIZE, executor: Executor | None = None,
 ) -> Results:
     dev = device
     if isinstance(model, Classifier):
@@ -242,13 +250,13 @@ def _benchmark(
     suite = SuiteConfig(
         name="benchmark", data={"dataset": d.spec.name}, models=(ModelConfig(model_name),), attacks=configs,
         evaluation=EvalConfig(n=n, subset=subset, batch_size=batch_size, precision=precision, compile=compile,
-                              micro_batch=micro_batch), transfer=TransferConfig(sources="none"),
+                              micro_batch=micro_batch, shard_size=shard_size), transfer=TransferConfig(sources="none"),
         seed=seed, device=dev,
     )
     config = {"model": model_name, "attacks": [c.kind if c.instance is None else repr(c.instance) for c in configs],
               "eps": list(eps_list), "n": n, "subset": subset, "bounds": list(d.spec.bounds), "precision": precision}
     results = run_pipeline(suite, d, device=dev, progress=progress, checks=checks,
-                           prebuilt={(model_name, "none"): clf}, manifest_config=config)
+                           prebuilt={(model_name, "none"): clf}, manifest_config=config, executor=executor)
     if out is not None:
         from .reports import write_run
 

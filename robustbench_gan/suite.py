@@ -30,8 +30,11 @@ TRANSFER_SOURCES = ("all", "undefended", "none")
 MODEL_KEYS = ("name", "arch", "factory", "weights", "params", "trust_checkpoint", "mean", "std", "bounds") + tuple(
     TrainConfig.__dataclass_fields__)
 NORMALIZATION_KEYS = ("mean", "std")  # [data] and [[models]]: the wrapper normalizes, attacks stay in pixel space
-EVAL_KEYS = ("n", "subset", "batch_size", "micro_batch", "gallery", "precision", "compile", "cudnn_benchmark")
+EVAL_KEYS = ("n", "subset", "batch_size", "micro_batch", "shard_size", "gallery", "precision", "compile", "cudnn_benchmark")
 DEVICES = ("auto", "cpu", "cuda")
+SHARD_SIZE = 1000
+"""Samples per shard of a cell by default: a 10,000-image evaluation is 10 jobs that workers share and a rerun
+resumes shard by shard; a few hundred samples stay one shard."""
 
 
 @dataclass(frozen=True)
@@ -211,6 +214,7 @@ class EvalConfig:
     subset: str = "first"  # which n: "first" (x_test[:n]) or "random" (a subset seeded by the run's seed)
     batch_size: int | None = None  # None ("auto"): 256 on the CPU, on CUDA the largest that fits (run.tuning)
     micro_batch: int = 0  # > 0: every forward pass runs on chunks of exactly this many samples (run.tuning)
+    shard_size: int = SHARD_SIZE  # samples per shard of a cell (a job, cached on its own); 0: one shard
     gallery: int = 4
     precision: str = "auto"  # of the attacks' own passes: auto | fp32 | bf16 | fp16 (decisions always in fp32)
     compile: bool = False  # attack a torch.compile'd copy of each plain classifier (run.tuning.compiled)
@@ -230,11 +234,12 @@ class EvalConfig:
             ev["batch_size"] = None
         for key in ("compile", "cudnn_benchmark"):
             at.boolean(ev, key)
-        for key in ("n", "batch_size", "gallery", "micro_batch"):
+        for key in ("n", "batch_size", "gallery", "micro_batch", "shard_size"):
             v = ev.get(key)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int)
-                                  or v < (0 if key in ("gallery", "micro_batch") else 1)):
-                raise at.error(f"{key} must be a positive integer{' or auto' if key == 'batch_size' else ''}, "
+                                  or v < (0 if key in ("gallery", "micro_batch", "shard_size") else 1)):
+                what = "an integer >= 0" if key in ("gallery", "micro_batch", "shard_size") else "a positive integer"
+                raise at.error(f"{key} must be {what}{' or auto' if key == 'batch_size' else ''}, "
                                f"got {v!r}")
         return cls(**ev)
 

@@ -70,7 +70,7 @@ def test_dlr_sees_through_a_saturated_softmax(cnn, digits):
     margin = accuracy(clf, PGD(steps=20, loss="margin")(clf, x, Goal(y), eps=0.2), y)
     dlr = accuracy(clf, APGD(steps=STEPS, loss="dlr")(clf, x, Goal(y), eps=0.2), y)
     assert ce > margin + 0.3
-    assert dlr <= margin + 1 / N
+    assert dlr <= margin + 2 / N  # as strong as PGD on the margin loss, up to a sample or two of random starts
 
 
 def test_dlr_losses_match_their_definitions():

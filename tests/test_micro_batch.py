@@ -76,7 +76,7 @@ def test_a_deterministic_attack_gives_the_same_per_sample_results_at_batch_7_and
 def test_micro_batch_is_checked_where_it_is_given():
     assert validate_suite(suite_doc(evaluation={"micro_batch": 32})).evaluation.micro_batch == 32
     assert validate_suite(suite_doc()).evaluation.micro_batch == 0
-    with pytest.raises(ConfigError, match="micro_batch must be a positive integer"):
+    with pytest.raises(ConfigError, match="micro_batch must be an integer >= 0"):
         validate_suite(suite_doc(evaluation={"micro_batch": -2}))
     with pytest.raises(ConfigError, match="micro_batch must be a non-negative integer"):
         benchmark(torch.nn.Flatten(), (torch.rand(4, 1, 2, 2), torch.zeros(4, dtype=torch.long)), attacks="fgsm",

@@ -199,7 +199,7 @@ def test_apgd_and_fab_stop_only_on_successes_fp32_confirms(precision, cnn, digit
     ce = lambda idx: (lambda z, yi=y[idx]: F.cross_entropy(z.float(), yi, reduction="none"))  # noqa: E731
     with frozen(fake), attack_precision("cpu", precision):
         adv, found, _ = apgd_run(fake, x, Goal(y), ce, eps=0.05, norm="inf", steps=5, rho=0.75,
-                                 start=random_start(x.shape, "inf", torch.Generator().manual_seed(0), x.dtype))
+                                 start=random_start(x, "inf", Goal(y).draws(0)))
         best, dist = fab_run(fake, x, Goal(y), start=x, norm="inf", steps=5, alpha_max=0.1, eta=1.05, beta=0.9)
     assert found.float().mean() < 0.5 and torch.equal(found, cnn.predict(adv).argmax(1) != y)
     fooled = torch.isfinite(dist)

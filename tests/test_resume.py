@@ -152,10 +152,11 @@ def test_corrupted_cell_cache_is_detected_and_recomputed(tmp_path, monkeypatch, 
     import robustbench_gan.run.cells as cells_module
 
     calls: list[str] = []
-    real_run = cells_module.run_cell
+    real_merge = cells_module.merge_shards
     import robustbench_gan.run.jobs as executors
 
-    monkeypatch.setattr(executors, "run_cell", lambda *a, **k: calls.append("cell") or real_run(*a, **k))
+    # every cell of this suite shards (one shard each): a cell computed anew is a merge
+    monkeypatch.setattr(executors, "merge_shards", lambda *a, **k: calls.append("cell") or real_merge(*a, **k))
     with caplog.at_level(logging.WARNING, logger="robustbench_gan"):
         second = run_suite(suite, out=out, device="cpu", progress=False)
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]

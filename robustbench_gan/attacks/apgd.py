@@ -14,6 +14,7 @@ from torch import Tensor
 from ..classifier import Classifier, frozen
 from ..purified import check_adaptive, split_rejection
 from ..errors import ConfigError
+from .engine.draws import SampleDraws
 from .base import ATTACKS, Attack, Goal, attack_loss, check_positive, check_seed, is_success, parse_norm
 from .engine.descent import clip, confirmed, fp32_logits, goal_reached, loss_gradient
 from .engine.norms import ascent_direction, project
@@ -47,25 +48,27 @@ def _per_sample(v: Tensor, like: Tensor) -> Tensor:
     return v.view(-1, *([1] * (like.ndim - 1)))
 
 
-def random_start(shape: Sequence[int], norm: str, gen: torch.Generator, dtype: torch.dtype) -> Tensor:
-    """APGD's random start direction per sample (CPU, drawn from ``gen``): uniform in the Linf cube scaled to touch
-    its surface, or Gaussian scaled to unit L2 norm."""
+def random_start(like: Tensor, norm: str, draws: SampleDraws) -> Tensor:
+    """APGD's random start direction per sample of ``like`` (from each sample's own ``draws``): uniform in the Linf
+    cube scaled to touch its surface, or Gaussian scaled to unit L2 norm."""
+    shape, opts = like.shape[1:], {"device": like.device, "dtype": like.dtype}
     if norm == "inf":
-        t = 2 * torch.rand(shape, generator=gen, dtype=dtype) - 1
+        t = 2 * draws.rand(shape, **opts) - 1
         return t / _per_sample(t.flatten(1).abs().amax(1).clamp_min(1e-12), t)
-    t = torch.randn(shape, generator=gen, dtype=dtype)
+    t = draws.randn(shape, **opts)
     return t / _per_sample(t.flatten(1).norm(dim=1).clamp_min(1e-12), t)
 
 
 def apgd_run(
     clf: Classifier, x: Tensor, goal: Goal, loss_for: Callable[[Tensor], LossFn], *, eps: float, norm: str,
-    steps: int, rho: float, gen: torch.Generator | None = None, start: Tensor | None = None, eot_samples: int = 1,
+    steps: int, rho: float, draws: SampleDraws | None = None, start: Tensor | None = None, eot_samples: int = 1,
     stop_at_success: bool = True, active_set: bool = True, groups: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """One APGD run (Croce & Hein 2020, Algorithm 1) from a random start; returns each sample's first successful
     iterate (or, where none succeeded, its highest-loss point), the success mask and the step of each first success
     (``steps + 1`` where none). ``loss_for(idx)`` is the per-sample loss of the samples ``x[idx]``. The start is
-    ``x + eps * start`` (a :func:`random_start` direction per sample), drawn from ``gen`` when not given.
+    ``x + eps * start`` (a :func:`random_start` direction per sample), drawn from ``draws`` when not given (default:
+    the goal's draws with seed 0).
 
     Step size ``2 eps`` per sample; momentum 0.75; checkpoints after ``0.22 N`` steps, then every ``max(last -
     0.03 N, 0.06 N)``. At a checkpoint a sample's step is halved, and it restarts from its best point, when its loss
@@ -80,7 +83,7 @@ def apgd_run(
     """
     n = len(x)
     if start is None:
-        start = random_start(x.shape, norm, gen if gen is not None else torch.Generator(), x.dtype)
+        start = random_start(x, norm, draws if draws is not None else goal.draws(0, len(x)))
     x_k = clip(x + eps * start.to(x.device), clf)
     out, succeeded = x_k.clone(), torch.zeros(n, dtype=torch.bool, device=x.device)
     when = torch.full((n,), steps + 1, dtype=torch.long, device=x.device)
@@ -207,7 +210,7 @@ class APGD(Attack):
             first = torch.zeros(len(x), dtype=torch.long, device=x.device)
             with frozen(clf):
                 adv, _, _ = apgd_run(clf, x, goal, lambda idx: loss(idx, first[idx]), eps=float(e), norm=self.norm,
-                                     steps=self.steps, rho=self.rho, gen=torch.Generator().manual_seed(self.seed),
+                                     steps=self.steps, rho=self.rho, draws=goal.draws(self.seed, len(x)),
                                      eot_samples=self.eot_samples, stop_at_success=False)
             out.append(adv)
         return out
@@ -216,10 +219,11 @@ class APGD(Attack):
         """Every wave of runs on the samples still standing. A sample keeps its first success (within a wave: the
         earliest step, then the lowest run), else the highest-loss point of the last run that had it (a valid point
         of the ball). Each run's start is drawn for the whole batch, in run order, so it never depends on which
-        samples are left or on how runs are grouped into waves."""
+        samples are left or on how runs are grouped into waves; and each sample's draws are its own (keyed by its id),
+        so they never depend on the batch or shard either."""
         if eps == 0:
             return x.clone()
-        gen = torch.Generator().manual_seed(self.seed)
+        draws = goal.draws(self.seed, len(x))
         best = x.clone()
         done = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         with frozen(clf):
@@ -231,7 +235,7 @@ class APGD(Attack):
                     break
                 rows = active.repeat(m)  # copy j of the standing samples runs wave[j]
                 runs = torch.tensor(wave, device=x.device).repeat_interleave(k)
-                start = torch.cat([random_start(x.shape, self.norm, gen, x.dtype)[active.cpu()] for _ in wave])
+                start = torch.cat([random_start(x, self.norm, draws)[active] for _ in wave])
                 adv, found, when = apgd_run(
                     clf, x[rows], Goal(goal.labels[rows], goal.targeted), lambda idx: loss(rows[idx], runs[idx]),
                     eps=eps, norm=self.norm, steps=self.steps, rho=self.rho, start=start,

@@ -200,7 +200,7 @@ class AutoAttack(Attack):
                     victim = real if attack.threat == "black-box" else clf
                     if hasattr(attack, "batch_targets"):  # APGD-T's and FAB-T's later targets side by side, within
                         attack.batch_targets = max(1, chunk // len(part))  # a batch's rows
-                    xa = attack.perturb(victim, x[idx], Goal(goal.labels[idx]), eps=float(eps))
+                    xa = attack.perturb(victim, x[idx], goal.subset(idx), eps=float(eps))  # ids: its draws
                     with full_precision(x.device):  # the decision that counts: fp32
                         pred = real.predict(xa).argmax(1)
                         rejected = detections(real, xa)  # a detector's rejection defends the sample (as in the

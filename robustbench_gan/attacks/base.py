@@ -18,6 +18,7 @@ from ..core.validation import check_bool, check_positive, check_seed  # noqa: F4
 from ..errors import ConfigError
 from ..registry import Registry
 from .engine.descent import clip, gradient
+from .engine.draws import SampleDraws
 from .engine.norms import flat_norm, l2_normalize, parse_norm, project  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
@@ -31,10 +32,21 @@ class Goal:
 
     labels: Tensor
     targeted: bool = False
+    ids: Tensor | None = None
+    """Each sample's id (its position in the evaluated set): the key of every random draw an attack makes for it
+    (:class:`~robustbench_gan.attacks.engine.draws.SampleDraws`). None: the positions in the batch."""
+    stream: int = 0
+    """The run's seed, mixed into every draw's key with the attack's own seed."""
 
     def subset(self, index: Tensor) -> Goal:
         """The goal of the samples ``index``."""
-        return Goal(self.labels[index], self.targeted)
+        ids = self.ids if self.ids is not None else torch.arange(len(self.labels), device=self.labels.device)
+        return Goal(self.labels[index], self.targeted, ids[index.to(ids.device)], self.stream)
+
+    def draws(self, seed: int, n: int | None = None) -> SampleDraws:
+        """The attack's draws for these samples, keyed by their ids, the run's stream and the attack's ``seed``."""
+        ids = self.ids if self.ids is not None else torch.arange(len(self.labels) if n is None else n)
+        return SampleDraws(seed, ids, stream=self.stream)
 
 
 @dataclass(frozen=True)
@@ -109,11 +121,15 @@ class Attack:
     adaptive: str = "none"  # what a gradient attack differentiates of a purifying defense (see purified.py)
     needs_generator: ClassVar[bool] = False  # evaluate needs provide([InvertedGenerator]) first (see natural.py)
 
-    def make_goal(self, clf: Classifier, x: Tensor, y: Tensor, *, seed: int = 0) -> Goal:
-        """The goal for true labels ``y``: untargeted, or targets chosen by ``target_mode``."""
+    def make_goal(self, clf: Classifier, x: Tensor, y: Tensor, *, seed: int = 0, ids: Tensor | None = None) -> Goal:
+        """The goal for true labels ``y``: untargeted, or targets chosen by ``target_mode``. ``ids`` (default: the
+        positions ``0..n-1``) and the run's ``seed`` key every random draw made for a sample, its random target
+        included, so a sample's draws never depend on the batch it is in."""
+        ids = torch.arange(len(y), device=y.device) if ids is None else ids.to(y.device)
         if not self.targeted:
-            return Goal(y)
-        return Goal(choose_targets(clf, x, y, self.target_mode, target=getattr(self, "target", 0), seed=seed), True)
+            return Goal(y, False, ids, seed)
+        labels = choose_targets(clf, x, y, self.target_mode, target=getattr(self, "target", 0), seed=seed, ids=ids)
+        return Goal(labels, True, ids, seed)
 
     def perturb(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
         """Adversarial examples at one eps. An attack implements this, or :meth:`perturb_many`, or :meth:`run`
@@ -202,13 +218,17 @@ def check_loss(loss: Any) -> None:
 
 
 TARGET_MODES = ("fixed", "random", "least-likely")
+TARGET_STREAM = 0x7A26E7
+"""The key of random targets' draws (apart from every attack's own, which are keyed by the attack's seed)."""
 
 
-def choose_targets(clf: Classifier, x: Tensor, y: Tensor, mode: str, *, target: int = 0, seed: int = 0) -> Tensor:
+def choose_targets(clf: Classifier, x: Tensor, y: Tensor, mode: str, *, target: int = 0, seed: int = 0,
+                   ids: Tensor | None = None) -> Tensor:
     """Target labels for a targeted attack.
 
     ``fixed``: class ``target`` (samples of that class get ``(target + 1) % K`` so that no target is the true label);
-    ``random``: a uniformly random class other than the true one (seeded);
+    ``random``: a uniformly random class other than the true one (drawn per sample id, default the positions,
+    from ``seed``);
     ``least-likely``: the class with the lowest clean logit (Kurakin et al. 2016, "iterative least-likely class").
     """
     k = clf.num_classes
@@ -216,8 +236,8 @@ def choose_targets(clf: Classifier, x: Tensor, y: Tensor, mode: str, *, target: 
         t = torch.full_like(y, int(target))
         return torch.where(y == t, (t + 1) % k, t)
     if mode == "random":
-        g = torch.Generator().manual_seed(seed)
-        offset = torch.randint(1, k, (len(y),), generator=g).to(y.device)
+        ids = torch.arange(len(y)) if ids is None else ids
+        offset = SampleDraws(TARGET_STREAM, ids, stream=seed).randint(1, k, device=y.device)
         return (y + offset) % k
     if mode == "least-likely":
         return clf.predict(x).argmin(1)

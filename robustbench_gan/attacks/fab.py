@@ -25,6 +25,7 @@ from torch import Tensor
 from ..classifier import Classifier, frozen
 from ..errors import ConfigError
 from ..purified import split_rejection
+from .engine.draws import SampleDraws, chain
 from .base import ATTACKS, Attack, AttackResult, Goal, RunContext, check_positive, check_seed, is_success, parse_norm
 from .engine.descent import clip, confirmed, fp32_logits, goal_reached, gradient_of
 from .engine.norms import flat_norm, project
@@ -154,13 +155,14 @@ def fab_run(
     return best.view_as(x), dist
 
 
-def _random_start(x: Tensor, eps: float, norm: str, gen: torch.Generator, bounds: tuple[float, float]) -> Tensor:
+def _random_start(x: Tensor, eps: float, norm: str, draws: SampleDraws, bounds: tuple[float, float]) -> Tensor:
     """AutoAttack's FAB restart: ``x`` plus a random direction scaled to half the eps sphere of the norm (half the
-    box's diameter when eps is larger, as without a budget)."""
-    if norm == "inf":
-        t = 2 * torch.rand(x.shape, generator=gen, dtype=x.dtype) - 1
-    else:
-        t = torch.randn(x.shape, generator=gen, dtype=x.dtype)
+    box's diameter when eps is larger, as without a budget). ``x`` holds ``k`` copies of the samples of ``draws``
+    (target-major); each copy gets its own direction from its sample's draws."""
+    k = len(x) // len(draws.ids)
+    shape, opts = (k, *x.shape[1:]), {"device": x.device, "dtype": x.dtype}
+    t = 2 * draws.rand(shape, **opts) - 1 if norm == "inf" else draws.randn(shape, **opts)
+    t = t.transpose(0, 1).reshape(x.shape)  # [m, k, ...] -> target-major [k * m, ...], as the rows
     t = t / flat_norm(t, norm).clamp_min(1e-12).view(-1, *([1] * (x.ndim - 1)))
     diameter = (bounds[1] - bounds[0]) * (1.0 if norm == "inf" else math.sqrt(x[0].numel()))
     return x + 0.5 * min(eps, diameter) * t.to(x.device)
@@ -206,18 +208,17 @@ class FAB(Attack):
         """Every stage and restart on the samples not yet fooled within eps (see the class docstring)."""
         if eps == 0:
             return x.clone()
-        gen = torch.Generator().manual_seed(self.seed)
         out = x.clone()
         with frozen(clf), torch.no_grad():
             logits = fp32_logits(clf, x)  # which samples are fooled already, the target ranking: fp32
             done = goal_reached(clf, logits, lambda z: is_success(z, goal))  # fooled at the input: nothing to do
-            for targets in self.waves(split_rejection(clf, logits)[0], goal):
+            for wave, targets in enumerate(self.waves(split_rejection(clf, logits)[0], goal)):
                 for restart in range(self.restarts):
                     active = (~done).nonzero().squeeze(1)
                     if len(active) == 0:
                         return out
                     adv, dist = self._run(clf, x[active], goal.subset(active),
-                                          None if targets is None else targets[active], eps, restart, gen)
+                                          None if targets is None else targets[active], eps, (wave, restart))
                     self._judge(clf, x, goal, active, adv, dist, eps, out, done)
         return out
 
@@ -231,18 +232,17 @@ class FAB(Attack):
         positive = sorted({float(e) for e in eps_list if e > 0})
         if self.restarts > 1 or len(positive) < 2:
             return self.run_per_eps(clf, x, goal, eps_list)
-        gen = torch.Generator().manual_seed(self.seed)
         outs = {e: x.clone() for e in positive}
         with frozen(clf), torch.no_grad():
             logits = fp32_logits(clf, x)  # which samples are fooled already, the target ranking: fp32
             at_input = goal_reached(clf, logits, lambda z: is_success(z, goal))
             done = {e: at_input.clone() for e in positive}
-            for targets in self.waves(split_rejection(clf, logits)[0], goal):
+            for wave, targets in enumerate(self.waves(split_rejection(clf, logits)[0], goal)):
                 active = (~done[positive[0]]).nonzero().squeeze(1)  # not yet fooled within the smallest eps
                 if len(active) == 0:
                     break
                 adv, dist = self._run(clf, x[active], goal.subset(active),
-                                      None if targets is None else targets[active], positive[0], 0, gen)
+                                      None if targets is None else targets[active], positive[0], (wave, 0))
                 for e in positive:
                     pending = ~done[e][active]
                     self._judge(clf, x, goal, active[pending], adv[pending], dist[pending], e, outs[e], done[e])
@@ -263,13 +263,16 @@ class FAB(Attack):
         out[rows[within | beyond]] = adv[within | beyond]
         done[rows[within]] = True
 
-    def _run(self, clf: Classifier, x: Tensor, goal: Goal, targets: Tensor | None, eps: float, restart: int,
-             gen: torch.Generator) -> tuple[Tensor, Tensor]:
-        """One restart toward ``targets`` (``[m, k]``: k copies of each sample side by side, target-major); per
-        sample, the smallest adversarial point over its copies and its distance."""
+    def _run(self, clf: Classifier, x: Tensor, goal: Goal, targets: Tensor | None, eps: float,
+             stage: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        """One restart (``stage``: wave and restart) toward ``targets`` (``[m, k]``: k copies of each sample side by
+        side, target-major); per sample, the smallest adversarial point over its copies and its distance. A random
+        start comes from each sample's own draws for that stage."""
         m, k = len(x), 1 if targets is None else targets.shape[1]
         rows = x.repeat(k, *([1] * (x.ndim - 1)))
-        start = rows if restart == 0 else _random_start(rows, eps, self.norm, gen, clf.bounds)
+        restart = stage[1]
+        start = rows if restart == 0 else \
+            _random_start(rows, eps, self.norm, goal.draws(chain(self.seed, *stage), m), clf.bounds)
         adv, dist = fab_run(clf, rows, Goal(goal.labels.repeat(k), goal.targeted), start=start, norm=self.norm,
                             steps=self.steps, alpha_max=self.alpha_max, eta=self.eta, beta=self.beta,
                             target=None if targets is None else targets.T.reshape(-1),

@@ -57,7 +57,7 @@ def latent_search(
     distance ``radius``: shells ``[k dr, (k + 1) dr)`` (the last one cut at ``radius``), ``samples`` draws per
     shell and sample; a sample leaves the search at its first shell with a success (``goal``: another label than
     ``goal.labels``, or the target when targeted). ``chunk`` bounds the images generated per forward pass.
-    Draws come from a CPU generator seeded with ``seed``: same seed, same result."""
+    Each sample's draws are its own (keyed by ``seed`` and its id, :meth:`Goal.draws`): same seed, same result."""
     dev = next(models.parameters()).device
 
     def generate(z: Tensor) -> Tensor:
@@ -73,15 +73,16 @@ def latent_search(
     queries = n
     labels = goal.labels.cpu()
     active = torch.arange(n)
-    gen = torch.Generator().manual_seed(seed)
+    draws = goal.draws(seed, n)  # each sample's own (keyed by its id): the same whatever the batch
     shells = math.ceil(radius / step - 1e-9) if radius > 0 else 0
     for k in range(shells):
         if len(active) == 0:
             break
         inner, outer = k * step, min((k + 1) * step, radius)
-        u = torch.randn(len(active), samples, models.z_dim, generator=gen)
+        mine = draws.rows(active)
+        u = mine.randn((samples, models.z_dim))
         u = u / u.norm(dim=2, keepdim=True).clamp_min(1e-12)
-        d = inner + (outer - inner) * torch.rand(len(active), samples, generator=gen)
+        d = inner + (outer - inner) * mine.rand((samples,))
         zt = (z0[active].cpu()[:, None] + d[..., None] * u).reshape(-1, models.z_dim)
         preds = torch.cat([clf.predict(generate(zt[i : i + chunk].to(dev))).argmax(1).cpu()
                            for i in range(0, len(zt), chunk)]).view(len(active), samples)

@@ -42,7 +42,7 @@ class NoiseProbe(Attack):
         self.targeted = True
         self.target_mode = "each-class"
 
-    def make_goal(self, clf: Classifier, x: Tensor, y: Tensor, *, seed: int = 0) -> Goal:
+    def make_goal(self, clf: Classifier, x: Tensor, y: Tensor, *, seed: int = 0, ids: Tensor | None = None) -> Goal:
         """Targets cycle through the classes (the evaluation itself tries every class for every image)."""
         return Goal(torch.arange(len(x), device=x.device) % clf.num_classes, True)
 
@@ -90,7 +90,6 @@ class UniformNoise(Attack):
         self.seed = seed
 
     def perturb(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
-        g = torch.Generator().manual_seed(self.seed)
-        u = 2 * torch.rand(x.shape, generator=g, dtype=x.dtype) - 1
-        d = (u.sign() if self.sign else u).to(x.device)
+        u = 2 * goal.draws(self.seed, len(x)).rand(x.shape[1:], device=x.device, dtype=x.dtype) - 1  # per sample
+        d = u.sign() if self.sign else u
         return clip(x + eps * d, clf).detach()

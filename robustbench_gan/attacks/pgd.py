@@ -80,7 +80,7 @@ class PGD(Attack):
     def perturb(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
         if eps == 0:
             return x.clone()
-        gen = torch.Generator().manual_seed(self.seed)
+        gen = goal.draws(self.seed, len(x))
         steps, step = self.schedule(clf, eps)
         best = x.clone()
         done = torch.zeros(len(x), dtype=torch.bool, device=x.device)
@@ -90,7 +90,8 @@ class PGD(Attack):
                 break
             # the samples still standing run again; without the active set every sample does (keeping its first
             # success). Random starts are drawn for the whole batch, so a sample's start does not depend on which
-            # others are still running: the examples are the same either way.
+            # others are still running: the examples are the same either way. A sample's draws are its own
+            # (keyed by its id, Goal.draws), whatever batch or shard it is in.
             active = (~done).nonzero().squeeze(1) if self.active_set else every
             xa = x[active]
             ga = Goal(goal.labels[active], goal.targeted)
@@ -114,7 +115,7 @@ class PGD(Attack):
     def final_iterate(self, clf: Classifier, x: Tensor, goal: Goal, *, eps: float) -> Tensor:
         """The last iterate of one run of all steps, without early stopping (what adversarial training uses)."""
         steps, step = self.schedule(clf, eps)
-        gen = torch.Generator().manual_seed(self.seed)
+        gen = goal.draws(self.seed, len(x))
         start = x + random_delta(x, eps, self.norm, gen) if self.random_start else x
         return descend(clf, x, eps=eps, norm=self.norm, steps=steps, step_size=step,
                        loss=goal_loss(goal, self.loss), start=start, eot_samples=self.eot_samples)

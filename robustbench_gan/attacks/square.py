@@ -13,6 +13,7 @@ from torch import Tensor
 from ..classifier import Classifier, eval_mode
 from ..errors import ConfigError
 from .engine import precision
+from .engine.draws import SampleDraws
 from .base import ATTACKS, Attack, Goal, check_bool, check_positive, check_seed, check_target, flat_norm, parse_norm
 from .engine.descent import clip
 
@@ -171,10 +172,10 @@ class Square(Attack):
             return self._search(clf, x, goal, eps) if self.norm == "inf" else self._search_l2(clf, x, goal, eps)
 
     def _search(self, clf: Classifier, x: Tensor, goal: Goal, eps: float) -> Tensor:
-        gen = torch.Generator().manual_seed(self.seed)
+        draws = goal.draws(self.seed, len(x))  # each sample's own: its windows never depend on the batch
         n, c, h, w = x.shape
-        dev = (lambda t: t) if x.device.type == "cpu" else (lambda t: t.to(x.device))
-        stripes = torch.randint(0, 2, (n, c, 1, w), generator=gen).to(x.device, x.dtype) * 2 - 1
+        at_x = {"device": x.device}
+        stripes = draws.randint(0, 2, (c, 1, w), **at_x).to(x.dtype) * 2 - 1
         best = clip(x + eps * stripes, clf)
         low, high = clip(x - eps, clf), clip(x + eps, clf)  # the eps ball within the bounds, per pixel
         margin, loss = self.margin_and_loss(clf, best, goal)
@@ -199,10 +200,10 @@ class Square(Attack):
                     span = torch.arange(s, device=x.device)
                     windows[s] = ((torch.arange(c, device=x.device) * (h * w))[:, None]
                                   + (span[:, None] * w + span).flatten())
-                top = torch.randint(0, h - s + 1, (k,), generator=gen)
-                left = torch.randint(0, w - s + 1, (k,), generator=gen)
-                move = moves[dev(torch.randint(0, 2, (k, c, 1), generator=gen))]  # [k, c, 1]
-                at = (dev(top * w + left)[:, None, None] + windows[s]).view(k, -1)  # the window's pixels, flat
+                mine = draws.rows(idx)
+                top, left = mine.randint(0, h - s + 1, **at_x), mine.randint(0, w - s + 1, **at_x)
+                move = moves[mine.randint(0, 2, (c, 1), **at_x)]  # [k, c, 1]
+                at = ((top * w + left)[:, None, None] + windows[s]).view(k, -1)  # the window's pixels, flat
                 old, lo_w, hi_w = current.gather(1, at), lo.gather(1, at), hi.gather(1, at)
                 old = old.view(k, c, -1)
                 up = torch.clamp(old + move, lo_w.view_as(old), hi_w.view_as(old))
@@ -230,10 +231,10 @@ class Square(Attack):
         return current, torch.where(keep, l_new, loss), fooled
 
     def _search_l2(self, clf: Classifier, x: Tensor, goal: Goal, eps: float) -> Tensor:
-        gen = torch.Generator().manual_seed(self.seed)
+        draws = goal.draws(self.seed, len(x))  # each sample's own: its windows never depend on the batch
         n, c, h, w = x.shape
-        dev = (lambda t: t) if x.device.type == "cpu" else (lambda t: t.to(x.device))
-        best = clip(x + eps * l2_start(x, gen), clf)
+        at_x = {"device": x.device}
+        best = clip(x + eps * l2_start(x, draws), clf)
         margin, loss = self.margin_and_loss(clf, best, goal)
         searching = ~self.reached(clf, best, margin, goal)
         tiny = torch.finfo(x.dtype).tiny
@@ -250,13 +251,14 @@ class Square(Attack):
                 p = p_schedule(self.p_init, i, self.queries, self.rescale)
                 s = max(int(round(math.sqrt(p * h * w))), 3)
                 s = min(s + 1 - s % 2, h, w)  # odd and at least 3 (theirs), but within the image
-                top, left, top2, left2 = (dev(torch.randint(0, m - s + 1, (k,), generator=gen)) for m in (h, w, h, w))
+                mine = draws.rows(idx)
+                top, left, top2, left2 = (mine.randint(0, m - s + 1, **at_x) for m in (h, w, h, w))
                 if s not in bases:
                     base = meta_bump(s).to(x.dtype)
                     bases[s] = base.T.to(x.device), base.to(x.device)
-                flip = dev(torch.randint(0, 2, (k, 1, 1, 1), generator=gen).bool())  # transposed with prob. 1/2
+                flip = mine.randint(0, 2, (1, 1, 1), **at_x).bool()  # transposed with prob. 1/2
                 pattern = torch.where(flip, *bases[s])  # [k, 1, s, s], as patterns()
-                signs = unit[dev(torch.randint(0, 2, (k, c, 1, 1), generator=gen))]
+                signs = unit[mine.randint(0, 2, (c, 1, 1), **at_x)]
                 delta = l2_window_update(current - xa, eps, (top, left), (top2, left2), pattern * signs)
                 scale = eps / flat_norm(delta, "2").clamp_min(tiny)
                 candidate = clip(xa + delta * scale.view(-1, 1, 1, 1), clf)  # norm eps, then the bounds (theirs)
@@ -276,15 +278,15 @@ def _leave(best: Tensor, fooled: Tensor, idx: Tensor, current: Tensor, *rest: Te
     return tuple(v[stay] for v in (idx, current, *rest))
 
 
-def patterns(s: int, k: int, gen: torch.Generator, like: Tensor, shape: tuple[int, ...] = ()) -> Tensor:
-    """``k`` meta pseudo-Gaussian ``s x s`` squares, ``[k, 1, *shape, s, s]``, each transposed with probability 1/2
-    (drawn from ``gen`` on the CPU), in ``like``'s dtype and device."""
-    base = meta_bump(s).to(like.dtype)
-    flip = torch.randint(0, 2, (k, 1, *shape, 1, 1), generator=gen).bool()
-    return torch.where(flip, base.T, base).to(like.device)
+def patterns(s: int, draws: SampleDraws, like: Tensor, shape: tuple[int, ...] = ()) -> Tensor:
+    """Per sample of ``draws``, meta pseudo-Gaussian ``s x s`` squares, ``[k, 1, *shape, s, s]``, each transposed
+    with probability 1/2, in ``like``'s dtype and device."""
+    base = meta_bump(s).to(like.dtype).to(like.device)
+    flip = draws.randint(0, 2, (1, *shape, 1, 1), device=like.device).bool()
+    return torch.where(flip, base.T, base)
 
 
-def l2_start(x: Tensor, gen: torch.Generator) -> Tensor:
+def l2_start(x: Tensor, draws: SampleDraws) -> Tensor:
     """Their L2 start, unit norm per sample: a centred grid of ``s x s`` blocks, ``s = min(h, w) // 5`` (at least 1,
     so that images under 5 pixels get one block per pixel), each a meta pseudo-Gaussian square with a random sign
     per channel."""
@@ -292,8 +294,8 @@ def l2_start(x: Tensor, gen: torch.Generator) -> Tensor:
     s = max(min(h, w) // 5, 1)
     nh, nw = h // s, w // s
     top, left = (h - nh * s) // 2, (w - nw * s) // 2
-    blocks = patterns(s, n, gen, x, (nh, nw))  # [n, 1, nh, nw, s, s]
-    signs = (torch.randint(0, 2, (n, c, nh, nw, 1, 1), generator=gen) * 2 - 1).to(x.device, x.dtype)
+    blocks = patterns(s, draws, x, (nh, nw))  # [n, 1, nh, nw, s, s]
+    signs = (draws.randint(0, 2, (c, nh, nw, 1, 1), device=x.device) * 2 - 1).to(x.dtype)
     tiles = (blocks * signs).permute(0, 1, 2, 4, 3, 5).reshape(n, c, nh * s, nw * s)
     delta = torch.zeros_like(x)
     delta[:, :, top:top + nh * s, left:left + nw * s] = tiles

@@ -10,42 +10,42 @@ import torch
 from torch import Tensor
 
 from ..attacks.base import Attack, AttackResult, RunContext
-from ..attacks.engine.norms import flat_norm
 from ..attacks.engine.precision import attack_precision
 from ..core.progress import progress_bar
 from ..classifier import Classifier, frozen
 from ..purified import detections, gradient_view
 from .guard import check_examples
-from .outcome import Outcome, accuracy_metrics, clean_predictions
+from .outcome import Outcome, clean_predictions, outcome_from_parts
+from .parts import SampleParts
 
 BATCH_SIZE = 256
 """The evaluation's default batch size (a suite's ``[evaluation] batch_size`` or the device's choice replaces it)."""
-
-
-def split(total: int, i: int, parts: int) -> int:
-    """Part ``i`` of ``total`` split into ``parts`` as evenly as integers allow (the first ones one larger)."""
-    return total // parts + (i < total % parts)
 
 
 def evaluate_batched(
     attack: Attack, clf: Classifier, x: Tensor, y: Tensor, eps_list: Sequence[float], *,
     batch_size: int = BATCH_SIZE, seed: int = 0, gallery_size: int = 4, desc: str | None = None,
     progress: bool = True, attack_batch: int | None = None, attack_desc: str | None = None,
-    on_batch: Callable[[AttackResult], None] | None = None,
+    on_batch: Callable[[AttackResult], None] | None = None, ids: Tensor | None = None,
 ) -> list[Outcome]:
-    """The evaluation of a fixed-budget attack: batches of ``batch_size``, goal per batch seeded ``seed + batch``.
-    ``attack_batch`` (default ``batch_size``) is how many samples the attack gets at once, for an attack that
-    batches its own passes (AutoAttack re-batches the samples still standing before each component; it is told
-    ``batch_size`` and ``attack_desc``, its own bar's label); every other pass here runs in batches of
-    ``batch_size``. ``on_batch`` receives each batch's :class:`AttackResult` (an evaluator that reads the
-    attack's log).
+    """The evaluation of a fixed-budget attack, in batches of ``batch_size``. ``ids``: each sample's id in the
+    evaluated set (default: its position), the key of every random draw made for it (with the run's ``seed``): a
+    shard of a larger set passes its samples' ids and gets their per-sample results. ``attack_batch`` (default
+    ``batch_size``) is how many samples the attack gets at once, for an attack that batches its own passes
+    (AutoAttack re-batches the samples still standing before each component; it is told ``batch_size`` and
+    ``attack_desc``, its own bar's label); every other pass here runs in batches of ``batch_size``. ``on_batch``
+    receives each batch's :class:`AttackResult` (an evaluator that reads the attack's log). The gallery shows the
+    samples whose id is below ``gallery_size``.
 
     ``queries`` counts the inputs the classifier labelled or scored for the attack (white-box: every forward pass
     of its gradient steps; black-box: as the attack counts them). A minimum-norm attack (role ``minimum-norm``,
     thresholded at each eps) keeps the distances it found: the per-sample ``perturbation`` is that distance in its
     norm (inf where it failed), ``mean_linf``/``mean_l2`` average the examples it found, and the gallery shows them.
+    Every row's numbers come from its :class:`~.parts.SampleParts` (kept on the outcome, for merging shards).
     """
     eps_list = [float(e) for e in eps_list]
+    ids = torch.arange(len(x)) if ids is None else ids.cpu()
+    shown_ids = int((ids < gallery_size).sum())  # the gallery's samples are the first ids of the evaluated set
     minimum_norm = attack.role == "minimum-norm"
     found_x: list[Tensor] = []
     found_ok: list[Tensor] = []
@@ -53,17 +53,17 @@ def evaluate_batched(
     clean_detected = detections(clf, x, batch_size=batch_size)  # a defense with a detector: its clean rejections
     adv_preds: list[list[Tensor]] = [[] for _ in eps_list]
     success: list[list[Tensor]] = [[] for _ in eps_list]
-    deltas: list[list[Tensor]] = [[] for _ in eps_list]
+    norms: list[list[Tensor]] = [[] for _ in eps_list]  # per sample: Linf, L2
     detected: list[list[Tensor]] = [[] for _ in eps_list]
-    gallery_x: list[Tensor | None] = [None for _ in eps_list]
+    gallery_x: list[list[Tensor]] = [[] for _ in eps_list]
     seconds = 0.0
     own_queries: list[int] | None = [0 for _ in eps_list]  # an attack that counts its queries per eps says so
     forward = backward = 0  # the classifier's passes over all batches, split across eps at the end
     step = attack_batch or batch_size
     batches = range(0, len(x), step)
-    for bi, start in enumerate(progress_bar(batches, desc=desc or attack.kind, enabled=progress, leave=False)):
+    for start in progress_bar(batches, desc=desc or attack.kind, enabled=progress, leave=False):
         xb, yb = x[start : start + step], y[start : start + step]
-        goal = attack.make_goal(clf, xb, yb, seed=seed + bi)
+        goal = attack.make_goal(clf, xb, yb, seed=seed, ids=ids[start : start + step])
         # the row's clean labels (AutoAttack skips the samples they get wrong)
         context = RunContext(clean_pred=clean_pred[start : start + step], batch_size=batch_size, desc=attack_desc)
         scored, back = clf.queries, getattr(clf, "backward_queries", 0)
@@ -89,6 +89,7 @@ def evaluate_batched(
             own_queries = [q + n for q, n in zip(own_queries, per_eps)]
         else:  # white-box: every forward pass counts
             own_queries = None
+        shown = max(0, min(shown_ids - start, len(xb)))  # this batch's gallery samples
         if minimum_norm:
             found = advs[-1] if result.found is None else result.found
             pred = clf.predict(found, batch_size=batch_size).argmax(1)
@@ -97,41 +98,41 @@ def evaluate_batched(
         for i, xa in enumerate(advs):
             pred = decided[i] if decided is not None else \
                 torch.softmax(clf.predict(xa, batch_size=batch_size), 1).argmax(1)
-            adv_preds[i].append(pred)
-            success[i].append(success_of(pred, goal.labels, goal.targeted))
-            deltas[i].append((xa - xb).cpu())
+            adv_preds[i].append(pred.cpu())
+            success[i].append(success_of(pred, goal.labels, goal.targeted).cpu())
+            norms[i].append(sample_norms(xa - xb))
             if clean_detected is not None:
-                detected[i].append(detections(clf, xa, batch_size=batch_size))
-            if bi == 0:
-                gallery_x[i] = xa[:gallery_size].detach().cpu()
-    distance = found_delta = None
+                detected[i].append(detections(clf, xa, batch_size=batch_size).cpu())
+            if shown:
+                gallery_x[i].append((found_x[-1] if minimum_norm else xa.detach().cpu())[:shown])
+    found_linf = found_l2 = distance = None
     if minimum_norm:
         found_delta = torch.cat(found_x) - x.cpu()
         ok = torch.cat(found_ok)
-        distance = torch.where(ok, flat_norm(found_delta, attack.norm), torch.tensor(float("inf")))
-        found_delta = found_delta[ok]
+        found_linf, found_l2 = (torch.where(ok, v, torch.tensor(float("nan"))) for v in sample_norms(found_delta))
+        distance = torch.where(ok, found_linf if attack.norm == "inf" else found_l2, torch.tensor(float("inf")))
     outcomes = []
     for i, eps in enumerate(eps_list):
-        adv_pred = torch.cat(adv_preds[i])
-        delta = torch.cat(deltas[i])
-        adv_detected = torch.cat(detected[i]) if clean_detected is not None else None
-        m = accuracy_metrics(y.cpu(), clean_pred.cpu(), adv_pred.cpu(), delta, success=torch.cat(success[i]).cpu(),
-                             detected=adv_detected, detected_clean=clean_detected)
-        # passes shared across eps (FGSM's one gradient) split evenly, once for the whole set: the same split
-        # whatever the batches
-        m["forward_passes"], m["backward_passes"] = split(forward, i, len(eps_list)), split(backward, i, len(eps_list))
-        m["queries"] = own_queries[i] if own_queries is not None else m["forward_passes"]
-        m["seconds"] = seconds / len(eps_list)
-        shown = gallery_x[i]
-        norms = flat_norm(delta, attack.norm)
-        if found_delta is not None and distance is not None:
-            nan = float("nan")
-            m["mean_linf"] = float(flat_norm(found_delta, "inf").mean()) if len(found_delta) else nan
-            m["mean_l2"] = float(flat_norm(found_delta, "2").mean()) if len(found_delta) else nan
-            norms, shown = distance, found_x[0][:gallery_size]
-        gallery = gallery_items(clf, x[:gallery_size], y[:gallery_size], shown) if shown is not None else []
-        outcomes.append(Outcome(eps, m, clean_pred.cpu(), adv_pred.cpu(), norms, gallery, detected=adv_detected))
+        linf, l2 = torch.cat(norms[i], 1) if norms[i] else torch.zeros(2, 0)
+        parts = SampleParts(
+            y.cpu(), clean_pred.cpu(), torch.cat(adv_preds[i]), torch.cat(success[i]), linf, l2,
+            norm=distance if distance is not None else (linf if attack.norm == "inf" else l2),
+            detected=torch.cat(detected[i]) if clean_detected is not None else None,
+            detected_clean=clean_detected.cpu() if clean_detected is not None else None,
+            found_linf=found_linf, found_l2=found_l2, forward=forward, backward=backward,
+            queries=own_queries[i] if own_queries is not None else None, seconds=seconds / len(eps_list),
+            index=i, count=len(eps_list))
+        shown_x = torch.cat(gallery_x[i]) if gallery_x[i] else None
+        gallery = gallery_items(clf, x[:shown_ids], y[:shown_ids], shown_x) if shown_x is not None else []
+        outcomes.append(outcome_from_parts(eps, parts, gallery=gallery))
     return outcomes
+
+
+def sample_norms(delta: Tensor) -> Tensor:
+    """``[2, n]``: each perturbation's Linf and L2 norm (on the CPU, float32). The L2 norm is summed in float64, so
+    a sample's value does not depend on how many others share its batch (a reduction's order can)."""
+    flat = delta.detach().flatten(1).cpu()
+    return torch.stack([flat.abs().amax(1), flat.double().square().sum(1).sqrt().float()])
 
 
 def gallery_items(clf: Classifier, x: Tensor, y: Tensor, x_adv: Tensor) -> list[dict[str, Any]]:

@@ -1,15 +1,14 @@
-"""What evaluating one attack at one eps produces: the numbers of one results row plus per-sample predictions."""
+"""What evaluating one attack at one eps produces: the numbers of one results row plus per-sample predictions, and
+the merge of the outcomes of consecutive shards of samples into the outcome of the whole."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 from torch import Tensor
 
-from ..core.stats import wilson_interval
-from ..attacks.engine.norms import flat_norm
-
+from .parts import CascadeParts, SampleParts, accuracy_metrics, detection_metrics  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
     from ..attacks.base import Attack
@@ -46,6 +45,9 @@ class Outcome:
     """An ensemble's components at this eps, in order (AutoAttack: the robust accuracy after each attack)."""
     rounds: list[dict[str, Any]] = field(default_factory=list)
     """The substitute attack's training rounds (queries, agreement, substitute accuracy per round)."""
+    parts: "SampleParts | None" = None
+    """What :attr:`metrics` are computed from (:func:`metrics_of`), kept so that outcomes of one cell evaluated in
+    shards merge into the outcome of the whole (:func:`merge_outcomes`). None: an evaluator that does not shard."""
 
 
 @dataclass
@@ -55,45 +57,53 @@ class ComponentOutcome:
     label: str
     attack: "Attack"
     outcome: Outcome
+    parts: "CascadeParts | None" = None
 
 
-def accuracy_metrics(
-    y: Tensor, clean_pred: Tensor, adv_pred: Tensor, delta: Tensor, *, success: Tensor,
-    detected: Tensor | None = None, detected_clean: Tensor | None = None,
-) -> dict[str, Any]:
-    """Clean/robust accuracy with Wilson interval, success rate over initially correct samples, mean norms.
-
-    With a detector (``detected``: its rejections of the adversarial inputs, ``detected_clean``: of the clean
-    ones), a rejected adversarial input counts as defended: robust = correct on clean input and (rejected or
-    still correct), and a success needs the input not rejected. ``detected`` and ``detected_clean`` (the
-    false-positive rate on the evaluated clean data) are added as fractions of all samples; clean accuracy stays
-    the classifier's, whatever the detector says."""
-    n = len(y)
-    correct = clean_pred == y
-    robust = correct & (adv_pred == y)
-    if detected is not None:
-        robust = robust | (correct & detected)
-        success = success & ~detected
-    lo, hi = wilson_interval(int(robust.sum()), n)
-    n_correct = int(correct.sum())
-    return {
-        "n": n,
-        "clean_accuracy": n_correct / n if n else float("nan"),
-        "robust_accuracy": int(robust.sum()) / n if n else float("nan"),
-        "robust_accuracy_low": lo,
-        "robust_accuracy_high": hi,
-        "attack_success_rate": int((success & correct).sum()) / n_correct if n_correct else float("nan"),
-        "mean_linf": float(flat_norm(delta, "inf").mean()) if n else 0.0,
-        "mean_l2": float(flat_norm(delta, "2").mean()) if n else 0.0,
-        **detection_metrics(detected, detected_clean),
-    }
+def outcome_from_parts(eps: float, parts: SampleParts, *, gallery: list[dict[str, Any]] | None = None,
+                       components: Sequence[tuple[str, "Attack", CascadeParts]] = (),
+                       rounds: list[dict[str, Any]] | None = None) -> Outcome:
+    """The outcome whose numbers and per-sample data are those of ``parts``."""
+    outcome = Outcome(eps, parts.metrics(), parts.clean_pred, parts.adv_pred, parts.norm, list(gallery or []),
+                      detected=parts.detected, rounds=list(rounds or []), parts=parts)
+    outcome.components = [ComponentOutcome(label, attack, Outcome(eps, cp.metrics()), cp)
+                          for label, attack, cp in components]
+    return outcome
 
 
-def detection_metrics(detected: Tensor | None, detected_clean: Tensor | None) -> dict[str, float]:
-    """``detected_clean`` and ``detected``: the fractions of clean and of adversarial inputs a detector rejected
-    (nothing without a detector, so results of models without one keep their columns)."""
-    out = {}
-    for key, mask in (("detected_clean", detected_clean), ("detected", detected)):
-        if mask is not None:
-            out[key] = int(mask.sum()) / len(mask) if len(mask) else float("nan")  # an exact fraction
-    return out
+def merge_outcomes(shards: Sequence[Sequence[Outcome]], *, gallery_size: int) -> list[Outcome]:
+    """The outcomes of consecutive shards of one evaluation (each a list over the same eps) as those of the whole:
+    per-sample data concatenated, counters added, metrics computed once over all samples, the gallery's first
+    ``gallery_size`` examples."""
+    if len(shards) == 1:
+        return list(shards[0])
+    merged = []
+    for i, first in enumerate(shards[0]):
+        pieces = [shard[i] for shard in shards]
+        if any(o.parts is None for o in pieces):
+            raise ValueError("outcomes without per-sample parts cannot be merged")
+        parts = SampleParts.concat([o.parts for o in pieces])  # type: ignore[misc]
+        gallery = [item for o in pieces for item in o.gallery][:gallery_size]
+        components = [(c.label, c.attack, CascadeParts.concat([o.components[k].parts for o in pieces]))  # type: ignore[misc]
+                      for k, c in enumerate(first.components)]
+        merged.append(outcome_from_parts(first.eps, parts, gallery=gallery, components=components,
+                                         rounds=first.rounds))
+    return merged
+
+
+def outcome_to_json(o: Outcome) -> dict[str, Any]:
+    """A sharded evaluation's outcome as JSON (for the shard cache): its eps, parts, gallery and components'
+    parts (their attacks are rebuilt from the cell's config)."""
+    if o.parts is None:
+        raise ValueError("only outcomes with per-sample parts are stored per shard")
+    return {"eps": o.eps, "parts": o.parts.to_json(), "gallery": o.gallery,
+            "components": [{"label": c.label, "parts": c.parts.to_json()} for c in o.components
+                           if c.parts is not None]}
+
+
+def outcome_from_json(doc: dict[str, Any], components: Sequence[tuple[str, "Attack"]] = ()) -> Outcome:
+    """The inverse of :func:`outcome_to_json`; ``components``: the ensemble's (label, attack) pairs, in order."""
+    attacks = dict(components)
+    parts = [(c["label"], attacks[c["label"]], CascadeParts.from_json(c["parts"])) for c in doc["components"]]
+    return outcome_from_parts(float(doc["eps"]), SampleParts.from_json(doc["parts"]), gallery=doc["gallery"],
+                              components=parts)

@@ -1,6 +1,8 @@
-"""Finished cells on disk: one checksummed JSON file per cell key, written by the driver only."""
+"""Finished cells on disk: one checksummed JSON file per cell key, and the finished shards of cells still being
+computed (``cells/shards/<cell key>/<start>-<stop>.json``), written by the driver only."""
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ from .records import CellOutput
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 4  # 4: n takes the first n test samples unless subset = "random"; 3: PGD/BIM's active set
+CACHE_VERSION = 5  # 5: random draws keyed by sample id; 4: n is the first n unless subset = "random"; 3: active set
 """Bumped when a cell's output changes shape or meaning (2: transfer cells hold every target; probe rows NaN)."""
 
 
@@ -67,6 +69,32 @@ class CellCache:
             known = read_checked_json(alias) or {}
             if known.get(numerics) != key:
                 write_checked_json(alias, {**known, numerics: key})
+
+    def shard_path(self, key: str, start: int, stop: int) -> Path | None:
+        return self.root / "cells" / "shards" / key / f"{start}-{stop}.json" if self.root is not None else None
+
+    def load_shard(self, key: str, start: int, stop: int) -> dict[str, Any] | None:
+        """A finished shard of the cell ``key`` (its samples ``[start, stop)``), or None."""
+        doc = read_checked_json(self.shard_path(key, start, stop))
+        if doc is not None and (doc.get("start"), doc.get("stop")) != (start, stop):
+            log.warning("ignoring shard cache %s/%d-%d that holds other samples; recomputing", key, start, stop)
+            return None
+        return doc
+
+    def save_shard(self, key: str, start: int, stop: int, doc: dict[str, Any]) -> None:
+        path = self.shard_path(key, start, stop)
+        if path is not None:
+            write_checked_json(path, doc)
+
+    def drop_shards(self, key: str) -> None:
+        """Forget the shards of cell ``key`` (once the merged cell is stored, it holds all they said)."""
+        if self.root is None:
+            return
+        folder = self.root / "cells" / "shards" / key
+        for path in folder.glob("*.json"):
+            path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
     def _alias(self, same_cell: str) -> Path:
         assert self.root is not None

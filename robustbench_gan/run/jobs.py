@@ -19,7 +19,7 @@ from ..errors import RobustBenchError
 from ..zoo import build_model, build_user_model
 from ..prerequisites import Prerequisite
 from ..suite import AttackConfig, DefenseConfig, ModelConfig
-from .cells import EvalData, run_cell
+from .cells import EvalData, merge_shards, run_cell, run_shard
 from .plan import Cell, ClassifierId, JobEnv
 
 log = logging.getLogger(__name__)
@@ -200,8 +200,73 @@ class CellJob:
         pairs = (*(self.cell.source or ()), *self.cell.targets)
         return tuple(dict.fromkeys(p for m, _ in pairs for p in m.search_path))
 
-    def run(self, inputs: Mapping[str, Any], env: JobEnv) -> Any:
+    def inputs(self, inputs: Mapping[str, Any], env: JobEnv) -> tuple[dict[ClassifierId, Classifier], EvalData]:
+        """The cell's classifiers (tuned for the device) and the evaluated data with its attack's prerequisites."""
         classifiers = {ident: tune_for_device(inputs[dep], env.device).eval() for ident, dep in self.classifiers}
         prepared = {self.cell.attack.name: [inputs[dep] for dep in self.prepared]}
-        data = EvalData(env.eval.x, env.eval.y, env.eval.class_names, prepared).to(env.device)
+        return classifiers, EvalData(env.eval.x, env.eval.y, env.eval.class_names, prepared).to(env.device)
+
+    def run(self, inputs: Mapping[str, Any], env: JobEnv) -> Any:
+        classifiers, data = self.inputs(inputs, env)
         return run_cell(self.cell, classifiers, data, progress=env.progress)
+
+
+@dataclass(frozen=True)
+class ShardJob(CellJob):
+    """The samples ``[start, stop)`` of cell ``index``: its output is the shard's outcomes with their per-sample
+    parts, as JSON (:func:`~robustbench_gan.run.cells.run_shard`), cached on its own and merged by the cell's
+    :class:`MergeJob`."""
+
+    start: int = 0
+    stop: int = 0
+    what: str = "shard"
+
+    @property
+    def id(self) -> str:
+        return shard_id(self.index, self.start, self.stop)
+
+    @property
+    def key(self) -> str:
+        return f"{self.index}/{self.start}-{self.stop}"
+
+    @property
+    def samples(self) -> int:
+        """How many samples the shard attacks."""
+        return self.stop - self.start
+
+    def run(self, inputs: Mapping[str, Any], env: JobEnv) -> Any:
+        classifiers, data = self.inputs(inputs, env)
+        return run_shard(self.cell, classifiers, data, self.start, self.stop, progress=env.progress)
+
+
+def shard_id(index: int, start: int, stop: int) -> str:
+    """The job id of the shard ``[start, stop)`` of cell ``index`` (also its id when it comes from the cache)."""
+    return f"shard:{index}/{start}-{stop}"
+
+
+@dataclass(frozen=True)
+class MergeJob:
+    """Cell ``index`` from its shards' outputs (``shards``: their job ids, in order): records, gallery and
+    per-sample blocks of the whole cell, a :class:`~robustbench_gan.run.records.CellOutput` as a
+    :class:`CellJob`'s."""
+
+    index: int
+    cell: Cell
+    shards: tuple[str, ...]
+    what: str = "cell"
+    search_path: tuple[str, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return f"cell:{self.index}"
+
+    @property
+    def key(self) -> str:
+        return str(self.index)
+
+    @property
+    def deps(self) -> tuple[str, ...]:
+        return self.shards
+
+    def run(self, inputs: Mapping[str, Any], env: JobEnv) -> Any:
+        return merge_shards(self.cell, [inputs[dep] for dep in self.shards], env.eval.class_names)

@@ -23,8 +23,10 @@ from .cache import CellCache, cell_key
 from .cells import EvalData
 from .classifier_store import REFERENCE, ClassifierStore, classifier_key
 from .executors import LocalExecutor, make_executor
-from .jobs import AttackNeeds, CellJob
-from .plan import NO_DEFENSE, Cell, ClassifierId, Executor, JobGraph, Pair, classifier_pairs, plan_cells, source_name
+from .cells import cell_shards
+from .jobs import AttackNeeds, CellJob, MergeJob, ShardJob
+from .plan import (NO_DEFENSE, Cell, ClassifierId, Executor, JobGraph, Pair, classifier_pairs, plan_cells,
+                   shard_bounds, source_name)
 from .records import CellOutput, aggregate
 
 log = logging.getLogger(__name__)
@@ -231,6 +233,7 @@ def _run_pipeline(
     _say_other_numerics(cache, [same_cells[i] for i in range(len(cells)) if i not in outputs], classifiers.numerics)
 
     graph = JobGraph()
+    resumed_shards = 0
     pairs: list[Pair] = []
     for i, cell in enumerate(cells):  # a classifier's jobs just before its first cell: the local order
         cell_pairs = (*(cell.source or ()), *cell.targets)
@@ -244,7 +247,22 @@ def _run_pipeline(
         if i in outputs:
             continue
         prepared = classifiers.plan_attack(AttackNeeds(cell.attack, suite.seed, classifiers.numerics), graph)
-        graph.add(CellJob(i, cell, tuple(ids.items()), prepared))
+        if not cell_shards(cell):
+            graph.add(CellJob(i, cell, tuple(ids.items()), prepared))
+            continue
+        shards = []
+        for start, stop in shard_bounds(len(eval_data.y), ev.shard_size):
+            job = ShardJob(i, cell, tuple(ids.items()), prepared, start=start, stop=stop)
+            shards.append(job.id)
+            cached_shard = cache.load_shard(keys[i], start, stop)
+            if cached_shard is not None:
+                graph.resolve(job.id, cached_shard)
+                resumed_shards += 1
+            else:
+                graph.add(job)
+        graph.add(MergeJob(i, cell, tuple(shards)))
+    if resumed_shards:
+        log.info("resuming: %d shard(s) of unfinished cells cached", resumed_shards)
     todo = graph.pending()
     if todo:
         log.info("%d job(s) to run: %s", len(todo), ", ".join(f"{n} {what}(s)" for what, n in
@@ -252,17 +270,22 @@ def _run_pipeline(
     elif executor is not None and not isinstance(executor, LocalExecutor):
         log.info("every cell and classifier is cached: the %s executor is not started", type(executor).__name__)
     done = 0
-    meter = CellMeter(sum(isinstance(job, CellJob) for job in todo), len(eval_data.y))
+    meter = CellMeter(sum(isinstance(job, (CellJob, MergeJob)) and not isinstance(job, ShardJob) for job in todo),
+                      len(eval_data.y))
     try:
         if todo:
             runner = executor or LocalExecutor(progress=progress)
             for job_id, out in runner.run(graph, classifiers.env(eval_data), desc=f"suite {suite.name}"):
                 job = graph.jobs[job_id]
-                if not isinstance(job, CellJob):
+                if isinstance(job, ShardJob):  # kept at once: a run stopped now loses only the shards in flight
+                    cache.save_shard(keys[job.index], job.start, job.stop, out)
+                    continue
+                if not isinstance(job, (CellJob, MergeJob)):
                     classifiers.accept(job, out)
                     continue
                 outputs[job.index] = out
                 cache.save(keys[job.index], out, same_cell=same_cells[job.index], numerics=classifiers.numerics)
+                cache.drop_shards(keys[job.index])
                 done += 1
                 meter.finished(job.cell, out)
     except KeyboardInterrupt:

@@ -41,6 +41,14 @@ class CellSettings:
     compile: bool = False
     eval_subset: str = "first"
     micro_batch: int = 0  # > 0: classifiers run on chunks of exactly this many samples (run.tuning.micro_batched)
+    shard_size: int = 0  # samples per shard (0: one); not part of any cache key: results do not depend on it
+
+
+def shard_bounds(n: int, shard_size: int) -> list[tuple[int, int]]:
+    """The ``[start, stop)`` ranges of the shards of ``n`` samples (one range when ``shard_size`` is 0)."""
+    if shard_size <= 0 or n <= shard_size:
+        return [(0, n)]
+    return [(start, min(start + shard_size, n)) for start in range(0, n, shard_size)]
 
 
 @dataclass(frozen=True)
@@ -89,7 +97,7 @@ def transferable(cfg: AttackConfig) -> bool:
 def settings_of(suite: SuiteConfig, dataset: str) -> CellSettings:
     ev = suite.evaluation
     return CellSettings(suite.name, dataset, suite.seed, ev.batch_size, ev.gallery, ev.n, ev.precision, ev.compile,
-                        ev.subset, ev.micro_batch)
+                        ev.subset, ev.micro_batch, ev.shard_size)
 
 
 def classifier_pairs(suite: SuiteConfig) -> list[Pair]:

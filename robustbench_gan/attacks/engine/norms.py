@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from ...errors import ConfigError
+from .draws import SampleDraws
 
 NORMS = ("inf", "2")
 
@@ -53,8 +54,16 @@ def ascent_direction(grad: Tensor, norm: str) -> Tensor:
     return grad.sign() if norm == "inf" else l2_normalize(grad)
 
 
-def random_delta(x: Tensor, eps: float, norm: str, gen: torch.Generator) -> Tensor:
-    """A point drawn uniformly from the eps-ball of the norm (drawn on the CPU from ``gen``: same on any device)."""
+def random_delta(x: Tensor, eps: float, norm: str, gen: "torch.Generator | SampleDraws") -> Tensor:
+    """A point drawn uniformly from the eps-ball of the norm: from a sample's own draws (:class:`SampleDraws`, what
+    attacks use), or for the whole batch from a CPU generator (what adversarial training uses). Same on any
+    device."""
+    if isinstance(gen, SampleDraws):
+        if norm == "inf":
+            return (2 * gen.rand(x.shape[1:], device=x.device, dtype=x.dtype) - 1) * eps
+        g = gen.randn(x.shape[1:], device=x.device, dtype=x.dtype)
+        r = gen.rand(device=x.device, dtype=x.dtype) ** (1.0 / x[0].numel())
+        return l2_normalize(g) * _per_sample(eps * r, x)
     if norm == "inf":
         u = torch.rand(x.shape, generator=gen, device="cpu", dtype=x.dtype)
         return ((2 * u - 1) * eps).to(x.device)
