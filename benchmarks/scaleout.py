@@ -9,7 +9,14 @@
 
 ``--workload small`` swaps the 12 cells for 4 small models (logistic regression, three MLPs) x PGD-2000 x 3 small
 eps, where a second torch thread buys nothing. Ray's cluster start is timed apart.
-Usage: python benchmarks/scaleout.py [--workers 2] [--no-default] [--workload mixed|small]
+
+``--workload shards`` (issue 24): ONE AutoAttack cell (APGD-CE then APGD-T, ``--steps`` each) of a CIFAR-shaped
+ResNet-18 (random weights; the images are labelled as it classifies them, so every sample is attacked) on ``--n``
+images cut into shards of ``--shard`` samples: the local executor with 1 thread vs Ray with ``--workers`` workers
+of 1 CPU each (equal threads; the cluster is started before the clock), which must give the same rows; and the
+local run with 2 threads per forward+backward pass against the bare loop of forward+backward passes on the same
+model at the batch the shards ran at (``throughput.bare_pgd_loop``, over all the images). Prints one JSON line of figures at the end.
+Usage: python benchmarks/scaleout.py [--workers 2] [--no-default] [--workload mixed|small|shards]
 """
 from __future__ import annotations
 
@@ -112,13 +119,87 @@ def run(args: list[str]) -> float:
     return time.perf_counter() - t0
 
 
+def shards(workers: int, n: int, shard: int, steps: int) -> dict:
+    """The ``shards`` workload; returns its figures."""
+    import json
+    import logging
+
+    import ray
+    import torch
+
+    from robustbench_gan import benchmark
+    from robustbench_gan.attacks import AutoAttack
+    from robustbench_gan.classifier import Classifier
+    from robustbench_gan.data import DataSpec
+    from robustbench_gan.run.executors import make_executor
+    from robustbench_gan.run.tuning import batch_size_for
+    from robustbench_gan.throughput import bare_pgd_loop
+    from robustbench_gan.zoo import build_model
+
+    torch.manual_seed(0)
+    model = build_model("resnet18", DataSpec("cifar-shaped", (3, 32, 32), 10)).eval()
+    x = torch.rand(n, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    eps = 8 / 255
+
+    def timed(threads: int, executor=None):
+        torch.set_num_threads(threads)
+        aa = AutoAttack(version="custom", attacks=["apgd-ce", "apgd-t"], steps=steps, targets=2)
+        t0 = time.perf_counter()
+        res = benchmark(model, (x, y), attacks=[aa], eps=[eps], shard_size=shard, executor=executor, progress=False,
+                        checks=False)
+        return time.perf_counter() - t0, res
+
+    local1, res1 = timed(1)
+    print(f"{n} images, shards of {shard}, local 1 thread:            {local1:7.1f} s", flush=True)
+    ray.init(num_cpus=workers, include_dashboard=False, logging_level=logging.WARNING)
+    try:
+        ray_t, res_ray = timed(1, make_executor("ray", num_cpus=1, progress=False))
+    finally:
+        ray.shutdown()
+    print(f"{n} images, shards of {shard}, ray {workers} workers x 1 CPU:    {ray_t:7.1f} s "
+          f"({local1 / ray_t:.2f}x)", flush=True)
+    cols = [c for c in res1.table.columns if c != "seconds"]
+    same = bool(res1.table[cols].equals(res_ray.table[cols]) and res1.samples.equals(res_ray.samples))
+    local2, res2 = timed(2)
+    row = res2.table[res2.table["attack"] == res2.table["attack"].iloc[0]].iloc[0]  # the cascade's row
+    ours = float(row["seconds"]) / int(row["backward_passes"])
+    clf = Classifier(model, num_classes=10).eval()
+    batch = min(batch_size_for(clf, x, None), shard or n, n)  # the batch each shard's passes ran at
+    for p in clf.parameters():
+        p.requires_grad_(False)
+    bare_pgd_loop(clf, x[:batch], y[:batch], eps=eps, steps=1)  # warm-up
+    t0 = time.perf_counter()
+    for i in range(0, n, batch):
+        bare_pgd_loop(clf, x[i:i + batch], y[i:i + batch], eps=eps, steps=steps)
+    bare = (time.perf_counter() - t0) / (n * steps)
+    figures = {"images": n, "shard_size": shard, "steps": steps, "local_1_thread_s": round(local1, 1),
+               f"ray_{workers}x1_s": round(ray_t, 1), "speedup": round(local1 / ray_t, 2), "identical_rows": same,
+               "local_2_threads_s": round(local2, 1), "images_per_s_2_threads": round(n / local2, 2),
+               "robust_accuracy": float(row["robust_accuracy"]), "batch": batch,
+               "ours_ms_per_image_pass": round(1e3 * ours, 3), "bare_ms_per_image_pass": round(1e3 * bare, 3),
+               "ours_over_bare": round(ours / bare, 2)}
+    print(f"local 2 threads: {local2:.1f} s ({n / local2:.2f} images/s); per forward+backward image-pass "
+          f"{1e3 * ours:.2f} ms vs the bare loop's {1e3 * bare:.2f} ms at batch {batch} ({ours / bare:.2f}x)")
+    print(json.dumps(figures))
+    return figures
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workers", type=int, default=2, help="Ray workers (tasks of 1 CPU each)")
     p.add_argument("--no-default", action="store_true", help="skip the default-suite line")
-    p.add_argument("--workload", choices=["mixed", "small"], default="mixed",
-                   help="mixed: 2 CNNs, an MLP, logistic regression, PGD-300 (default); small: 4 small models, PGD-2000")
+    p.add_argument("--workload", choices=["mixed", "small", "shards"], default="mixed",
+                   help="mixed: 2 CNNs, an MLP, logistic regression, PGD-300 (default); small: 4 small models, "
+                        "PGD-2000; shards: one sharded AutoAttack cell of a CIFAR-shaped ResNet-18")
+    p.add_argument("--n", type=int, default=200, help="shards: images")
+    p.add_argument("--shard", type=int, default=25, help="shards: samples per shard")
+    p.add_argument("--steps", type=int, default=10, help="shards: APGD steps")
     args = p.parse_args()
+    if args.workload == "shards":
+        shards(args.workers, args.n, args.shard, args.steps)
+        return
     work = Path(tempfile.mkdtemp(prefix="scaleout-"))
     suite = work / "suite.toml"
     suite.write_text(SUITE if args.workload == "mixed" else SMALL_SUITE)

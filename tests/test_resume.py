@@ -11,7 +11,6 @@ import csv
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 from robustbench_gan.cli import main
 from robustbench_gan.run import plan_cells, run_suite
 from robustbench_gan.suite import load_suite
+from processes import kill_when
 from suite_files import CNN, LOGISTIC, MLP, suite_toml
 
 # 12 cells (2 models x 3 attacks white-box, plus transfer both ways) spread over a few seconds (the CNN's PGD and
@@ -74,23 +74,8 @@ def test_sigkill_mid_suite_then_rerun_finishes_without_redoing_cells(tmp_path):
 
     # 1. start a run and kill -9 it as soon as at least one cell is on disk (but the run is not finished)
     out, cache = tmp_path / "out", tmp_path / "cache"
-    proc = subprocess.Popen(cli(suite, out, cache), env=ENV, cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    try:
-        while not list((cache / "cells").glob("*.json")):
-            assert proc.poll() is None, f"the run ended before any cell was cached: {proc.stderr.read()!r}"
-            assert time.monotonic() < deadline, "no cell written within 120 s"
-            time.sleep(0.02)
-        assert proc.poll() is None, "the run finished before it could be killed; make the suite slower"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
+    kill_when(cli(suite, out, cache), lambda: bool(list((cache / "cells").glob("*.json"))), env=ENV, cwd=tmp_path,
+              timeout=120)
     before = cell_files(cache)
     assert 1 <= len(before) < n_cells, f"{len(before)} of {n_cells} cells before the kill"
     assert not (out / "results.csv").exists() and not (out / "index.html").exists()  # no report of half a run

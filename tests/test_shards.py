@@ -9,10 +9,8 @@ from __future__ import annotations
 import csv
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -27,6 +25,7 @@ from robustbench_gan.errors import ConfigError
 from robustbench_gan.run.cache import CellCache
 from robustbench_gan.run.plan import shard_bounds
 from robustbench_gan.suite import validate_suite
+from processes import kill_when
 from suite_files import CNN, suite_doc, suite_toml
 
 N = 60
@@ -187,21 +186,8 @@ def test_sigkill_mid_cell_recomputes_only_the_unfinished_shards(tmp_path):
     suite.write_text(RESUME)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     out, cache = tmp_path / "out", tmp_path / "cache"
-    proc = subprocess.Popen(cli(suite, out, cache), env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    try:
-        while len(list((cache / "cells" / "shards").glob("*/*.json"))) < 2:
-            assert proc.poll() is None, "the run ended before two shards were cached"
-            assert time.monotonic() < deadline, "no two shards within 300 s"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    shard_files = cache / "cells" / "shards"
+    kill_when(cli(suite, out, cache), lambda: len(list(shard_files.glob("*/*.json"))) >= 2, env=env, cwd=tmp_path)
     kept = len(list((cache / "cells" / "shards").glob("*/*.json")))
     assert 2 <= kept < SHARDS and not list((cache / "cells").glob("*.json"))  # the cell itself is unfinished
 
@@ -219,3 +205,20 @@ def test_sigkill_mid_cell_recomputes_only_the_unfinished_shards(tmp_path):
                           timeout=600)
     assert full.returncode == 0, full.stderr
     assert rows(out / "results.csv") == rows(out2 / "results.csv")
+
+
+def test_the_run_bar_counts_images():
+    """Shards add their samples, a whole cell every sample, fits nothing: the bar counts images (its rate is
+    images/s); a graph of fits only counts jobs."""
+    from robustbench_gan.run.executors import progress_units, run_bar
+    from robustbench_gan.run.jobs import CellJob, FitJob, ShardJob
+    from robustbench_gan.run.plan import EvalData, JobEnv
+
+    env = JobEnv(None, EvalData(torch.zeros(60, 1), torch.zeros(60, dtype=torch.long), ()))  # type: ignore[arg-type]
+    shards = [ShardJob(0, None, (), start=a, stop=b) for a, b in shard_bounds(60, 13)]  # type: ignore[arg-type]
+    whole, fit = CellJob(1, None, ()), FitJob(None)  # type: ignore[arg-type]
+    assert [progress_units(j, 60) for j in (*shards, whole, fit)] == [13, 13, 13, 13, 8, 60, 0]
+    bar, units = run_bar([*shards, whole, fit], env, desc="run", enabled=False)
+    assert bar.total == 120 and units(shards[-1]) == 8 and units(fit) == 0
+    bar, units = run_bar([fit, fit], env, desc="run", enabled=False)
+    assert bar.total == 2 and units(fit) == 1

@@ -3,12 +3,33 @@ process, as a topological loop; Ray's as tasks on a cluster (registered lazily: 
 imports Ray). Every executor runs the same jobs the same way; the driver alone writes caches and results."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
-from ..core.progress import progress_bar
 from ..errors import ConfigError
 from ..execution import EXECUTORS
+from ..core.progress import progress_bar
+from .jobs import CellJob, ShardJob
 from .plan import Executor, JobEnv, JobGraph
+
+
+def progress_units(job: Any, n_eval: int) -> int:
+    """What a job adds to a run's progress bar, in evaluated samples: a shard its samples, a whole cell every
+    sample, a fit or a prerequisite nothing (the bar then counts images, with images/s and an ETA)."""
+    if isinstance(job, ShardJob):
+        return job.samples
+    return n_eval if isinstance(job, CellJob) else 0
+
+
+def run_bar(jobs: list[Any], env: JobEnv, *, desc: str, enabled: bool) -> tuple[Any, Callable[[Any], int]]:
+    """An executor's bar over ``jobs``: counting evaluated images where the jobs attack any, else jobs; and the
+    function giving what each finished job adds to it."""
+    n_eval = len(env.eval.y) if env.eval is not None else 0
+    total = sum(progress_units(job, n_eval) for job in jobs)
+    if total:
+        bar = progress_bar(total=total, desc=desc, enabled=enabled, leave=True, log_lines=False, unit="img")
+        return bar, lambda job: progress_units(job, n_eval)
+    bar = progress_bar(total=len(jobs), desc=desc, enabled=enabled, leave=True, log_lines=False)
+    return bar, lambda job: 1
 
 
 class LocalExecutor:
@@ -22,13 +43,18 @@ class LocalExecutor:
         outputs = dict(graph.done)
         needed = graph.needed()
         pending = graph.pending()
-        # the suite's bar; without a terminal the run logs a line per finished cell instead (run.pipeline)
-        for job in progress_bar(pending, total=len(pending), desc=desc, enabled=self.progress, leave=True,
-                                log_lines=False):
-            output = job.run({dep: outputs[dep] for dep in job.deps}, env)
-            if job.id in needed:
-                outputs[job.id] = output
-            yield job.id, output
+        # the suite's bar, counting the images attacked (images/s, ETA); without a terminal the run logs a line
+        # per finished cell instead (run.pipeline)
+        bar, units = run_bar(pending, env, desc=desc, enabled=self.progress)
+        try:
+            for job in pending:
+                output = job.run({dep: outputs[dep] for dep in job.deps}, env)
+                if job.id in needed:
+                    outputs[job.id] = output
+                bar.update(units(job))
+                yield job.id, output
+        finally:
+            bar.close()
 
 
 def make_executor(kind: str = "local", *, address: str | None = None, num_cpus: float | None = None,

@@ -172,16 +172,11 @@ def fit_id(ident: ClassifierId) -> str:
 
 
 @dataclass(frozen=True)
-class CellJob:
-    """Run cell ``index`` of the plan on the classifiers it names (``classifiers``: ident -> job id) with its
-    attack's prerequisites (``prepared``: job ids, in the attack's order). The output is a
-    :class:`~robustbench_gan.run.records.CellOutput`."""
+class OfCell:
+    """A job that makes cell ``index`` of the plan (its id is the cell's, as when the cell comes from the cache)."""
 
     index: int
     cell: Cell
-    classifiers: tuple[tuple[ClassifierId, str], ...]
-    prepared: tuple[str, ...] = ()
-    what: str = "cell"
 
     @property
     def id(self) -> str:
@@ -190,6 +185,17 @@ class CellJob:
     @property
     def key(self) -> str:
         return str(self.index)
+
+
+@dataclass(frozen=True)
+class CellJob(OfCell):
+    """Run cell ``index`` of the plan on the classifiers it names (``classifiers``: ident -> job id) with its
+    attack's prerequisites (``prepared``: job ids, in the attack's order). The output is a
+    :class:`~robustbench_gan.run.records.CellOutput`."""
+
+    classifiers: tuple[tuple[ClassifierId, str], ...]
+    prepared: tuple[str, ...] = ()
+    what: str = "cell"
 
     @property
     def deps(self) -> tuple[str, ...]:
@@ -245,24 +251,14 @@ def shard_id(index: int, start: int, stop: int) -> str:
 
 
 @dataclass(frozen=True)
-class MergeJob:
+class MergeJob(OfCell):
     """Cell ``index`` from its shards' outputs (``shards``: their job ids, in order): records, gallery and
     per-sample blocks of the whole cell, a :class:`~robustbench_gan.run.records.CellOutput` as a
     :class:`CellJob`'s."""
 
-    index: int
-    cell: Cell
-    shards: tuple[str, ...]
+    shards: tuple[str, ...] = ()
     what: str = "cell"
     search_path: tuple[str, ...] = ()
-
-    @property
-    def id(self) -> str:
-        return f"cell:{self.index}"
-
-    @property
-    def key(self) -> str:
-        return str(self.index)
 
     @property
     def deps(self) -> tuple[str, ...]:

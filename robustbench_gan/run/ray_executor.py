@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 
-from ..core.progress import progress_bar
 from ..errors import ConfigError, RobustBenchError
 from .cells import EvalData
+from .executors import run_bar
 from .jobs import CellJob, MergeJob
 from .plan import Job, JobEnv, JobGraph
 
@@ -203,7 +203,7 @@ class RayExecutor:
 
         running: dict[Any, tuple[Job, Any]] = {}  # status ref -> (job, output ref)
         error: RobustBenchError | None = None
-        bar = progress_bar(total=len(waiting), desc=desc, enabled=self.progress, leave=True, log_lines=False)
+        bar, units = run_bar(waiting, env, desc=desc, enabled=self.progress)  # images attacked: images/s, ETA
         try:
             while True:
                 if error is None:
@@ -236,7 +236,7 @@ class RayExecutor:
                     if not isinstance(job, (CellJob, MergeJob)):
                         self.trainings.append(Built(job.what, job.key, where["node"], where["pid"]))
                     outputs[job.id] = output_ref
-                    bar.update(1)
+                    bar.update(units(job))
                     nodes = len({p.node for p in self.placements})
                     bar.set_postfix_str(f"{len(running)} running/queued, {nodes} node(s)")
                     yield job.id, ray.get(output_ref)
