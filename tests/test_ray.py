@@ -214,9 +214,10 @@ def test_a_local_run_never_imports_ray(small, tmp_path):
     assert proc.stdout.strip().splitlines()[-1] == "False"
 
 
-def _cell_workers() -> list[int]:
-    """Pids of Ray workers running a cell right now: Ray titles a worker process after the task it runs
-    (``ray::robustbench_gan.cell``), which shows in /proc/PID/cmdline."""
+def _shard_workers() -> list[int]:
+    """Pids of Ray workers attacking samples right now: Ray titles a worker process after the task it runs
+    (``ray::robustbench_gan.shard``: every cell of these suites is a shard job and a merge), which shows in
+    /proc/PID/cmdline."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -224,13 +225,13 @@ def _cell_workers() -> list[int]:
                 cmd = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if cmd.startswith(b"ray::robustbench_gan.cell"):
+            if cmd.startswith(b"ray::robustbench_gan.shard"):
                 pids.append(int(entry.name))
     return pids
 
 
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="finds worker processes through /proc")
-def test_a_worker_killed_mid_task_is_retried_and_the_results_are_the_same(ray_cluster, small, local_run, tmp_path):
+def test_a_worker_killed_mid_shard_is_retried_and_the_results_are_the_same(ray_cluster, small, local_run, tmp_path):
     out = tmp_path / "out"
     result: dict[str, object] = {}
 
@@ -245,13 +246,13 @@ def test_a_worker_killed_mid_task_is_retried_and_the_results_are_the_same(ray_cl
     killed = None
     deadline = time.monotonic() + 120
     while thread.is_alive() and killed is None and time.monotonic() < deadline:
-        pids = _cell_workers()
+        pids = _shard_workers()
         if pids:
             killed = pids[0]
             os.kill(killed, signal.SIGKILL)
         time.sleep(0.02)
     thread.join(timeout=300)
-    assert killed is not None, "no worker was seen running a cell"
+    assert killed is not None, "no worker was seen running a shard"
     assert result.get("code") == 0, result
     assert rows_without_seconds(out / "results.csv") == rows_without_seconds(local_run / "results.csv")
 
