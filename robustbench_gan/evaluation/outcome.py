@@ -46,7 +46,7 @@ class Outcome:
     rounds: list[dict[str, Any]] = field(default_factory=list)
     """The substitute attack's training rounds (queries, agreement, substitute accuracy per round)."""
     parts: "SampleParts | None" = None
-    """What :attr:`metrics` are computed from (:func:`metrics_of`), kept so that outcomes of one cell evaluated in
+    """What :attr:`metrics` are computed from (:meth:`SampleParts.metrics`), kept so that outcomes of one cell evaluated in
     shards merge into the outcome of the whole (:func:`merge_outcomes`). None: an evaluator that does not shard."""
 
 

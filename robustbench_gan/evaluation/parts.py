@@ -40,7 +40,6 @@ def _cat(ts: Sequence[Tensor | None]) -> Tensor | None:
 TENSORS = {"y": torch.long, "clean_pred": torch.long, "adv_pred": torch.long, "success": torch.bool,
            "linf": torch.float32, "l2": torch.float32, "norm": torch.float32, "detected": torch.bool,
            "detected_clean": torch.bool, "found_linf": torch.float32, "found_l2": torch.float32}
-COUNTERS = ("forward", "backward", "queries", "seconds")
 
 
 @dataclass

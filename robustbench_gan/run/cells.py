@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import zlib
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -61,13 +61,12 @@ def cell_shards(cell: Cell) -> bool:
     return cell.source is not None or shardable(cell.attack.build())
 
 
-def _cell_random(cell: Cell, data: EvalData) -> Any:
+@contextlib.contextmanager
+def _cell_random(cell: Cell, data: EvalData) -> Iterator[None]:
     """torch's global generators forked and seeded by the cell (a randomized model's own draws)."""
-    devices = [data.x.device] if data.x.is_cuda else []
-    stack = contextlib.ExitStack()
-    stack.enter_context(torch.random.fork_rng(devices=devices))
-    torch.manual_seed(cell_seed(cell))
-    return stack
+    with torch.random.fork_rng(devices=[data.x.device] if data.x.is_cuda else []):
+        torch.manual_seed(cell_seed(cell))
+        yield
 
 
 def _tuned(cell: Cell, classifiers: Mapping[ClassifierId, Classifier], data: EvalData) -> tuple[

@@ -24,7 +24,7 @@ from .cells import EvalData
 from .classifier_store import REFERENCE, ClassifierStore, classifier_key
 from .executors import LocalExecutor, make_executor
 from .cells import cell_shards
-from .jobs import AttackNeeds, CellJob, MergeJob, ShardJob
+from .jobs import AttackNeeds, CellJob, MergeJob, OfCell, ShardJob
 from .plan import (NO_DEFENSE, Cell, ClassifierId, Executor, JobGraph, Pair, classifier_pairs, plan_cells,
                    shard_bounds, source_name)
 from .records import CellOutput, aggregate
@@ -270,7 +270,7 @@ def _run_pipeline(
     elif executor is not None and not isinstance(executor, LocalExecutor):
         log.info("every cell and classifier is cached: the %s executor is not started", type(executor).__name__)
     done = 0
-    meter = CellMeter(sum(isinstance(job, (CellJob, MergeJob)) and not isinstance(job, ShardJob) for job in todo),
+    meter = CellMeter(sum(isinstance(job, OfCell) and not isinstance(job, ShardJob) for job in todo),
                       len(eval_data.y))
     try:
         if todo:
@@ -280,7 +280,7 @@ def _run_pipeline(
                 if isinstance(job, ShardJob):  # kept at once: a run stopped now loses only the shards in flight
                     cache.save_shard(keys[job.index], job.start, job.stop, out)
                     continue
-                if not isinstance(job, (CellJob, MergeJob)):
+                if not isinstance(job, OfCell):
                     classifiers.accept(job, out)
                     continue
                 outputs[job.index] = out

@@ -22,7 +22,7 @@ from typing import Any, Iterator
 from ..errors import ConfigError, RobustBenchError
 from .cells import EvalData
 from .executors import run_bar
-from .jobs import CellJob, MergeJob
+from .jobs import OfCell
 from .plan import Job, JobEnv, JobGraph
 
 
@@ -212,7 +212,7 @@ class RayExecutor:
                             break
                         if any(dep not in outputs and dep not in graph.done for dep in job.deps):
                             continue
-                        is_cell = isinstance(job, (CellJob, MergeJob))  # cells, shards, merges: the eval data
+                        is_cell = isinstance(job, OfCell)  # cells, shards, merges: the eval data
                         refs = {"data": None if is_cell else put("data", env.data),
                                 "eval": put("eval", env.eval) if is_cell else None,
                                 "ids": list(job.deps), "inputs": [ref(dep) for dep in job.deps]}
@@ -228,12 +228,12 @@ class RayExecutor:
                     job, output_ref = running.pop(status_ref)
                     status = ray.get(status_ref)
                     where = status["where"]
-                    if isinstance(job, (CellJob, MergeJob)):
+                    if isinstance(job, OfCell):
                         self.placements.append(Placement(job.index, where["node"], where["pid"]))
                     if status["status"] == "error":
                         error = error or status["error"]
                         continue
-                    if not isinstance(job, (CellJob, MergeJob)):
+                    if not isinstance(job, OfCell):
                         self.trainings.append(Built(job.what, job.key, where["node"], where["pid"]))
                     outputs[job.id] = output_ref
                     bar.update(units(job))

@@ -12,6 +12,7 @@ The hash is Chris Wellons' ``lowbias32`` mixer (public domain, https://nullprogr
 """
 from __future__ import annotations
 
+import copy
 import math
 from typing import Sequence
 
@@ -53,15 +54,15 @@ class SampleDraws:
     sequence restricted to some rows (they share the counter), for an attack that draws only for the samples still
     searching."""
 
-    def __init__(self, seed: int, ids: Tensor, *, stream: int = 0, _counter: list[int] | None = None) -> None:
+    def __init__(self, seed: int, ids: Tensor, *, stream: int = 0) -> None:
         self.key = chain(seed, stream)
         self.ids = ids.to(torch.int64)
-        self._counter = _counter if _counter is not None else [0]
+        self._counter = [0]  # shared with the rows() views: one sequence of draws
 
     def rows(self, index: Tensor) -> "SampleDraws":
         """The same sequence of draws for the rows ``index`` only (counting with this one)."""
-        sub = SampleDraws.__new__(SampleDraws)
-        sub.key, sub.ids, sub._counter = self.key, self.ids[index.to(self.ids.device)], self._counter
+        sub = copy.copy(self)
+        sub.ids = self.ids[index.to(self.ids.device)]
         return sub
 
     def _bits(self, shape: Sequence[int], device: torch.device | str) -> Tensor:
