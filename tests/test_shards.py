@@ -133,6 +133,15 @@ def test_same_seed_any_cut_same_per_sample_results():
         same_results(whole, run(size))
 
 
+def test_random_attacks_give_the_same_per_sample_results_at_batch_7_and_64():
+    """The random attacks (PGD with restarts, APGD-T, Square, the AutoAttack cascade) with 8-sample chunks: a batch
+    of 7 and one of 64 give identical rows and per-sample results, since neither their draws (keyed by sample id)
+    nor their arithmetic (fixed chunks) depends on the batch."""
+    small, large = run(0, batch_size=7), run(0, batch_size=64)
+    assert (small.table["robust_accuracy"] < small.table["clean_accuracy"]).any()
+    same_results(small, large)
+
+
 @pytest.mark.slow
 def test_ray_workers_give_the_results_of_one_process():
     """Shards of 13 as Ray tasks on 2 workers (1 thread each) against the whole cell in this process with 1
