@@ -10,6 +10,7 @@ from .autoattack import AutoAttack
 from .fab import FAB, FABT
 from .fgsm import FGSM
 from .latent import LatentAttack
+from .minimum_norm import DDN, FMN, FABMinimumNorm
 from .natural import NaturalAdversary, latent_search
 from .noise import NoiseProbe, UniformNoise
 from .pgd import BIM, PGD
@@ -20,7 +21,8 @@ from .art import ArtAttack
 Substitute = SubstituteAttack  # the name the README gives
 
 __all__ = [
-    "APGD", "APGDT", "ATTACKS", "AutoAttack", "ROLES", "ArtAttack", "Attack", "AttackResult", "BIM", "FAB", "FABT",
+    "APGD", "APGDT", "ATTACKS", "AutoAttack", "ROLES", "ArtAttack", "Attack", "AttackResult", "BIM", "DDN", "FAB",
+    "FABMinimumNorm", "FABT", "FMN",
     "FGSM", "Goal", "LatentAttack", "NaturalAdversary", "NoiseProbe", "Oracle", "PGD", "RunContext",
     "Square", "Substitute", "SubstituteAttack", "UniformNoise", "latent_search", "make_attack",
 ]

@@ -89,6 +89,14 @@ EXPLANATIONS: dict[str, tuple[str, str]] = {
         "Adversarial Example Defenses; Croce et al. 2022, Evaluating the Adversarial Robustness of Adaptive "
         "Test-time Defenses",
     ),
+    "minimum-norm-curve-above-fixed-eps": (
+        "A minimum-norm attack's curve gives robust accuracy at every eps from each sample's smallest adversarial "
+        "distance found. Another attack found adversarial examples within an eps for clearly more samples, so the "
+        "minimum-norm attack missed perturbations that exist: its curve (and its optimality) overstates robustness. "
+        "Give it more steps or restarts, or trust the lower number.",
+        "Cinà et al. 2024, AttackBench: Evaluating Gradient-based Attacks for Adversarial Examples; Carlini et al. "
+        "2019, On Evaluating Adversarial Robustness, sec. 5",
+    ),
     "naive-attacks-only-on-purifier": (
         "The defense transforms its input before classifying it (input purification: Defense-GAN's projection, an "
         "autoencoder reformer), and every white-box attack differentiated straight through that transformation. "

@@ -192,9 +192,38 @@ def check_naive_attacks_only_on_purifier(records: list[dict[str, Any]]) -> list[
     return flags
 
 
+def check_minimum_norm_curve_above_fixed_eps(records: list[dict[str, Any]]) -> list[Flag]:
+    """A minimum-norm attack's curve (its row at an eps, read off the same run's distances) above another white-box
+    attack's fixed-eps result at the same model, defense, norm and eps, intervals disjoint: that attack missed
+    smaller perturbations that exist, so its curve overstates robustness."""
+    rows = _white_box_untargeted(records)
+    by_cell: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_cell[(r["model"], r["defense"], r.get("norm"), r["eps"])].append(r)
+    flags: list[Flag] = []
+    seen: set[tuple] = set()
+    for cell in by_cell.values():
+        for mn in (r for r in cell if r.get("attack_role") == "minimum-norm"):
+            others = [r for r in cell if r is not mn and r.get("attack_role") in ("iterative", "single-step",
+                                                                                "minimum-norm")]
+            if not others:
+                continue
+            o = min(others, key=lambda r: r["robust_accuracy_high"])
+            key = (mn["model"], mn["defense"], mn["attack"])
+            if mn["robust_accuracy_low"] > o["robust_accuracy_high"] and key not in seen:
+                seen.add(key)
+                flags.append(make_flag(
+                    "minimum-norm-curve-above-fixed-eps", *key,
+                    f"at eps {mn['eps']:g}, the curve of the minimum-norm {mn['attack']} leaves "
+                    f"{mn['robust_accuracy']:.1%} accuracy but {o['attack']} at that eps leaves only "
+                    f"{o['robust_accuracy']:.1%}"))
+    return flags
+
+
 TABLE_CHECKS: list[Callable[[list[dict[str, Any]]], list[Flag]]] = [
     check_accuracy_rises_with_eps, check_single_step_vs_iterative, check_white_box_above_transfer,
     check_black_box_below_white_box, check_square_after_gradients, check_naive_attacks_only_on_purifier,
+    check_minimum_norm_curve_above_fixed_eps,
 ]
 
 

@@ -439,30 +439,38 @@ def blackbox_queries(table: pd.DataFrame) -> str | None:
 
 
 def distance_curves(samples: pd.DataFrame | None) -> list[tuple[str, str]]:
-    """Robust accuracy against the perturbation size for minimum-norm attacks (DeepFool, Carlini-Wagner, ...):
-    the fraction of samples classified correctly whose smallest adversarial perturbation found is larger than
-    the distance on the x axis. One figure per norm, one line per (classifier, attack); the run's eps marked."""
-    if samples is None or samples.empty or "attack_role" not in samples.columns:
+    """Robust accuracy against the perturbation size for minimum-norm attacks (FMN, DDN, FAB, DeepFool,
+    Carlini-Wagner, ...): the fraction of samples classified correctly whose smallest adversarial perturbation found
+    is larger than the distance on the x axis. One figure per (classifier, norm), one line per attack, the per-sample
+    best over them in black with each attack's AttackBench optimality in the legend
+    (:mod:`robustbench_gan.evaluation.curves`); the run's eps marked."""
+    from ..evaluation.curves import ENSEMBLE, KEYS, minimum_norm_distances, optimality_table, with_ensemble
+
+    dist = with_ensemble(minimum_norm_distances(samples))
+    if dist.empty:
         return []
-    df = samples[samples["attack_role"] == "minimum-norm"].copy()
-    if df.empty:
-        return []
-    df["perturbation"] = pd.to_numeric(df["perturbation"], errors="coerce").fillna(np.inf)
+    scores = optimality_table(samples).set_index(KEYS + ["attack"])["optimality"]
+    eps_by_norm = {} if samples is None else {
+        str(n): sorted(set(pd.to_numeric(g["eps"], errors="coerce").dropna()))
+        for n, g in samples[samples["attack_role"] == "minimum-norm"].groupby(samples["norm"].astype(str))}
     out: list[tuple[str, str]] = []
-    for norm, per_norm in df.groupby(df["norm"].astype(str), sort=True):
+    for (model, defense, norm), per in dist.groupby(KEYS, sort=True):
         fig = Figure(figsize=(6.4, 3.6), layout="constrained")
         ax = fig.subplots()
-        finite = per_norm["perturbation"][np.isfinite(per_norm["perturbation"])]
+        finite = per["distance"][np.isfinite(per["distance"])]
         top = float(finite.max()) * 1.05 if len(finite) else 1.0
         grid = np.linspace(0.0, max(top, 1e-6), 200)
-        for i, ((model, defense, attack), g) in enumerate(per_norm.groupby(["model", "defense", "attack"], sort=False)):
-            one = g.drop_duplicates("sample_id")  # the same distances at every eps
-            correct = (one["clean_pred"] == one["true_label"]).to_numpy()
-            dist = one["perturbation"].to_numpy()
-            acc = [(correct & (dist > r)).mean() for r in grid]
-            ax.plot(grid, acc, color=PALETTE[i % len(PALETTE)], lw=1.6,
-                    label=f"{_classifier_label(model, defense)} · {_text(attack)}")
-        for e in sorted(set(pd.to_numeric(per_norm["eps"], errors="coerce").dropna())):
+        attacks = [a for a in per["attack"].unique() if a != ENSEMBLE] + \
+            ([ENSEMBLE] if (per["attack"] == ENSEMBLE).any() else [])
+        for i, attack in enumerate(attacks):
+            d = per.loc[per["attack"] == attack, "distance"].to_numpy(dtype=float)
+            acc = [(d > r).mean() for r in grid]
+            score = scores.get((model, defense, norm, attack), np.nan)
+            label = _text(attack) + ("" if attack == ENSEMBLE or not np.isfinite(score)
+                                     else f" (optimality {100 * score:.1f}%)")
+            ax.step(grid, acc, where="post", color="black" if attack == ENSEMBLE else PALETTE[i % len(PALETTE)],
+                    lw=2.2 if attack == ENSEMBLE else 1.5, ls="-" if attack == ENSEMBLE else "--", label=label)
+        for e in eps_by_norm.get(norm, []):
             ax.axvline(e, color="#8c959f", lw=0.8, ls=":")
         ax.set_ylim(-0.02, 1.02)
         ax.yaxis.set_major_formatter(lambda v, _pos: f"{100 * v:.0f}%")
@@ -471,8 +479,9 @@ def distance_curves(samples: pd.DataFrame | None) -> list[tuple[str, str]]:
         ax.grid(True, alpha=0.3)
         ax.spines[["top", "right"]].set_visible(False)
         ax.legend(fontsize=8, frameon=False)
-        title = f"Minimum-norm attacks ({norm_label(norm)}): accuracy vs distance (dotted: the run's eps)"
-        fig.suptitle(title, fontsize=11)
+        title = (f"{_classifier_label(model, defense)}: minimum-norm attacks ({norm_label(norm)}), accuracy vs "
+                 "distance (dotted: the run's eps)")
+        fig.suptitle(title, fontsize=10)
         out.append((title, fig_to_data_uri(fig)))
     return out
 
