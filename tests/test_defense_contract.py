@@ -24,6 +24,7 @@ CHEAP: dict[str, list[dict]] = {
     "gan-augmentation": [{"gan_epochs": 1, "width": 8, "z_dim": 8, "samples": 60},
                          {"gan_epochs": 1, "width": 8, "z_dim": 8, "samples": 60, "adversarial": "fast", "eps": 0.1}],
     "magnet": [{"ae_epochs": 1}, {"ae_epochs": 1, "detector": False}, {"ae_epochs": 1, "reformer": False, "error": "l1"}],
+    "noise-training": [{"sigma": 0.25}],
 }
 CASES = [(kind, params) for kind in DEFENSES.names() for params in CHEAP.get(kind, [None])]
 

@@ -9,8 +9,10 @@ from .distillation import DefensiveDistillation
 from .defense_gan import DefenseGan, DefenseGanProjection
 from .gan_augmentation import GanAugmentation
 from .magnet import MagNet
+from .noise_training import NoiseTraining
 
 Distillation = DefensiveDistillation  # the name the README gives
 
 __all__ = ["DEFENSES", "AdversarialTraining", "Defense", "DefenseGan", "DefenseGanProjection", "DefensiveDistillation",
-           "Distillation", "FitContext", "GanAugmentation", "MagNet", "NoDefense", "ReportContext", "make_defense"]
+           "Distillation", "FitContext", "GanAugmentation", "MagNet", "NoDefense", "NoiseTraining", "ReportContext",
+           "make_defense"]
