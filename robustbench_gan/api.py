@@ -101,17 +101,31 @@ def _eps_values(eps: Any) -> tuple[float, ...]:
 def _attack_config(spec: str | Attack, eps: tuple[float, ...]) -> AttackConfig:
     if isinstance(spec, str):
         kind = spec if spec.startswith("art:") else ATTACKS.resolve(spec)  # "PGD" finds "pgd"
-        make_attack(kind)  # fails early on a bad name
-        return AttackConfig(kind, kind, eps, transfer=False)
+        label = make_attack(kind).label()  # fails early on a bad name
+        return AttackConfig(label, kind, eps, transfer=False)
     if not isinstance(spec, Attack):
         raise ConfigError(f"attacks must be registry names or Attack objects, got {type(spec).__name__}")
-    return AttackConfig(spec.kind, spec.kind, eps, params=dict(spec.params()), transfer=False, instance=spec)
+    return AttackConfig(spec.label(), spec.kind, eps, params=dict(spec.params()), transfer=False, instance=spec)
+
+
+def _distinct_names(configs: list[AttackConfig]) -> tuple[AttackConfig, ...]:
+    """Attacks of the same name (two PGDs) numbered from the second on (``pgd``, ``pgd-2``): rows need their own."""
+    import dataclasses
+
+    seen: dict[str, int] = {}
+    out = []
+    for c in configs:
+        seen[c.name] = seen.get(c.name, 0) + 1
+        out.append(c if seen[c.name] == 1 else dataclasses.replace(c, name=f"{c.name}-{seen[c.name]}"))
+    return tuple(out)
 
 
 def _check_budget(configs: Sequence[AttackConfig], bounds: tuple[float, float]) -> None:
     """The suites' eps-range check: an Linf eps beyond the whole pixel range is a budget in 0..255 units."""
     for cfg in configs:
-        check_eps_range("benchmark()", f"attack {cfg.name}", cfg.eps, cfg.build().norm, bounds)
+        attack = cfg.build()
+        attack.check_eps(cfg.eps)
+        check_eps_range("benchmark()", f"attack {cfg.name}", cfg.eps, attack.norm, bounds)
 
 
 def benchmark(
@@ -181,7 +195,7 @@ def benchmark(
         raise ModelError(f"model must be a torch.nn.Module returning logits, got {type(model).__name__}")
     d = _as_data(data, num_classes=num_classes, bounds=bounds, mean=mean, std=std)
     eps_list = _eps_values(eps)
-    configs = tuple(_attack_config(a, eps_list) for a in _as_tuple(attacks, "attacks"))
+    configs = _distinct_names([_attack_config(a, eps_list) for a in _as_tuple(attacks, "attacks")])
     _check_budget(configs, d.spec.bounds)
     modes = {m: m.training for m in model.modules()}  # restored one by one: frozen sub-modules stay frozen
     where = next((t.device for t in (*model.parameters(), *model.buffers())), None)

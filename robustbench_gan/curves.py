@@ -9,8 +9,8 @@ the curves up to the ensemble's largest finite distance ``D``:
 
     optimality = 1 - (A_attack - A_best) / (clean_accuracy * D - A_best)
 
-where ``A`` is the area under a curve on ``[0, D]``: 0 for the best possible attack on those samples, 1 when it
-is the ensemble, 0 when it never beats leaving the samples alone. Curves are step functions, so the areas here
+where ``A`` is the area under a curve on ``[0, D]``: the optimality is 1 for an attack as good as the ensemble on
+every sample and 0 for one that fools none of the samples within ``D`` (no better than leaving them alone). Curves are step functions, so the areas here
 are exact, ``A = mean(min(d_i, D))`` over the samples with ``d_i = 0`` for the misclassified ones (AttackBench
 integrates the same steps with the trapezoid rule on the distinct distances).
 """
@@ -93,12 +93,13 @@ def optimality(distance: Sequence[float] | np.ndarray, best: Sequence[float] | n
 
 def optimality_table(samples: pd.DataFrame | None) -> pd.DataFrame:
     """Per (model, defense, norm, attack) of the minimum-norm attacks: success rate on the correctly classified
-    samples, median distance (inf when fewer than half fell), the area under the curve and the optimality against
-    the per-sample best of that classifier's attacks in that norm (1.0 for the ensemble itself)."""
+    samples, median distance (inf when fewer than half fell) and the optimality against the per-sample best of that
+    classifier's attacks in that norm (1.0 for the ensemble itself; NaN for an attack alone in its norm: there is
+    nothing to compare it with)."""
     rows = []
     dist = with_ensemble(minimum_norm_distances(samples))
     for key, g in dist.groupby(KEYS, sort=False):
-        best = g[g["attack"] == ENSEMBLE] if (g["attack"] == ENSEMBLE).any() else None
+        best = g[g["attack"] == ENSEMBLE] if (g["attack"] == ENSEMBLE).any() else None  # None: one attack
         for attack, a in g.groupby("attack", sort=False):
             a = a.sort_values("sample_id")
             ref = a if best is None else best.sort_values("sample_id")
@@ -109,6 +110,6 @@ def optimality_table(samples: pd.DataFrame | None) -> pd.DataFrame:
                 "samples": len(a),
                 "success_rate": float(np.isfinite(d[correct]).mean()) if correct.any() else math.nan,
                 "median_distance": float(np.median(d[correct])) if correct.any() else math.nan,
-                "optimality": optimality(d, ref["distance"].to_numpy(dtype=float)),
+                "optimality": math.nan if best is None else optimality(d, ref["distance"].to_numpy(dtype=float)),
             })
     return pd.DataFrame(rows, columns=KEYS + ["attack", "samples", "success_rate", "median_distance", "optimality"])

@@ -29,7 +29,7 @@ COLUMNS: tuple[str, ...] = (
     "eps", "n", "clean_accuracy", "robust_accuracy", "robust_accuracy_low", "robust_accuracy_high",
     "attack_success_rate", "mean_linf", "mean_l2", "queries", "seconds",
 )
-THREATS = ("white-box", "transfer", "black-box")
+THREATS = ("white-box", "transfer", "black-box", "smoothed", "certified", "corruption")
 
 
 def package_versions() -> dict[str, str]:

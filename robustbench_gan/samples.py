@@ -23,14 +23,23 @@ SAMPLE_COLUMNS: tuple[str, ...] = (
     "sample_id", "true_label", "model", "defense", "attack", "threat", "source", "eps", "norm",
     "clean_pred", "adv_pred", "robust", "perturbation",
 )
-EXCLUDED_ROLES = frozenset({"probe"})
-"""Attack roles left out of the worst case: a probe (fooling images from noise) attacks no evaluated input."""
+EXCLUDED_ROLES = frozenset({"probe", "corruption", "certified", "smoothed"})
+"""Attack roles left out of the worst case: a probe (fooling images from noise) attacks no evaluated input; a
+corruption is no adversary; a certificate and an attack on the smoothed classifier speak of another classifier
+(randomized smoothing's)."""
+
+
+def _size(value: float, exact: bool) -> float:
+    """A perturbation's size as stored: 6 decimals, or (``exact``: a minimum-norm distance, which its curve
+    thresholds) the float32 value itself (9 significant digits round-trip it)."""
+    return float(f"{value:.9g}") if exact else round(value, 6)
 
 
 def sample_block(meta: dict[str, Any], outcome: Any) -> dict[str, Any] | None:
     """The per-sample data of one outcome as a JSON-able block (``None`` when the outcome has none)."""
     if outcome.adv_pred is None or outcome.clean_pred is None:
         return None
+    exact = meta.get("attack_role") == "minimum-norm"
     ids = getattr(outcome, "ids", None)
     norms = outcome.adv_norm
     detected = getattr(outcome, "detected", None)
@@ -39,7 +48,7 @@ def sample_block(meta: dict[str, Any], outcome: Any) -> dict[str, Any] | None:
             "ids": None if ids is None else [int(i) for i in ids.tolist()],
             "clean_pred": [int(p) for p in outcome.clean_pred.tolist()],
             "adv_pred": [int(p) for p in outcome.adv_pred.tolist()],
-            "perturbation": None if norms is None else [round(float(v), 6) for v in norms.tolist()]}
+            "perturbation": None if norms is None else [_size(float(v), exact) for v in norms.tolist()]}
 
 
 def samples_table(blocks: Iterable[dict[str, Any]], labels: list[int],

@@ -152,8 +152,9 @@ class AttackConfig:
     instance: Any = field(default=None, compare=False)  # an Attack object given directly (benchmark())
 
     @classmethod
-    def parse(cls, a: Any, at: Place, bounds: tuple[float, float] | None) -> "AttackConfig":
-        """One ``[[attacks]]`` table; an Linf eps beyond the data's pixel range (``bounds``) is refused."""
+    def parse(cls, a: Any, at: Place, bounds: tuple[float, float] | None, base: Path | None = None) -> "AttackConfig":
+        """One ``[[attacks]]`` table; an Linf eps beyond the data's pixel range (``bounds``) is refused; a
+        ``folder`` (a stored corruption set) is relative to the suite file's folder ``base``."""
         from .attacks import make_attack  # registers attacks
 
         at.table(a)
@@ -164,8 +165,11 @@ class AttackConfig:
             raise at.error("missing required key 'eps' (a number or a list of numbers)")
         eps = parse_eps(at.source, at.where, a["eps"])
         params = {k: v for k, v in a.items() if k not in ("name", "kind", "eps", "transfer")}
+        if base is not None and "folder" in params:
+            params["folder"] = resolve_path(base, params["folder"])
         try:
             attack = make_attack(kind, **params)
+            attack.check_eps(eps)
         except RobustBenchError as exc:
             raise at.wrap(exc) from None
         check_eps_range(at.source, at.where, eps, attack.norm, bounds)
@@ -471,7 +475,8 @@ def validate_suite(doc: dict[str, Any], *, source: str = "<dict>", base: Path | 
     raw_attacks = doc.get("attacks")
     if not isinstance(raw_attacks, list) or not raw_attacks:
         raise ConfigError(f"{source}: define at least one [[attacks]] table (e.g. name = \"fgsm\", eps = [0.1])")
-    attacks = [AttackConfig.parse(a, Place(source, f"attacks[{i}]"), bounds) for i, a in enumerate(raw_attacks)]
+    attacks = [AttackConfig.parse(t, Place(source, f"attacks[{i}]"), bounds, base)
+               for i, a in enumerate(raw_attacks) for t in expand_corruptions(a)]
     _unique(source, "attacks", [a.name for a in attacks])
 
     return SuiteConfig(
@@ -481,6 +486,26 @@ def validate_suite(doc: dict[str, Any], *, source: str = "<dict>", base: Path | 
         execution=ExecutionConfig.parse(doc.get("execution", {}), Place(source, "[execution]")),
         seed=seed, device=device, description=str(doc.get("description", "")), source=source, raw=doc,
     )
+
+
+def expand_corruptions(table: Any) -> list[Any]:
+    """An ``[[attacks]]`` table of kind ``corruption`` whose ``corruption`` is ``"all"`` or a list: one table per
+    type (of :data:`robustbench_gan.corruptions.CORRUPTIONS` for ``"all"``), named after the type (prefixed
+    ``<name>-`` unless the table's name is ``corruption`` or ``corruptions``). Without ``corruption`` a suite's
+    corruption table means all 15. Any other table as it is."""
+    if not isinstance(table, dict) or table.get("kind", table.get("name")) not in ("corruption", "corruptions"):
+        return [table]
+    which = table.get("corruption", "all")
+    if isinstance(which, str) and which != "all":
+        return [{**table, "kind": "corruption"}]
+    from .corruptions import CORRUPTIONS
+
+    types = list(CORRUPTIONS) if which == "all" else which
+    if not isinstance(types, list) or not types:
+        return [{**table, "kind": "corruption"}]  # let the attack say what is wrong with it
+    name = str(table.get("name", "corruption"))
+    prefix = "" if name in ("corruption", "corruptions") else f"{name}-"
+    return [{**table, "name": f"{prefix}{t}", "kind": "corruption", "corruption": t} for t in types]
 
 
 def parse_data(doc: dict[str, Any], at: Place, base: Path) -> tuple[dict[str, Any], tuple[float, float] | None]:

@@ -44,7 +44,7 @@ def assert_keeps_the_contract(attack: Any, clf: Classifier, x: Tensor, goal: Any
         if attack.norm == "latent":  # generated images G(z~): the budget is ||z~ - I(x)|| (the input where none)
             found = attack.run(clf, x, goal, [e])  # the search's latent distances come with its result
             assert bool((found.log.distance[(found.examples[0] != x).flatten(1).any(1)] <= e).all())
-        else:
+        elif attack.norm in ("inf", "2"):  # a corruption's severity bounds no norm
             start = x if attack.starts_from_input else attack.noise_like(clf, x)
             assert float(flat_norm(xa - start, attack.norm).max()) <= e + 1e-5
         if e == 0 and attack.starts_from_input:
@@ -61,7 +61,8 @@ def test_the_contract_on_a_digits_cnn(kind, norm, cnn, batch, stand_in):
             pytest.skip("attack has no L2 variant")
         attack = make_attack(kind, norm="2")
     attack = stand_in(attack, x.shape[1:], cnn.bounds)
-    assert_keeps_the_contract(attack, cnn, x, attack.make_goal(cnn, x, y), 0.3 if norm == "inf" else 1.5)
+    eps = 3 if attack.eps_kind == "severity" else 0.3 if norm == "inf" else 1.5
+    assert_keeps_the_contract(attack, cnn, x, attack.make_goal(cnn, x, y), eps)
 
 
 CHEAP_PARAMS: dict[str, dict[str, Any]] = {"noise": {"samples": 4}, "natural": {"samples": 16, "step": 0.25},
@@ -69,13 +70,17 @@ CHEAP_PARAMS: dict[str, dict[str, Any]] = {"noise": {"samples": 4}, "natural": {
                                            "apgd": {"steps": 5}, "apgd-t": {"steps": 4, "targets": 2},
                                            "square": {"queries": 20}, "fab": {"steps": 5},
                                            "fab-t": {"steps": 4, "targets": 2},
-                                           "autoattack": {"steps": 3, "targets": 2, "queries": 10}}
+                                           "autoattack": {"steps": 3, "targets": 2, "queries": 10},
+                                           "fmn": {"steps": 5}, "ddn": {"steps": 5}, "fab-min": {"steps": 4},
+                                           "certify": {"n0": 8, "n": 50}, "smooth-pgd": {"steps": 3, "n": 20}}
 MIN_CLASSES = {"apgd-t": 4, "autoattack": 4}  # the targeted DLR loss needs four classes
 
 
 @st.composite
 def attack_problems(draw: st.DrawFn, kind: str) -> dict[str, Any]:
-    c, h, w = draw(st.integers(1, 3)), draw(st.integers(4, 12)), draw(st.integers(4, 12))
+    severity = not kind.startswith("art:") and make_attack(kind).eps_kind == "severity"
+    c = draw(st.sampled_from([1, 3]) if severity else st.integers(1, 3))  # corruptions: grey or RGB images
+    h, w = draw(st.integers(4, 12)), draw(st.integers(4, 12))
     lo = draw(st.integers(-128, 64)) / 64  # multiples of 1/64: exact in float32 and float64 alike
     hi = lo + draw(st.integers(6, 192)) / 64
     frac = draw(st.one_of(st.just(0.0), st.just(1.0), st.floats(0, 1)))
@@ -91,7 +96,8 @@ def attack_problems(draw: st.DrawFn, kind: str) -> dict[str, Any]:
                       random_start=draw(st.booleans()), loss=draw(st.sampled_from(["ce", "margin"])))
     params.update(CHEAP_PARAMS.get(kind, {}))
     dtype = torch.float32 if kind.startswith("art:") else draw(st.sampled_from([torch.float32, torch.float64]))
-    return {"shape": (draw(st.integers(1, 6)), c, h, w), "bounds": (lo, hi), "eps": frac * (hi - lo),
+    eps = draw(st.integers(0, 5)) if severity else frac * (hi - lo)
+    return {"shape": (draw(st.integers(1, 6)), c, h, w), "bounds": (lo, hi), "eps": eps,
             "classes": draw(st.integers(MIN_CLASSES.get(kind, 2), 5)), "params": params, "dtype": dtype,
             "seed": draw(st.integers(0, 2**16))}
 

@@ -11,6 +11,8 @@ from .fab import FAB, FABT
 from .fgsm import FGSM
 from .latent import LatentAttack
 from .minimum_norm import DDN, FMN, FABMinimumNorm
+from .corruption import Corruption
+from .randomized_smoothing import Certify, SmoothAdvPGD
 from .natural import NaturalAdversary, latent_search
 from .noise import NoiseProbe, UniformNoise
 from .pgd import BIM, PGD
@@ -21,8 +23,9 @@ from .art import ArtAttack
 Substitute = SubstituteAttack  # the name the README gives
 
 __all__ = [
-    "APGD", "APGDT", "ATTACKS", "AutoAttack", "ROLES", "ArtAttack", "Attack", "AttackResult", "BIM", "DDN", "FAB",
+    "APGD", "APGDT", "ATTACKS", "AutoAttack", "ROLES", "ArtAttack", "Attack", "AttackResult", "BIM", "Certify",
+    "Corruption", "DDN", "FAB",
     "FABMinimumNorm", "FABT", "FMN",
-    "FGSM", "Goal", "LatentAttack", "NaturalAdversary", "NoiseProbe", "Oracle", "PGD", "RunContext",
+    "FGSM", "Goal", "LatentAttack", "NaturalAdversary", "NoiseProbe", "Oracle", "PGD", "RunContext", "SmoothAdvPGD",
     "Square", "Substitute", "SubstituteAttack", "UniformNoise", "latent_search", "make_attack",
 ]

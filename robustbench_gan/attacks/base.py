@@ -76,13 +76,17 @@ class AttackResult:
     """Per eps: the label the attack itself decided each sample has, in fp32 (a self-deciding attack: AutoAttack's
     cascade, where one draw of a randomized classifier decides a sample); the row reports these instead of
     classifying the examples again. None: the evaluation classifies them."""
+    clean: Tensor | None = None
+    """A classifier that is not the one called (the smoothed classifier of randomized smoothing): its own clean label
+    per sample (``-1``: it abstains), which the rows then use as the clean prediction. None: the row's clean pass."""
     found: Tensor | None = None
     """A minimum-norm attack: the smallest adversarial example it found per sample, whatever the eps."""
     log: Any = None
     """An attack's own per-batch record, read by its evaluator (AutoAttack: which component fooled each sample)."""
 
 
-ROLES = ("single-step", "iterative", "minimum-norm", "black-box", "ensemble", "baseline", "probe")
+ROLES = ("single-step", "iterative", "minimum-norm", "black-box", "ensemble", "baseline", "probe", "corruption",
+         "certified", "smoothed")
 """What an attack is, for the sanity checks and the leaderboard:
 
 - ``single-step``: one gradient step (FGSM); compared with ``iterative`` attacks by the checks.
@@ -94,6 +98,12 @@ ROLES = ("single-step", "iterative", "minimum-norm", "black-box", "ensemble", "b
 - ``baseline``: uses no model information (uniform noise): any real attack must beat it.
 - ``probe``: measures something other than robust accuracy (fooling images from noise): its rows leave
   ``robust_accuracy`` empty and it never enters the worst case.
+- ``corruption``: a common corruption at a severity (the row's eps), no adversary: its rows say how often a sample
+  stays correct, and it never enters the worst case.
+- ``certified``: randomized smoothing's certificate at an L2 radius (the row's eps): a lower bound, not an attack;
+  never in the worst case.
+- ``smoothed``: an attack on the smoothed classifier of randomized smoothing, scored by that classifier's
+  decisions: the empirical curve beside the certified one; never in the worst case of the base classifier.
 """
 
 
@@ -113,6 +123,7 @@ class Attack:
     threat: ClassVar[str] = "white-box"
     role: ClassVar[str] = "iterative"
     starts_from_input: ClassVar[bool] = True  # False for probes that start from noise (see noise.py)
+    eps_kind: ClassVar[str] = "budget"  # "severity": eps are a corruption's integer severities, no ball (corruption.py)
     transfers_by_default: ClassVar[bool] = True  # False: transferred only when a suite says ``transfer = true``
     targeted: bool = False
     target_mode: str = ""
@@ -137,6 +148,14 @@ class Attack:
         if type(self).run is Attack.run and type(self).perturb_many is Attack.perturb_many:
             raise NotImplementedError(f"{type(self).__name__} implements none of perturb, perturb_many and run")
         return self.perturb_many(clf, x, goal, [eps])[0]
+
+    def label(self) -> str:
+        """The name ``benchmark()`` gives this attack's rows (a suite names them itself): its registry key."""
+        return self.kind
+
+    def check_eps(self, eps: Sequence[float]) -> None:
+        """Raise :class:`~robustbench_gan.errors.ConfigError` for budgets this attack cannot take (a corruption's
+        severities are 1 to 5). Default: any."""
 
     def class_count_problem(self, num_classes: int) -> str | None:
         """Why this attack cannot run on ``num_classes`` classes, and what to use instead (None: it can). Suites

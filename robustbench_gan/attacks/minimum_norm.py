@@ -3,10 +3,10 @@
 A minimum-norm attack looks for each sample's smallest adversarial perturbation once; the evaluation thresholds it
 at every eps of the run (a sample is robust at eps when the smallest perturbation found is larger), keeps the
 distance per sample (``samples.csv.gz``, column ``perturbation``) and so yields the whole curve of robust accuracy
-against eps from one run (:mod:`robustbench_gan.evaluation.curves`).
+against eps from one run (:mod:`robustbench_gan.curves`).
 
 - **FMN**, Fast Minimum-Norm (Pintor, Roli, Brendel & Biggio 2021, "Fast Minimum-norm Adversarial Attacks through
-  Adaptive Norm Constraints", NeurIPS), Linf and L2: a normalised gradient step on the logit difference, then a
+  Adaptive Norm Constraints", NeurIPS), Linf, L2, L1 and L0: a normalised gradient step on the logit difference, then a
   projection onto a ball whose radius ``epsilon`` adapts per sample: it shrinks by ``gamma`` (toward the best
   norm found) while the iterate is adversarial, grows by ``gamma`` once an adversarial point has been found and
   the iterate is not, and before that jumps to the iterate's norm plus its linearised distance to the boundary.
@@ -33,8 +33,8 @@ from torch import Tensor
 
 from ..classifier import Classifier, frozen
 from ..errors import ConfigError
-from .base import (ATTACKS, Attack, AttackResult, Goal, RunContext, check_bool, check_positive, check_seed, is_success,
-                   parse_norm)
+from .base import (ATTACKS, Attack, AttackResult, Goal, RunContext, check_bool, check_positive, check_seed,
+                   check_target, is_success, parse_norm)
 from .engine.descent import clip, confirmed, goal_reached, loss_gradient
 from .engine.norms import flat_norm
 from .fab import FAB
@@ -50,6 +50,8 @@ def distance(delta: Tensor, norm: str) -> Tensor:
     flat = delta.detach().flatten(1)
     if norm == "inf":
         return flat.abs().amax(1).float()
+    if norm in ("1", "0"):
+        return flat_norm(flat.double(), norm).float()
     return flat.double().square().sum(1).sqrt().float()
 
 
@@ -61,9 +63,12 @@ def logit_difference(logits: Tensor, goal: Goal) -> Tensor:
     return own - others if not goal.targeted else others - own
 
 
-class MinimumNormAttack(Attack):
-    """Base of the native minimum-norm attacks: :meth:`search` finds each sample's smallest adversarial point once,
-    and :meth:`run` thresholds it at every eps (the point within eps, else the input)."""
+class MinimumNormSearch:
+    """What the native minimum-norm attacks share (mixed in before :class:`Attack`): :meth:`search` finds each
+    sample's smallest adversarial point once, and :meth:`run` thresholds it at every eps (the point within eps, else
+    the input)."""
+
+    norm: str
 
     role = "minimum-norm"
     transfers_by_default: ClassVar[bool] = False  # boundary points: barely adversarial, rarely transfer
@@ -80,7 +85,7 @@ class MinimumNormAttack(Attack):
         """One search for every eps: each eps keeps the points within it (the input elsewhere)."""
         with frozen(clf):
             found = clip(self.search(clf, x, goal).detach(), clf)
-        dist = distance(found - x, self.norm)
+        dist = distance(found - x, self.norm).double()  # compared in float64, as the curves compare it
         return AttackResult([torch.where(_rows(dist <= float(e), x), found, x) for e in eps_list], found=found)
 
 
@@ -96,7 +101,7 @@ class _Tracker:
         """Record ``xk`` where it fools its sample with a smaller perturbation; returns which rows fool it."""
         fooled = goal_reached(self.clf, logits, lambda z: is_success(z, self.goal))
         fooled = confirmed(self.clf, xk, fooled, lambda rows: (lambda z, g=self.goal.subset(rows): is_success(z, g)))
-        size = flat_norm(xk - self.x, self.norm)
+        size = distance(xk - self.x, self.norm)
         better = fooled & (size < self.dist)
         self.dist = torch.where(better, size, self.dist)
         self.best = torch.where(_rows(better, xk), xk.detach(), self.best)
@@ -108,8 +113,9 @@ def _cosine(i: int, steps: int, start: float, end: float) -> float:
 
 
 @ATTACKS.register("fmn")
-class FMN(MinimumNormAttack):
-    """FMN (Pintor et al. 2021), untargeted or targeted, ``norm`` ``"inf"`` or ``"2"``. ``steps`` 100 (the paper's
+class FMN(MinimumNormSearch, Attack):
+    """FMN (Pintor et al. 2021), untargeted or targeted, ``norm`` ``"inf"``, ``"2"``, ``"1"`` or ``"0"`` (eps then
+    counts the pixels changed, per channel). ``steps`` 100 (the paper's
     experiments run 1,000; AttackBench's configurations 1,000 too: raise it for a final evaluation),
     ``alpha_init`` 1.0 (in units of the pixel range; the reference code's default for every norm),
     ``alpha_final`` ``alpha_init / 100``, ``gamma_init`` 0.05, ``gamma_final`` 0.001 (the paper's).
@@ -122,11 +128,14 @@ class FMN(MinimumNormAttack):
 
     def __init__(self, *, norm: str = "2", steps: int = 100, alpha_init: float = 1.0,
                  alpha_final: float | None = None, gamma_init: float = 0.05, gamma_final: float = 0.001,
-                 box_aware: bool = True, seed: int = 0) -> None:
+                 box_aware: bool = True, targeted: bool = False, target_mode: str = "random", target: int = 0,
+                 seed: int = 0) -> None:
         super().__init__()
         check_positive("steps", steps, integer=True)
         check_bool("box_aware", box_aware)
-        self.norm, self.box_aware = parse_norm(norm), box_aware
+        check_target(targeted, target_mode, target)
+        self.targeted, self.target_mode, self.target = targeted, target_mode if targeted else "", target
+        self.norm, self.box_aware = parse_norm(norm, sparse=True), box_aware
         for key, value in (("alpha_init", alpha_init), ("gamma_init", gamma_init), ("gamma_final", gamma_final)):
             check_positive(key, value)
         if alpha_final is not None:
@@ -141,11 +150,13 @@ class FMN(MinimumNormAttack):
 
     def search(self, clf: Classifier, x: Tensor, goal: Goal) -> Tensor:
         lo, hi = clf.bounds
-        dual = 1 if self.norm == "inf" else 2
+        dual = {"inf": 1, "2": 2, "1": math.inf}.get(self.norm)  # L0 has no dual: its radius moves by whole pixels
         alpha_init = self.alpha_init * (hi - lo)
         alpha_final = alpha_init / 100 if self.alpha_final is None else self.alpha_final * (hi - lo)
-        worst = flat_norm(torch.maximum(x - lo, hi - x), self.norm)  # the farthest point of the box
-        radius = torch.full((len(x),), math.inf, device=x.device)
+        worst = flat_norm(torch.maximum(x - lo, hi - x).double(), self.norm).float()  # the box's farthest point
+        if self.norm == "0":
+            worst = torch.full((len(x),), float(x[0].numel()), device=x.device)
+        radius = torch.full((len(x),), 1.0 if self.norm == "0" else math.inf, device=x.device)
         found = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         track = _Tracker(clf, x, goal, self.norm)
         delta = torch.zeros_like(x)
@@ -157,9 +168,14 @@ class FMN(MinimumNormAttack):
             margin, logits, grad = loss_gradient(clf, xk, lambda z: logit_difference(z.float(), goal))
             fooled = track.offer(xk, logits)
             found |= fooled
-            to_boundary = margin.abs() / grad.flatten(1).norm(p=dual, dim=1).clamp_min(1e-12)
-            radius = torch.where(fooled, torch.minimum(radius * (1 - gamma), track.dist),
-                                 torch.where(found, radius * (1 + gamma), size + to_boundary))
+            if self.norm == "0":  # whole pixels: at least one fewer (more) than before, as the reference
+                radius = torch.where(fooled, torch.minimum(torch.minimum(radius - 1, (radius * (1 - gamma)).floor()),
+                                                           track.dist),
+                                     torch.maximum(radius + 1, (radius * (1 + gamma)).floor())).clamp_min(0)
+            else:
+                to_boundary = margin.abs() / grad.flatten(1).norm(p=dual, dim=1).clamp_min(1e-12)
+                radius = torch.where(fooled, torch.minimum(radius * (1 - gamma), track.dist),
+                                     torch.where(found, radius * (1 + gamma), size + to_boundary))
             radius = torch.minimum(radius, worst)
             # descend the margin: a unit-L2 step, then into the ball of the current radius and the box
             if self.box_aware:
@@ -175,7 +191,27 @@ class FMN(MinimumNormAttack):
 
 
 def _project_each(delta: Tensor, radius: Tensor, norm: str) -> Tensor:
-    """``delta`` projected onto the ball of a per-sample ``radius``."""
+    """``delta`` projected onto the ball of a per-sample ``radius`` (L0: its ``floor(radius)`` largest entries
+    kept; L1: the Euclidean projection of Duchi et al. 2008)."""
+    if norm == "0":
+        flat = delta.flatten(1)
+        k = radius.nan_to_num(posinf=flat.shape[1]).floor().clamp(0, flat.shape[1]).long()
+        rank = torch.empty_like(flat, dtype=torch.long).scatter_(
+            1, flat.abs().argsort(dim=1, descending=True, stable=True),
+            torch.arange(flat.shape[1], device=flat.device).expand_as(flat).contiguous())
+        return torch.where(rank < k[:, None], flat, torch.zeros_like(flat)).view_as(delta)
+    if norm == "1":
+        flat = delta.flatten(1)
+        size = flat.abs()
+        r = radius.to(flat.dtype)
+        inside = size.sum(1) <= r
+        mu = size.sort(1, descending=True).values
+        csum = mu.cumsum(1)
+        k = torch.arange(1, flat.shape[1] + 1, device=flat.device, dtype=flat.dtype)
+        rho = ((mu * k > csum - r.nan_to_num(posinf=0.0)[:, None]) * k).amax(1).clamp_min(1)
+        theta = (csum.gather(1, rho.long()[:, None] - 1).squeeze(1) - r.nan_to_num(posinf=0.0)) / rho
+        proj = (size - theta[:, None]).clamp_min(0) * flat.sign()
+        return torch.where(inside[:, None], flat, proj).view_as(delta)
     r = _rows(radius, delta)
     if norm == "inf":
         return torch.maximum(torch.minimum(delta, r), -r)
@@ -184,14 +220,16 @@ def _project_each(delta: Tensor, radius: Tensor, norm: str) -> Tensor:
 
 
 @ATTACKS.register("ddn")
-class DDN(MinimumNormAttack):
+class DDN(MinimumNormSearch, Attack):
     """DDN (Rony et al. 2019), L2, untargeted or targeted: ``steps`` 100, ``gamma`` 0.05, ``init_norm`` 1.0 (in
     pixel units of a [0, 1] range, scaled to the classifier's), ``levels`` 256 (None: no quantisation), as in the
     paper. A sample whose gradient vanishes steps in a random direction from its own draws."""
 
     def __init__(self, *, steps: int = 100, gamma: float = 0.05, init_norm: float = 1.0, levels: int | None = 256,
-                 seed: int = 0) -> None:
+                 targeted: bool = False, target_mode: str = "random", target: int = 0, seed: int = 0) -> None:
         super().__init__()
+        check_target(targeted, target_mode, target)
+        self.targeted, self.target_mode, self.target = targeted, target_mode if targeted else "", target
         check_positive("steps", steps, integer=True)
         check_positive("init_norm", init_norm)
         check_positive("gamma", gamma)
@@ -222,8 +260,8 @@ class DDN(MinimumNormAttack):
             fooled = track.offer(xk, logits)
             norms = grad.flatten(1).norm(p=2, dim=1)
             vanished = norms < 1e-12
-            if bool(vanished.any()):
-                noise = draws.randn(x.shape[1:], device=x.device, dtype=x.dtype)
+            noise = draws.randn(x.shape[1:], device=x.device, dtype=x.dtype)  # drawn every step: each sample's
+            if bool(vanished.any()):  # sequence of draws is its own, whatever its neighbours' gradients do
                 grad = torch.where(_rows(vanished, grad), noise, grad)
                 norms = grad.flatten(1).norm(p=2, dim=1)
             alpha = _cosine(i, self.steps, 1.0, 0.01) * span
@@ -241,7 +279,7 @@ class DDN(MinimumNormAttack):
 
 
 @ATTACKS.register("fab-min")
-class FABMinimumNorm(MinimumNormAttack):
+class FABMinimumNorm(MinimumNormSearch, Attack):
     """FAB (Croce & Hein 2020) as a minimum-norm attack: no budget, every step on every sample, each sample's
     smallest adversarial point over ``restarts`` runs (the first from the input, the others from random points
     at half the box's diameter); ``steps`` 100, ``alpha_max`` 0.1, ``eta`` 1.05, ``beta`` 0.9 as in the paper.
@@ -257,10 +295,10 @@ class FABMinimumNorm(MinimumNormAttack):
 
     def search(self, clf: Classifier, x: Tensor, goal: Goal) -> Tensor:
         if goal.targeted:
-            raise ConfigError("fab-min is untargeted; use fmn or ddn with targeted = true")
+            raise ConfigError("fab-min is untargeted; use fmn or ddn with targeted = true for a targeted minimum norm")
         with torch.no_grad():
             best = x.clone()
-            dist = torch.full((len(x),), math.inf, device=x.device)
+            dist = torch.full((len(x),), math.inf, device=x.device, dtype=x.dtype)
             for restart in range(self.restarts):
                 adv, d = self._fab._run(clf, x, goal, None, math.inf, (0, restart))
                 better = d < dist

@@ -97,6 +97,21 @@ EXPLANATIONS: dict[str, tuple[str, str]] = {
         "Cinà et al. 2024, AttackBench: Evaluating Gradient-based Attacks for Adversarial Examples; Carlini et al. "
         "2019, On Evaluating Adversarial Robustness, sec. 5",
     ),
+    "certified-above-empirical": (
+        "A randomized-smoothing certificate at radius r is a lower bound on the accuracy the smoothed classifier "
+        "keeps against any perturbation of L2 norm at most r (with probability 1 - alpha per sample). An attack on "
+        "the same smoothed classifier found clearly more samples it changes within r: the certificate is wrong "
+        "(sigma or the radius formula do not match the classifier that was attacked, or the noise is not the one "
+        "certified), or the attack scored another classifier.",
+        "Cohen, Rosenfeld & Kolter 2019, Certified Adversarial Robustness via Randomized Smoothing, Theorem 1; "
+        "Salman et al. 2019, Provably Robust Deep Learning via Adversarially Trained Smoothed Classifiers",
+    ),
+    "corruption-above-clean": (
+        "A common corruption (noise, blur, weather, digital) removes information from an image; a classifier "
+        "that labels the corrupted images clearly better than the clean ones is almost always fed inputs scaled "
+        "differently from its training data, or the corruption does not do what it says.",
+        "Hendrycks & Dietterich 2019, Benchmarking Neural Network Robustness to Common Corruptions and Perturbations",
+    ),
     "naive-attacks-only-on-purifier": (
         "The defense transforms its input before classifying it (input purification: Defense-GAN's projection, an "
         "autoencoder reformer), and every white-box attack differentiated straight through that transformation. "

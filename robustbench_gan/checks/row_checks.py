@@ -18,16 +18,20 @@ def _missing_or_empty(value: Any) -> bool:
     return _missing(value) or value == ""
 
 
+OTHER_MEASURES = ("probe", "corruption", "certified", "smoothed")
+"""Roles whose rows are not adversarial accuracy of the evaluated classifier (see attacks.base.ROLES)."""
+
+
 def _white_box_untargeted(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in records if r.get("threat") == "white-box" and not r.get("targeted")
-            and not _missing(r.get("robust_accuracy")) and r.get("attack_role") != "probe"]
+            and not _missing(r.get("robust_accuracy")) and r.get("attack_role") not in OTHER_MEASURES]
 
 
 def check_accuracy_rises_with_eps(records: list[dict[str, Any]], *, samples: int = 2) -> list[Flag]:
     """Robust accuracy at a larger eps exceeds that at a smaller eps by more than ``samples`` samples."""
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
-        if not _missing(r.get("robust_accuracy")) and r.get("attack_role") != "probe":
+        if not _missing(r.get("robust_accuracy")) and r.get("attack_role") not in ("probe", "corruption"):
             key = (r["model"], r["defense"], r["attack"], r.get("threat"), r.get("source"), r.get("norm"))
             groups[key].append(r)
     flags = []
@@ -220,10 +224,36 @@ def check_minimum_norm_curve_above_fixed_eps(records: list[dict[str, Any]]) -> l
     return flags
 
 
+def check_certified_above_empirical(records: list[dict[str, Any]]) -> list[Flag]:
+    """Randomized smoothing: the certified accuracy at a radius (role ``certified``) above the empirical robust
+    accuracy of the same smoothed classifier under an attack at that radius (role ``smoothed``), intervals
+    disjoint. A certificate is a lower bound on what any attack can leave, so one of the two is wrong."""
+    emp: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        if r.get("attack_role") == "smoothed" and not _missing(r.get("robust_accuracy")):
+            emp[(r["model"], r["defense"], r.get("sigma"), r["eps"])].append(r)
+    flags, seen = [], set()
+    for c in records:
+        if c.get("attack_role") != "certified" or _missing(c.get("robust_accuracy")):
+            continue
+        attacked = emp.get((c["model"], c["defense"], c.get("sigma"), c["eps"]))  # the same sigma: the same g
+        if not attacked:
+            continue
+        e = min(attacked, key=lambda r: r["robust_accuracy_high"])
+        key = (c["model"], c["defense"], c["attack"])
+        if c["robust_accuracy_low"] > e["robust_accuracy_high"] and key not in seen:
+            seen.add(key)
+            flags.append(make_flag(
+                "certified-above-empirical", *key,
+                f"at L2 radius {c['eps']:g}, {c['attack']} certifies {c['robust_accuracy']:.1%} accuracy but "
+                f"{e['attack']} leaves only {e['robust_accuracy']:.1%} on the same smoothed classifier"))
+    return flags
+
+
 TABLE_CHECKS: list[Callable[[list[dict[str, Any]]], list[Flag]]] = [
     check_accuracy_rises_with_eps, check_single_step_vs_iterative, check_white_box_above_transfer,
     check_black_box_below_white_box, check_square_after_gradients, check_naive_attacks_only_on_purifier,
-    check_minimum_norm_curve_above_fixed_eps,
+    check_minimum_norm_curve_above_fixed_eps, check_certified_above_empirical,
 ]
 
 

@@ -42,14 +42,19 @@ class StoredCorruptions:
     per_severity: int  # N, the images per severity block in the files
     _arrays: dict[str, np.ndarray] = field(repr=False)
 
-    def images(self, name: str, severity: int) -> Tensor:
-        """The first ``n`` images of ``name`` at ``severity`` (1..5) as float ``[n, C, H, W]`` in [0, 1]."""
+    def images(self, name: str, severity: int, index: Tensor | None = None) -> Tensor:
+        """The first ``n`` images of ``name`` at ``severity`` (1..5), or those of ``index`` among them, as float
+        ``[n, C, H, W]`` in [0, 1] (only those rows are read)."""
         if name not in self._arrays:
             raise ConfigError(f"corruption {name!r} is not loaded from {self.path}; loaded: {', '.join(self.names)}")
         if isinstance(severity, bool) or not isinstance(severity, int) or not 1 <= severity <= 5:
             raise ConfigError(f"severity must be an integer from 1 to 5, got {severity!r}")
         start = (severity - 1) * self.per_severity
-        block = np.array(self._arrays[name][start:start + self.n])  # a writable copy of the slice
+        rows = np.arange(self.n) if index is None else np.asarray(index.cpu(), dtype=np.int64)
+        if len(rows) and (rows.min() < 0 or rows.max() >= self.n):
+            raise ConfigError(f"image {int(rows.max())} asked of {self.path / (name + '.npy')}, which holds {self.n} "
+                              "per severity")
+        block = np.array(self._arrays[name][start + rows])  # a writable copy of those rows
         x = torch.from_numpy(block).to(torch.float32) / 255
         return x[:, None] if x.dim() == 3 else x.permute(0, 3, 1, 2).contiguous()
 

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from ..attacks.base import Attack, AttackResult, RunContext
+from ..attacks.engine.norms import flat_norm
 from ..attacks.engine.precision import attack_precision
 from ..core.progress import progress_bar
 from ..classifier import Classifier, frozen
@@ -74,6 +75,8 @@ def evaluate_batched(
         with frozen(view), attack_precision(xb.device, getattr(attack, "precision", "fp32")):
             result = attack.run(view, xb, goal, eps_list, context=context)
         advs = result.examples
+        if result.clean is not None:  # a smoothed classifier's own clean labels (randomized smoothing)
+            clean_pred[start : start + step] = result.clean.to(clean_pred.device)
         if on_batch is not None:
             on_batch(result)
         if xb.is_cuda:
@@ -101,8 +104,9 @@ def evaluate_batched(
             adv_preds[i].append(pred.cpu())
             success[i].append(success_of(pred, goal.labels, goal.targeted).cpu())
             norms[i].append(sample_norms(xa - xb))
-            if clean_detected is not None:
-                detected[i].append(detections(clf, xa, batch_size=batch_size).cpu())
+            if clean_detected is not None:  # a smoothed classifier's own decisions: the base's detector has no say
+                detected[i].append(detections(clf, xa, batch_size=batch_size).cpu() if result.clean is None
+                                   else torch.zeros(len(xb), dtype=torch.bool))
             if shown:
                 gallery_x[i].append((found_x[-1] if minimum_norm else xa.detach().cpu())[:shown])
     found_linf = found_l2 = distance = None
@@ -110,7 +114,10 @@ def evaluate_batched(
         found_delta = torch.cat(found_x) - x.cpu()
         ok = torch.cat(found_ok)
         found_linf, found_l2 = (torch.where(ok, v, torch.tensor(float("nan"))) for v in sample_norms(found_delta))
-        distance = torch.where(ok, found_linf if attack.norm == "inf" else found_l2, torch.tensor(float("inf")))
+        size = {"inf": found_linf, "2": found_l2}.get(attack.norm)
+        if size is None:  # L1, L0 (FMN): in float64, as the attack thresholds them
+            size = flat_norm(found_delta.double(), attack.norm).float()
+        distance = torch.where(ok, size, torch.tensor(float("inf")))
     outcomes = []
     for i, eps in enumerate(eps_list):
         linf, l2 = torch.cat(norms[i], 1) if norms[i] else torch.zeros(2, 0)

@@ -15,7 +15,7 @@ from ..attacks.engine.norms import flat_norm, tolerance  # noqa: F401  (toleranc
 if TYPE_CHECKING:
     from ..attacks.base import Attack
 
-NORM_NAMES = {"inf": "Linf", "2": "L2"}
+NORM_NAMES = {"inf": "Linf", "2": "L2", "1": "L1", "0": "L0"}
 
 
 def check_examples(attack: "Attack", x: Tensor, x_adv: Tensor, eps: float, bounds: tuple[float, float], *,
@@ -43,8 +43,8 @@ def check_examples(attack: "Attack", x: Tensor, x_adv: Tensor, eps: float, bound
             "examples to the bounds; nothing from it was scored")
     if not attack.starts_from_input or attack.norm not in NORM_NAMES or not math.isfinite(eps):
         return
-    dist = flat_norm(x_adv.detach().float() - x.detach().float(), attack.norm)
-    limit = eps + tol + (eps * 1e-6 if attack.norm == "2" else 0.0)  # an L2 norm sums rounding over every pixel
+    dist = flat_norm(x_adv.detach().double() - x.detach().double(), attack.norm)
+    limit = eps + tol + (eps * 1e-6 if attack.norm in ("2", "1") else 0.0)  # a sum gathers rounding over every pixel
     outside = dist > limit
     if bool(outside.any()):
         raise AttackContractError(

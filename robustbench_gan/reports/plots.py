@@ -145,6 +145,8 @@ def accuracy_vs_eps(table: pd.DataFrame) -> list[tuple[str, str]]:
     if table is None or table.empty or not needed.issubset(table.columns):
         return []
     df = table[table["threat"] == "white-box"].copy()
+    if "attack_role" in df.columns:  # an attack on randomized smoothing's classifier: the certification section's
+        df = df[df["attack_role"] != "smoothed"]
     for col in ("eps", "robust_accuracy", "robust_accuracy_low", "robust_accuracy_high"):
         df[col] = pd.to_numeric(df[col], errors="coerce")
     df = df.dropna(subset=["eps", "robust_accuracy"])
@@ -443,8 +445,8 @@ def distance_curves(samples: pd.DataFrame | None) -> list[tuple[str, str]]:
     Carlini-Wagner, ...): the fraction of samples classified correctly whose smallest adversarial perturbation found
     is larger than the distance on the x axis. One figure per (classifier, norm), one line per attack, the per-sample
     best over them in black with each attack's AttackBench optimality in the legend
-    (:mod:`robustbench_gan.evaluation.curves`); the run's eps marked."""
-    from ..evaluation.curves import ENSEMBLE, KEYS, minimum_norm_distances, optimality_table, with_ensemble
+    (:mod:`robustbench_gan.curves`); the run's eps marked."""
+    from ..curves import ENSEMBLE, KEYS, minimum_norm_distances, optimality_table, with_ensemble
 
     dist = with_ensemble(minimum_norm_distances(samples))
     if dist.empty:
@@ -481,6 +483,89 @@ def distance_curves(samples: pd.DataFrame | None) -> list[tuple[str, str]]:
         ax.legend(fontsize=8, frameon=False)
         title = (f"{_classifier_label(model, defense)}: minimum-norm attacks ({norm_label(norm)}), accuracy vs "
                  "distance (dotted: the run's eps)")
+        fig.suptitle(title, fontsize=10)
+        out.append((title, fig_to_data_uri(fig)))
+    return out
+
+
+def corruption_heatmaps(accuracy: pd.DataFrame) -> list[tuple[str, str]]:
+    """One heatmap per classifier: accuracy on the corrupted images, corruption (rows, in the order of the run) by
+    severity (columns), from :func:`robustbench_gan.corruption_tables.corruption_accuracy`."""
+    out: list[tuple[str, str]] = []
+    if accuracy is None or accuracy.empty:
+        return out
+    for (model, defense), g in accuracy.groupby(["model", "defense"], sort=False):
+        names = list(dict.fromkeys(g["corruption"]))
+        severities = sorted(set(int(v) for v in g["severity"]))
+        grid = np.full((len(names), len(severities)), np.nan)
+        for r in g.to_dict("records"):
+            grid[names.index(r["corruption"]), severities.index(int(r["severity"]))] = r["accuracy"]
+        fig = Figure(figsize=(1.0 + 0.7 * len(severities) + 1.6, 0.9 + 0.32 * len(names)), layout="constrained")
+        ax = fig.subplots()
+        im = ax.imshow(np.ma.masked_invalid(grid), vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        for i in range(len(names)):
+            for j in range(len(severities)):
+                if np.isfinite(grid[i, j]):
+                    ax.text(j, i, f"{100 * grid[i, j]:.0f}", ha="center", va="center", fontsize=7,
+                            color="white" if grid[i, j] < 0.6 else "black")
+        ax.set_xticks(range(len(severities)), [str(s) for s in severities], fontsize=8)
+        ax.set_yticks(range(len(names)), [_text(n) for n in names], fontsize=8)
+        ax.set_xlabel("severity", fontsize=8)
+        fig.colorbar(im, ax=ax, shrink=0.8, format=FuncFormatter(lambda v, _p: f"{100 * v:.0f}%"))
+        title = f"{_classifier_label(model, defense)}: accuracy on corrupted images (%)"
+        fig.suptitle(title, fontsize=10)
+        out.append((title, fig_to_data_uri(fig)))
+    return out
+
+
+def corruption_strips(gallery: Sequence[dict[str, Any]]) -> str | None:
+    """The first gallery image under each corruption at each severity (one row per corruption, the clean image
+    first), with the first classifier's prediction under each."""
+    entries = [g for g in gallery if g.get("strip")]
+    if not entries:
+        return None
+    first = (entries[0]["model"], entries[0]["defense"])
+    entries = [g for g in entries if (g["model"], g["defense"]) == first]
+    names = entries[0].get("class_names") or []
+    tiles, captions = [], []
+    for g in entries:
+        clean = g["items"][0]
+        row = [_to_hwc(clean["x"])] + [_to_hwc(s["x_adv"]) for s in g["strip"]]
+        caps = [f"{_text(g['attack'])}: {_class_name(names, clean['clean_pred'])}"] + \
+            [f"{_eps(s['eps'])}: {_class_name(names, s['adv_pred'])}" for s in g["strip"]]
+        tiles.append(row)
+        captions.append(caps)
+    return fig_to_data_uri(_montage(tiles, captions))
+
+
+def certification_curves(table: pd.DataFrame) -> list[tuple[str, str]]:
+    """One figure per classifier with randomized-smoothing rows: certified accuracy against the L2 radius (role
+    ``certified``, solid) and the empirical robust accuracy of the same smoothed classifier under an attack (role
+    ``smoothed``, dashed), with their 95% intervals."""
+    out: list[tuple[str, str]] = []
+    if table is None or table.empty or "attack_role" not in table.columns:
+        return out
+    df = table[table["attack_role"].isin(["certified", "smoothed"])].copy()
+    for col in ("eps", "robust_accuracy", "robust_accuracy_low", "robust_accuracy_high"):
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    for (model, defense), g in df.groupby(["model", "defense"], sort=False):
+        fig = Figure(figsize=(6.0, 3.4), layout="constrained")
+        ax = fig.subplots()
+        for i, (attack, a) in enumerate(g.groupby("attack", sort=False)):
+            a = a.sort_values("eps")
+            certified = a["attack_role"].iloc[0] == "certified"
+            color = PALETTE[i % len(PALETTE)]
+            ax.plot(a["eps"], a["robust_accuracy"], marker="o", ms=3, color=color, ls="-" if certified else "--",
+                    label=f"{_text(attack)} ({'certified' if certified else 'empirical'})")
+            ax.fill_between(a["eps"], a["robust_accuracy_low"], a["robust_accuracy_high"], color=color, alpha=0.15)
+        ax.set_ylim(-0.02, 1.02)
+        ax.yaxis.set_major_formatter(lambda v, _pos: f"{100 * v:.0f}%")
+        ax.set_xlabel("L2 radius", fontsize=9)
+        ax.set_ylabel("accuracy of the smoothed classifier", fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.legend(fontsize=8, frameon=False)
+        title = f"{_classifier_label(model, defense)}: randomized smoothing, certified vs attacked"
         fig.suptitle(title, fontsize=10)
         out.append((title, fig_to_data_uri(fig)))
     return out

@@ -157,7 +157,8 @@ def cell_output(cell: Cell, attack: Attack, per_target: Sequence[Sequence[Outcom
     rounds = [{"model": m.name, "defense": d.name, "attack": cell.attack.name, "rounds": history}] if history else []
     records = [make_record(s, m.name, d, cell.attack, attack, o, purified=purified) for o in outcomes]
     return CellOutput(records + component_records(s, m.name, d, cell.attack, outcomes, purified=purified),
-                      gallery_entry(m.name, d.name, cell.attack.name, outcomes, class_names), rounds,
+                      gallery_entry(m.name, d.name, cell.attack.name, outcomes, class_names,
+                                    strip=attack.role == "corruption"), rounds,
                       sample_blocks(m.name, d.name, cell.attack, attack, outcomes))
 
 

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 from ..attacks import Attack
 from ..evaluation import Outcome
 from ..checks import table_flags
+from ..corruption_tables import corruption_flags
 from ..results import Results
 from ..samples import sample_block, samples_table, worst_case
 from ..suite import AttackConfig, DefenseConfig
@@ -54,7 +55,8 @@ def make_record(
     ``purified`` (True when the evaluated classifier purifies its input, a
     :class:`~robustbench_gan.purified.PurifiedClassifier`)."""
     adaptive = getattr(attack, "adaptive", "none")
-    marks = {**({"adaptive": adaptive} if adaptive != "none" else {}), **({"purified": True} if purified else {})}
+    marks = {**({"adaptive": adaptive} if adaptive != "none" else {}), **({"purified": True} if purified else {}),
+             **({"sigma": attack.sigma} if attack.role in ("certified", "smoothed") else {})}  # which smoothed g
     return {
         "suite": settings.suite,
         "dataset": settings.dataset,
@@ -101,15 +103,21 @@ def sample_blocks(
 
 
 def gallery_entry(
-    model: str, defense: str, attack: str, outcomes: Sequence[Outcome], class_names: Sequence[str],
+    model: str, defense: str, attack: str, outcomes: Sequence[Outcome], class_names: Sequence[str], *,
+    strip: bool = False,
 ) -> list[dict[str, Any]]:
-    """The report's gallery of a white-box cell: the examples at its largest eps."""
+    """The report's gallery of a white-box cell: the examples at its largest eps. ``strip`` (a corruption): also
+    the first sample at every eps, in order (``strip``: eps, image, prediction)."""
     shown = [o for o in outcomes if o.gallery]
     if not shown:
         return []
     o = max(shown, key=lambda o: o.eps)
-    return [{"model": model, "defense": defense, "attack": attack, "eps": o.eps, "class_names": list(class_names),
-             "items": o.gallery}]
+    entry = {"model": model, "defense": defense, "attack": attack, "eps": o.eps, "class_names": list(class_names),
+             "items": o.gallery}
+    if strip:
+        entry["strip"] = [{"eps": s.eps, "x_adv": s.gallery[0]["x_adv"], "adv_pred": s.gallery[0]["adv_pred"]}
+                          for s in sorted(shown, key=lambda s: s.eps)]
+    return [entry]
 
 
 def merge_gan_details(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -150,7 +158,7 @@ def aggregate(
         for key, payload in section.items():
             if key != "gan":
                 results.sections.setdefault(str(key), []).append(payload)
-    results.flags = list(flags) + (table_flags(results.records) if checks else [])
+    results.flags = list(flags) + (table_flags(results.records) + corruption_flags(results.samples) if checks else [])
     for f in results.flags:  # the CLI summarises them at the end; the Python API raises SanityFlagWarning
         log.debug("sanity check %s: %s / %s: %s", f["check"], f["model"], f["defense"], f["message"])
     results.manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -12,16 +12,21 @@ from ...errors import ConfigError
 from .draws import SampleDraws
 
 NORMS = ("inf", "2")
+SPARSE_NORMS = ("1", "0")
+"""Norms only the minimum-norm attacks that say so take (FMN): L1, and L0 (the number of pixels changed)."""
 
 
-def parse_norm(norm: Any) -> str:
-    """Normalise a norm spelling (``inf``, ``linf``, ``np.inf``, ``2``, ``l2``) to ``"inf"`` or ``"2"``."""
+def parse_norm(norm: Any, *, sparse: bool = False) -> str:
+    """Normalise a norm spelling (``inf``, ``linf``, ``np.inf``, ``2``, ``l2``; with ``sparse`` also ``1``/``l1``
+    and ``0``/``l0``) to ``"inf"``, ``"2"``, ``"1"`` or ``"0"``."""
     text = str(norm).lower().lstrip("l")
     if text in ("inf", "infinity"):
         return "inf"
-    if text in ("2", "2.0"):
-        return "2"
-    raise ConfigError(f"norm must be 'inf' or '2', got {norm!r}")
+    for name in NORMS[1:] + (SPARSE_NORMS if sparse else ()):
+        if text in (name, f"{name}.0"):
+            return name
+    raise ConfigError(f"norm must be {', '.join(repr(n) for n in NORMS + (SPARSE_NORMS if sparse else ()))}, "
+                      f"got {norm!r}")
 
 
 def _per_sample(v: Tensor, like: Tensor) -> Tensor:
@@ -29,8 +34,12 @@ def _per_sample(v: Tensor, like: Tensor) -> Tensor:
 
 
 def flat_norm(t: Tensor, norm: str) -> Tensor:
-    """Per-sample norm of ``t`` flattened (``"inf"`` or ``"2"``)."""
+    """Per-sample norm of ``t`` flattened (``"inf"``, ``"2"``; ``"1"``; ``"0"``: how many entries are not 0)."""
     flat = t.flatten(1)
+    if norm == "1":
+        return flat.abs().sum(1)
+    if norm == "0":
+        return (flat != 0).sum(1).to(t.dtype if t.is_floating_point() else torch.float32)
     return flat.abs().amax(1) if norm == "inf" else flat.norm(p=2, dim=1)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import (adaptive, all_results, blackbox, curves, flags, gallery, gan, leaderboard, manifest, minimum_norm,
-               natural, summary, transfer)
+from . import (adaptive, all_results, blackbox, certification, corruptions, curves, flags, gallery, gan, leaderboard,
+               manifest, minimum_norm, natural, summary, transfer)
 from .base import GENERIC_TEMPLATE, Run, Section, from_payloads, generic_context
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ REGISTERED = "registered"
 
 PAGE: tuple[Section | str, ...] = (
     leaderboard.SECTION, summary.SECTION, curves.SECTION, transfer.SECTION, blackbox.SECTION, adaptive.SECTION,
-    minimum_norm.SECTION, flags.SECTION, gan.SECTION, REGISTERED, natural.SECTION, gallery.SECTION,
+    minimum_norm.SECTION, corruptions.SECTION, certification.SECTION, flags.SECTION, gan.SECTION, REGISTERED, natural.SECTION, gallery.SECTION,
     all_results.SECTION, manifest.SECTION,
 )
 """The page's own sections in page order."""

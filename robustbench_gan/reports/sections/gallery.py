@@ -35,7 +35,7 @@ def build_gallery(gallery: list[dict[str, Any]], tick: Any = None) -> list[dict[
 
 
 def entries(results: Any) -> list[dict[str, Any]]:
-    return [g for g in results.gallery or [] if not is_natural(g)]
+    return [g for g in results.gallery or [] if not is_natural(g) and not g.get("strip")]  # a corruption strip: its section
 
 
 def build(run: Run) -> list[dict[str, str]]:

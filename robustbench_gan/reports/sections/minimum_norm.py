@@ -1,11 +1,10 @@
 """Minimum-norm attacks: per classifier and norm, robust accuracy against the perturbation size for every attack
-and the per-sample best over them, and each attack's AttackBench optimality (:mod:`~robustbench_gan.evaluation.
-curves`)."""
+and the per-sample best over them, and each attack's AttackBench optimality (:mod:`~robustbench_gan.curves`)."""
 from __future__ import annotations
 
 from typing import Any
 
-from ...evaluation.curves import optimality_table
+from ...curves import optimality_table
 from .. import plots
 from ..formats import cell, fmt_num, fmt_pct, fmt_text
 from .base import Run, Section, figures, guarded
@@ -19,7 +18,8 @@ def build(run: Run) -> dict[str, Any] | None:
     rows = [] if table is None else [
         [cell(fmt_text(r["model"])), cell(fmt_text(r["defense"])), cell("L" + fmt_text(r["norm"])),
          cell(fmt_text(r["attack"])), cell(fmt_pct(r["success_rate"]), r["success_rate"], num=True),
-         cell(fmt_num(r["median_distance"]), r["median_distance"], num=True),
+         cell("∞" if r["median_distance"] == float("inf") else fmt_num(r["median_distance"]),
+              r["median_distance"], num=True),
          cell(fmt_pct(r["optimality"]), r["optimality"], num=True)] for r in table.to_dict("records")]
     heads = [("Model", False), ("Defense", False), ("Norm", False), ("Attack", False), ("Fooled", True),
              ("Median distance", True), ("Optimality", True)]
