@@ -196,58 +196,49 @@ def check_naive_attacks_only_on_purifier(records: list[dict[str, Any]]) -> list[
     return flags
 
 
+def _above(check: str, pairs: Iterable[tuple[dict[str, Any], dict[str, Any]]],
+           message: Callable[[dict[str, Any], dict[str, Any]], str]) -> list[Flag]:
+    """One flag per (model, defense, attack) of a row that lies above its reference row, intervals disjoint (the
+    flag names the upper row's attack: the one that overstates robustness)."""
+    flags, seen = [], set()
+    for row, ref in pairs:
+        key = (row["model"], row["defense"], row["attack"])
+        if row["robust_accuracy_low"] > ref["robust_accuracy_high"] and key not in seen:
+            seen.add(key)
+            flags.append(make_flag(check, *key, message(row, ref)))
+    return flags
+
+
 def check_minimum_norm_curve_above_fixed_eps(records: list[dict[str, Any]]) -> list[Flag]:
     """A minimum-norm attack's curve (its row at an eps, read off the same run's distances) above another white-box
     attack's fixed-eps result at the same model, defense, norm and eps, intervals disjoint: that attack missed
     smaller perturbations that exist, so its curve overstates robustness."""
-    rows = _white_box_untargeted(records)
     by_cell: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        by_cell[(r["model"], r["defense"], r.get("norm"), r["eps"])].append(r)
-    flags: list[Flag] = []
-    seen: set[tuple] = set()
-    for cell in by_cell.values():
-        for mn in (r for r in cell if r.get("attack_role") == "minimum-norm"):
-            others = [r for r in cell if r is not mn and r.get("attack_role") in ("iterative", "single-step",
-                                                                                "minimum-norm")]
-            if not others:
-                continue
-            o = min(others, key=lambda r: r["robust_accuracy_high"])
-            key = (mn["model"], mn["defense"], mn["attack"])
-            if mn["robust_accuracy_low"] > o["robust_accuracy_high"] and key not in seen:
-                seen.add(key)
-                flags.append(make_flag(
-                    "minimum-norm-curve-above-fixed-eps", *key,
-                    f"at eps {mn['eps']:g}, the curve of the minimum-norm {mn['attack']} leaves "
-                    f"{mn['robust_accuracy']:.1%} accuracy but {o['attack']} at that eps leaves only "
-                    f"{o['robust_accuracy']:.1%}"))
-    return flags
+    for r in _white_box_untargeted(records):
+        if r.get("attack_role") in ("iterative", "single-step", "minimum-norm"):
+            by_cell[(r["model"], r["defense"], r.get("norm"), r["eps"])].append(r)
+    pairs = [(mn, min((r for r in cell if r is not mn), key=lambda r: r["robust_accuracy_high"]))
+             for cell in by_cell.values() if len(cell) > 1
+             for mn in cell if mn.get("attack_role") == "minimum-norm"]
+    return _above("minimum-norm-curve-above-fixed-eps", pairs, lambda m, o: (
+        f"at eps {m['eps']:g}, the curve of the minimum-norm {m['attack']} leaves {m['robust_accuracy']:.1%} accuracy "
+        f"but {o['attack']} at that eps leaves only {o['robust_accuracy']:.1%}"))
 
 
 def check_certified_above_empirical(records: list[dict[str, Any]]) -> list[Flag]:
     """Randomized smoothing: the certified accuracy at a radius (role ``certified``) above the empirical robust
-    accuracy of the same smoothed classifier under an attack at that radius (role ``smoothed``), intervals
-    disjoint. A certificate is a lower bound on what any attack can leave, so one of the two is wrong."""
-    emp: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    accuracy of the same smoothed classifier (the same sigma) under an attack at that radius (role ``smoothed``),
+    intervals disjoint. A certificate is a lower bound on what any attack can leave, so one of the two is wrong."""
+    attacked: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         if r.get("attack_role") == "smoothed" and not _missing(r.get("robust_accuracy")):
-            emp[(r["model"], r["defense"], r.get("sigma"), r["eps"])].append(r)
-    flags, seen = [], set()
-    for c in records:
-        if c.get("attack_role") != "certified" or _missing(c.get("robust_accuracy")):
-            continue
-        attacked = emp.get((c["model"], c["defense"], c.get("sigma"), c["eps"]))  # the same sigma: the same g
-        if not attacked:
-            continue
-        e = min(attacked, key=lambda r: r["robust_accuracy_high"])
-        key = (c["model"], c["defense"], c["attack"])
-        if c["robust_accuracy_low"] > e["robust_accuracy_high"] and key not in seen:
-            seen.add(key)
-            flags.append(make_flag(
-                "certified-above-empirical", *key,
-                f"at L2 radius {c['eps']:g}, {c['attack']} certifies {c['robust_accuracy']:.1%} accuracy but "
-                f"{e['attack']} leaves only {e['robust_accuracy']:.1%} on the same smoothed classifier"))
-    return flags
+            attacked[(r["model"], r["defense"], r.get("sigma"), r["eps"])].append(r)
+    pairs = [(c, min(rows, key=lambda r: r["robust_accuracy_high"])) for c in records
+             if c.get("attack_role") == "certified" and not _missing(c.get("robust_accuracy"))
+             and (rows := attacked.get((c["model"], c["defense"], c.get("sigma"), c["eps"])))]
+    return _above("certified-above-empirical", pairs, lambda c, e: (
+        f"at L2 radius {c['eps']:g}, {c['attack']} certifies {c['robust_accuracy']:.1%} accuracy but "
+        f"{e['attack']} leaves only {e['robust_accuracy']:.1%} on the same smoothed classifier"))
 
 
 TABLE_CHECKS: list[Callable[[list[dict[str, Any]]], list[Flag]]] = [
