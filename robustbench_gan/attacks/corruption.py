@@ -44,15 +44,11 @@ class Corruption(Attack):
 
     def __init__(self, *, corruption: str = "gaussian_noise", folder: str | None = None, seed: int = 0) -> None:
         super().__init__()
-        from ..corruptions import CORRUPTIONS
+        from ..corruptions.recipes import check_corruption_name
 
         check_seed(seed)
-        if folder is None and corruption not in CORRUPTIONS:
-            import difflib
-
-            close = difflib.get_close_matches(str(corruption), CORRUPTIONS, n=2, cutoff=0.5)
-            hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
-            raise ConfigError(f"unknown corruption {corruption!r}; {hint}choose one of {', '.join(CORRUPTIONS)}")
+        if folder is None:
+            check_corruption_name(corruption)
         if folder is not None and not Path(folder).is_dir():
             raise ConfigError(f"corruption folder {folder} does not exist; point folder at a CIFAR-10-C-style folder "
                               "of <corruption>.npy files and labels.npy")

@@ -667,12 +667,17 @@ RANDOM: frozenset[str] = frozenset({"gaussian_noise", "shot_noise", "impulse_noi
                                     "snow", "frost", "fog", "elastic_transform"})
 
 
-def _check(x: Tensor, name: str, severity: int, bounds: tuple[float, float]) -> None:
-    """ConfigError for an unknown name, severity or bounds; DataError for an input that is not an image batch."""
+def check_corruption_name(name: str) -> None:
+    """ConfigError naming the closest corruptions for a name that is not one of :data:`CORRUPTIONS`."""
     if name not in RECIPES:
         close = difflib.get_close_matches(str(name), CORRUPTIONS, n=2, cutoff=0.5)
         hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
         raise ConfigError(f"unknown corruption {name!r}; {hint}choose one of {', '.join(CORRUPTIONS)}")
+
+
+def _check(x: Tensor, name: str, severity: int, bounds: tuple[float, float]) -> None:
+    """ConfigError for an unknown name, severity or bounds; DataError for an input that is not an image batch."""
+    check_corruption_name(name)
     if isinstance(severity, bool) or not isinstance(severity, int) or severity not in SEVERITIES:
         raise ConfigError(f"corruption severity must be an integer from 1 to 5, got {severity!r}")
     lo, hi = bounds
