@@ -116,3 +116,29 @@ def worst_case(samples: pd.DataFrame, n_eval: int) -> list[dict[str, Any]]:
                 "strongest_attack_accuracy": survivors[strongest] / n_eval if n_eval else float("nan"),
             })
     return rows
+
+
+def per_class(samples: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per (model, defense, true class): clean accuracy and, per (norm, eps), the worst-case robust accuracy over
+    the attacks of :func:`worst_case` (the same roles left out), as rows ``{"model", "defense", "class", "n",
+    "clean_accuracy", "robust": {(norm, eps): accuracy}}``. A generator that drops a class shows here: the
+    augmentation cannot protect what it never produced."""
+    if samples is None or samples.empty:
+        return []
+    df = samples
+    if "attack_role" in df.columns:
+        df = df[~df["attack_role"].isin(EXCLUDED_ROLES)]
+    rows: list[dict[str, Any]] = []
+    for (model, defense), per_clf in df.groupby(["model", "defense"], sort=False):
+        clean = per_clf.drop_duplicates("sample_id")
+        survived = per_clf.groupby(["norm", "eps", "sample_id"], sort=True)["robust"].all()
+        for label, in_class in clean.groupby("true_label", sort=True):
+            ids = set(in_class["sample_id"].tolist())
+            robust = {}
+            for (norm, eps), at_eps in survived.groupby(level=[0, 1], sort=True):
+                kept = at_eps.droplevel([0, 1])
+                robust[(str(norm), float(eps))] = float(kept[kept.index.isin(ids)].sum()) / len(ids)
+            rows.append({"model": model, "defense": defense, "class": int(label), "n": len(ids),
+                         "clean_accuracy": float((in_class["clean_pred"] == in_class["true_label"]).mean()),
+                         "robust": robust})
+    return rows

@@ -149,7 +149,7 @@ def test_suite_reports_gan_metrics_and_reuses_cache(tmp_path, monkeypatch):
     doc = json.loads((out / "results.json").read_text())
     assert [g["defense"] for g in doc["gan"]] == ["gan-aug", "gan-aug-teacher"]
     for g in doc["gan"]:
-        assert set(g) == {"model", "defense", "modes_captured", "high_quality_fraction", "class_kl", "fid",
+        assert set(g) == {"model", "defense", "pack", "unroll", "modes_captured", "high_quality_fraction", "class_kl", "fid",
                           "conditional_accuracy"}
         assert 0 <= g["high_quality_fraction"] <= 1 and g["class_kl"] >= 0 and g["fid"] >= 0
         assert 0 <= g["modes_captured"] <= 10 and 0 <= g["conditional_accuracy"] <= 1

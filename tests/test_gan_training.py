@@ -2,6 +2,8 @@
 mode-collapse benchmarks (VEEGAN metrics, ring of 8 Gaussians)."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -179,9 +181,10 @@ def test_toy_metrics_detect_collapse_and_poor_quality():
     m = toy_metrics(collapsed, ring, RING_STD)
     assert m["modes_captured"] == 1 and m["high_quality_fraction"] == 1.0
     far = torch.zeros(100, 2)  # the ring's centre is 2 away from every mode
-    assert toy_metrics(far, ring, RING_STD) == {"modes_captured": 0, "high_quality_fraction": 0.0}
+    assert toy_metrics(far, ring, RING_STD) == {"modes_captured": 0, "high_quality_fraction": 0.0,
+                                                "reverse_kl": math.inf}
     half = torch.cat([ring, torch.full((8, 2), 10.0)])
-    assert toy_metrics(half, ring, RING_STD) == {"modes_captured": 8, "high_quality_fraction": 0.5}
+    assert toy_metrics(half, ring, RING_STD) == {"modes_captured": 8, "high_quality_fraction": 0.5, "reverse_kl": 0.0}
 
 
 @pytest.mark.slow

@@ -30,7 +30,9 @@ class GanAugmentation(Defense):
     sample with a classifier trained on real data. ``min_confidence`` drops generated samples the teacher is
     less sure about than that (0: keep all). ``adversarial`` (``fgsm``, ``pgd``, ``fast`` or ``trades``) trains
     adversarially on the mix at ``eps``. ``gan_epochs``, ``d_steps``, ``z_dim`` and ``width`` configure the GAN
-    (defaults: :class:`~robustbench_gan.gan.training.GanConfig`).
+    (defaults: :class:`~robustbench_gan.gan.training.GanConfig`); ``pack`` (PacGAN, Lin et al. 2018: 2 to 4; 1 =
+    off) packs its discriminator's inputs and ``unroll`` (Metz et al. 2017: 5 or 10; 0 = off) unrolls it, the two
+    remedies for mode collapse (a class or style the generator drops is one the augmentation cannot protect).
 
     The GAN is trained once per (data, GAN settings, seed) and shared by every defense of a run that asks for
     the same one (through the fit context's memo; on disk in its weight cache). :meth:`report` hands back the
@@ -52,6 +54,8 @@ class GanAugmentation(Defense):
         d_steps: int = 1,
         z_dim: int | None = None,
         width: int | None = None,
+        pack: int = 1,
+        unroll: int = 0,
     ) -> None:
         super().__init__(name=name)
         if samples is not None:
@@ -65,7 +69,8 @@ class GanAugmentation(Defense):
         check_positive("eps", eps)
         self.samples, self.labels, self.min_confidence = samples, labels, float(min_confidence)
         self.adversarial, self.eps = adversarial, float(eps)
-        self.gan_config = gan_config(gan_epochs=gan_epochs, d_steps=d_steps, z_dim=z_dim, width=width)
+        self.gan_config = gan_config(gan_epochs=gan_epochs, d_steps=d_steps, z_dim=z_dim, width=width, pack=pack,
+                                     unroll=unroll)
         self.generator: torch.nn.Module | None = None  # the GAN of the last fit (for a caller's own use)
         self.history: Any = None
         self.generator_key: str | None = None
@@ -140,12 +145,13 @@ class GanAugmentation(Defense):
         return {"gan": details}
 
 
-def gan_config(*, gan_epochs: int | None, d_steps: int, z_dim: int | None, width: int | None) -> Any:
+def gan_config(*, gan_epochs: int | None, d_steps: int, z_dim: int | None, width: int | None, pack: int = 1,
+               unroll: int = 0) -> Any:
     """The validated :class:`~robustbench_gan.gan.training.GanConfig` of a GAN defense's suite keys (None: its
     default)."""
     from ..gan.training import GanConfig
 
-    given = {"epochs": gan_epochs, "d_steps": d_steps, "z_dim": z_dim, "width": width}
+    given = {"epochs": gan_epochs, "d_steps": d_steps, "z_dim": z_dim, "width": width, "pack": pack, "unroll": unroll}
     return GanConfig(**{k: v for k, v in given.items() if v is not None})
 
 

@@ -7,6 +7,12 @@ except on G's output and D's input layer, ReLU in G with a tanh output, LeakyReL
 drawn from N(0, 0.02). Conditioning on the class follows Mirza & Osindero 2014 ("Conditional GANs"): G sees
 ``[z, onehot(label)]``, D sees the image with an extra learned per-class label map as a channel. The
 unconditional pair (:class:`Generator`, :class:`Discriminator`) is the same network without the label inputs.
+
+Both discriminators take ``pack`` (PacGAN, Lin et al. 2018; :mod:`.packing`): ``pack`` images concatenated along
+the channels, ``[B, pack * C, H, W]``, so only the first convolution widens. In the conditional one each packed
+image brings its own label map right after its channels (``[x_1, map(y_1), x_2, map(y_2), ...]``, labels
+``[B, pack]``): D judges ``pack`` (image, label) pairs jointly, which is what packing means for a joint
+distribution, and a real pack is ``pack`` real pairs, a generated one ``pack`` generated pairs.
 """
 from __future__ import annotations
 
@@ -116,15 +122,16 @@ class _DiscriminatorBody(nn.Module):
     ``extra`` input channels, through two stride-2 ``Conv2d(k=4, p=1)`` layers (batch norm on the second only)
     with LeakyReLU(0.2), into a linear logit for "real"."""
 
-    def __init__(self, spec: DataSpec, *, width: int, extra: int, who: str) -> None:
+    def __init__(self, spec: DataSpec, *, width: int, extra: int, who: str, pack: int = 1) -> None:
         super().__init__()
         c, h, w = _check_spec(spec, who)
         width = _check_width(width, who)
+        self.pack = _check_width(pack, who, "pack")
         self.shape = (c, h, w)
         self.bounds = (float(spec.bounds[0]), float(spec.bounds[1]))
         self._build_label_map(spec)
         self.features = nn.Sequential(
-            nn.Conv2d(c + extra, width, 4, stride=2, padding=1),
+            nn.Conv2d((c + extra) * self.pack, width, 4, stride=2, padding=1),
             nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(width, 2 * width, 4, stride=2, padding=1, bias=False),
             nn.BatchNorm2d(2 * width),
@@ -152,8 +159,8 @@ class ConditionalDiscriminator(_DiscriminatorBody):
     """``D(x, label)``: the DCGAN discriminator (:class:`_DiscriminatorBody`) with a learned per-class ``H x W``
     label map appended as a channel (Mirza & Osindero 2014)."""
 
-    def __init__(self, spec: DataSpec, *, width: int = 64) -> None:
-        super().__init__(spec, width=width, extra=1, who="ConditionalDiscriminator")
+    def __init__(self, spec: DataSpec, *, width: int = 64, pack: int = 1) -> None:
+        super().__init__(spec, width=width, extra=1, who="ConditionalDiscriminator", pack=pack)
 
     def _build_label_map(self, spec: DataSpec) -> None:
         _, h, w = self.shape
@@ -161,16 +168,19 @@ class ConditionalDiscriminator(_DiscriminatorBody):
         self.label_map = nn.Embedding(self.num_classes, h * w)
 
     def forward(self, x: Tensor, labels: Tensor) -> Tensor:
-        _, h, w = self.shape
-        label_map = self.label_map(labels.long()).view(-1, 1, h, w).to(x.dtype)
-        return self._logit(torch.cat([self._scale(x), label_map], dim=1))
+        """``x`` ``[B, pack * C, H, W]`` and ``labels`` ``[B, pack]`` (``[B]`` when ``pack`` is 1)."""
+        c, h, w = self.shape
+        m = self.pack
+        label_map = self.label_map(labels.long()).view(-1, m, 1, h, w).to(x.dtype)
+        pairs = torch.cat([self._scale(x).view(-1, m, c, h, w), label_map], dim=2)
+        return self._logit(pairs.view(-1, m * (c + 1), h, w))
 
 
 class Discriminator(_DiscriminatorBody):
     """``D(x)``: the unconditional DCGAN discriminator, a logit for "real"."""
 
-    def __init__(self, spec: DataSpec, *, width: int = 64) -> None:
-        super().__init__(spec, width=width, extra=0, who="Discriminator")
+    def __init__(self, spec: DataSpec, *, width: int = 64, pack: int = 1) -> None:
+        super().__init__(spec, width=width, extra=0, who="Discriminator", pack=pack)
 
     def forward(self, x: Tensor) -> Tensor:
         return self._logit(self._scale(x))

@@ -34,7 +34,8 @@ def generator_report(
     """Quality metrics against ``reference`` features, a sample grid (8 per class) and losses (at most ~300 points)."""
     x_gen, y_gen = report_samples(generator, seed=seed, device=device)
     quality = gan_quality(x_gen, y_gen, reference, real_x=real_x.to(device), real_y=real_y.to(device))
-    record = {"model": "", "defense": "", **{k: quality[k] for k in QUALITY_KEYS}}
+    record = {"model": "", "defense": "", "pack": config.pack, "unroll": config.unroll,
+              **{k: quality[k] for k in QUALITY_KEYS}}
     per_class = [x_gen[y_gen == c][:8] for c in range(spec.num_classes)]
     hist = history.as_dict() if history is not None else {}
     stride = max(1, len(hist.get("g_loss", [])) // 300)

@@ -14,6 +14,8 @@ from ..core.progress import progress_bar
 from ..data import DataSpec
 from ..errors import ConfigError, DataError
 from .dcgan import ConditionalDiscriminator, ConditionalGenerator, Discriminator, Generator
+from .packing import check_pack, pack_samples
+from .unrolled import call, check_unroll, flush_denormals, look_ahead
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +23,9 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class GanConfig:
     """GAN hyperparameters. Adam with lr 2e-4 and beta1 0.5, batch 64 are the DCGAN settings (Radford et al. 2015,
-    sec. 4); ``d_steps`` is ``k`` of Goodfellow et al. 2014, Algorithm 1 (they used k = 1)."""
+    sec. 4); ``d_steps`` is ``k`` of Goodfellow et al. 2014, Algorithm 1 (they used k = 1). ``pack`` is PacGAN's
+    degree of packing (Lin et al. 2018; 1 = off) and ``unroll`` the look-ahead of an unrolled GAN (Metz et al.
+    2017; 0 = off); they combine."""
 
     epochs: int = 30
     batch_size: int = 64
@@ -30,8 +34,12 @@ class GanConfig:
     d_steps: int = 1
     z_dim: int = 64
     width: int = 64
+    pack: int = 1
+    unroll: int = 0
 
     def __post_init__(self) -> None:
+        check_pack(self.pack)
+        check_unroll(self.unroll)
         for name in ("epochs", "batch_size", "d_steps", "z_dim", "width"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -44,7 +52,12 @@ class GanConfig:
             raise ConfigError(f"beta1 must be in (0, 1), got {self.beta1!r}")
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The settings; ``pack`` and ``unroll`` only when on, so a plain GAN keeps the cache key it always had."""
+        d = asdict(self)
+        for name, off in (("pack", 1), ("unroll", 0)):
+            if d[name] == off:
+                del d[name]
+        return d
 
 
 @dataclass
@@ -91,6 +104,9 @@ def train_gan(
     progress: bool = True,
 ) -> tuple[ConditionalGenerator, GanHistory]:
     """Train a class-conditional DCGAN on ``(x, y)`` and return its generator (in eval mode) and the history.
+
+    ``config.pack`` > 1 packs the discriminator's inputs (PacGAN; every step then draws ``batch_size * pack``
+    real and generated images, see :mod:`.packing`), ``config.unroll`` > 0 unrolls it (:mod:`.unrolled`).
 
     Algorithm 1 of Goodfellow et al. 2014 ("Generative Adversarial Nets"): each generator step follows
     ``config.d_steps`` discriminator steps (``k``), each on a fresh real minibatch and fresh noise, minimising
@@ -142,12 +158,13 @@ def _train(
     dev = torch.device(device)
     g: nn.Module
     d: nn.Module
+    m = config.pack
     if conditional:
         g = ConditionalGenerator(spec, z_dim=config.z_dim, width=config.width).to(dev)
-        d = ConditionalDiscriminator(spec, width=config.width).to(dev)
+        d = ConditionalDiscriminator(spec, width=config.width, pack=m).to(dev)
     else:
         g = Generator(spec, z_dim=config.z_dim, width=config.width).to(dev)
-        d = Discriminator(spec, width=config.width).to(dev)
+        d = Discriminator(spec, width=config.width, pack=m).to(dev)
     betas = (config.beta1, 0.999)
     opt_g = torch.optim.Adam(g.parameters(), lr=config.lr, betas=betas)
     opt_d = torch.optim.Adam(d.parameters(), lr=config.lr, betas=betas)
@@ -161,16 +178,22 @@ def _train(
     bs = min(config.batch_size, n)
 
     def noise() -> tuple[Tensor, ...]:
-        """Generator inputs: ``(z, labels)`` when conditional (labels uniform over the classes), else ``(z,)``."""
-        z = torch.randn(bs, config.z_dim, generator=gen)
+        """Generator inputs for ``bs`` packs: ``(z, labels)`` when conditional (labels uniform over the classes),
+        else ``(z,)``."""
+        z = torch.randn(bs * m, config.z_dim, generator=gen)
         if not conditional:
             return (z.to(dev),)
-        labels = torch.randint(0, k, (bs,), generator=gen)
+        labels = torch.randint(0, k, (bs * m,), generator=gen)
         return z.to(dev), labels.to(dev)
 
     def real() -> tuple[Tensor, ...]:
-        idx = next(stream)
+        """``bs`` packs of real images (and labels): ``m`` consecutive minibatches of the stream."""
+        idx = next(stream) if m == 1 else torch.cat([next(stream) for _ in range(m)])
         return (x_cpu[idx].to(dev),) if y_cpu is None else (x_cpu[idx].to(dev), y_cpu[idx].to(dev))
+
+    def packed(x: Tensor, *labels: Tensor) -> tuple[Tensor, ...]:
+        """Discriminator inputs: images in packs of ``m`` (and labels ``[bs, m]``; ``[bs]`` without packing)."""
+        return (pack_samples(x, m), *(lab if m == 1 else lab.view(-1, m) for lab in labels))
 
     history = GanHistory()
     ones = torch.ones(bs, device=dev)
@@ -178,35 +201,46 @@ def _train(
     g.train()
     d.train()
     bar = progress_bar(total=steps, desc="gan", enabled=progress, leave=False)
-    for step in range(steps):
-        d_losses, reals, fakes = [], [], []
-        for _ in range(config.d_steps):
-            xb = real()
+    with flush_denormals(config.unroll > 0):
+        for step in range(steps):
+            d_losses, reals, fakes = [], [], []
+            for _ in range(config.d_steps):
+                xb = packed(*real())
+                z = noise()
+                with torch.no_grad():
+                    fake = g(*z)
+                out_real, out_fake = d(*xb), d(*packed(fake, *z[1:]))
+                loss_d = F.binary_cross_entropy_with_logits(out_real, ones) + F.binary_cross_entropy_with_logits(
+                    out_fake, zeros
+                )
+                opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                opt_d.step()
+                d_losses.append(float(loss_d.detach()))
+                reals.append(float(torch.sigmoid(out_real.detach()).mean()))
+                fakes.append(float(torch.sigmoid(out_fake.detach()).mean()))
             z = noise()
-            with torch.no_grad():
-                fake = g(*z)
-            out_real, out_fake = d(*xb), d(fake, *z[1:])
-            loss_d = F.binary_cross_entropy_with_logits(out_real, ones) + F.binary_cross_entropy_with_logits(
-                out_fake, zeros
-            )
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
-            d_losses.append(float(loss_d.detach()))
-            reals.append(float(torch.sigmoid(out_real.detach()).mean()))
-            fakes.append(float(torch.sigmoid(out_fake.detach()).mean()))
-        z = noise()
-        loss_g = F.binary_cross_entropy_with_logits(d(g(*z), *z[1:]), ones)  # non-saturating loss
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        history.d_loss.append(sum(d_losses) / len(d_losses))
-        history.g_loss.append(float(loss_g.detach()))
-        history.d_real.append(sum(reals) / len(reals))
-        history.d_fake.append(sum(fakes) / len(fakes))
-        bar.update(1)
-        if step % 20 == 0 or step == steps - 1:
-            bar.set_postfix(d=f"{history.d_loss[-1]:.3f}", g=f"{history.g_loss[-1]:.3f}")
+            fake_in = packed(g(*z), *z[1:])
+            if config.unroll:
+                def d_loss(state: dict[str, Tensor], xb: tuple[Tensor, ...] = xb,
+                           fake_in: tuple[Tensor, ...] = fake_in) -> Tensor:
+                    return (F.binary_cross_entropy_with_logits(call(d, state, *xb), ones)
+                            + F.binary_cross_entropy_with_logits(call(d, state, *fake_in), zeros))
+
+                ahead = look_ahead(d, opt_d, d_loss, config.unroll)
+                loss_g = F.binary_cross_entropy_with_logits(call(d, ahead, *fake_in), ones)
+            else:
+                loss_g = F.binary_cross_entropy_with_logits(d(*fake_in), ones)  # non-saturating loss
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+            history.d_loss.append(sum(d_losses) / len(d_losses))
+            history.g_loss.append(float(loss_g.detach()))
+            history.d_real.append(sum(reals) / len(reals))
+            history.d_fake.append(sum(fakes) / len(fakes))
+            bar.update(1)
+            if step % 20 == 0 or step == steps - 1:
+                bar.set_postfix(d=f"{history.d_loss[-1]:.3f}", g=f"{history.g_loss[-1]:.3f}")
     bar.close()
     tail = max(1, steps // 10)
     log.info(

@@ -24,8 +24,9 @@ def build_gan(gan: list[dict[str, Any]]) -> dict[str, Any]:
     return {"columns": [{"text": GAN_LABELS.get(c, c), "num": numeric[c]} for c in columns], "rows": rows}
 
 
-GAN_LABELS = {"model": "Model", "defense": "Defense", "modes_captured": "Modes captured",
-              "high_quality_fraction": "High-quality fraction", "class_kl": "Class KL (gen ‖ real)",
+GAN_LABELS = {"model": "Model", "defense": "Defense", "pack": "Packing (PacGAN)", "unroll": "Unrolled steps",
+              "modes_captured": "Modes captured", "high_quality_fraction": "High-quality fraction",
+              "class_kl": "Reverse KL over classes (gen ‖ real)",
               "fid": "FID (reference CNN)", "conditional_accuracy": "Conditional accuracy"}
 
 
@@ -62,10 +63,38 @@ def _safe_plot(fn: Any, arg: Any, what: str, title: str) -> str | None:
         return None
 
 
+def build_per_class(run: Run) -> dict[str, Any] | None:
+    """Clean and worst-case robust accuracy per true class and classifier (one column per norm and eps), from the
+    per-sample results; None when the run has none."""
+    from ...samples import per_class
+
+    rows = per_class(run.results.samples) if run.results.samples is not None else []
+    if not rows:
+        return None
+    names: list[str] = []
+    for d in run.results.gan_details or []:
+        names = list((d.get("grid") or {}).get("class_names") or [])
+        if names:
+            break
+    budgets = sorted({b for r in rows for b in r["robust"]}, key=lambda b: (b[0], b[1]))
+    columns = [{"text": "Model", "num": False}, {"text": "Defense", "num": False}, {"text": "Class", "num": False},
+               {"text": "n", "num": True}, {"text": "Clean accuracy", "num": True}]
+    columns += [{"text": f"Robust, {norm} ε={fmt_num(eps)}", "num": True} for norm, eps in budgets]
+    table = []
+    for r in rows:
+        label = names[r["class"]] if r["class"] < len(names) else str(r["class"])
+        row = [cell(fmt_text(r["model"])), cell(fmt_text(r["defense"])), cell(fmt_text(label)),
+               cell(str(r["n"]), r["n"], num=True), cell(fmt_num(r["clean_accuracy"]), r["clean_accuracy"], num=True)]
+        row += [cell(fmt_num(r["robust"].get(b)), r["robust"].get(b), num=True) for b in budgets]
+        table.append(row)
+    return {"columns": columns, "rows": table}
+
+
 def build(run: Run) -> dict[str, Any] | None:
     if not run.results.gan:
         return None
-    return {**build_gan(list(run.results.gan)), "details": build_gan_details(list(run.results.gan_details))}
+    return {**build_gan(list(run.results.gan)), "details": build_gan_details(list(run.results.gan_details)),
+            "per_class": build_per_class(run)}
 
 
 SECTION = Section("gan", "GAN", build, "sections/gan.html")
