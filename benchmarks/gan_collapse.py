@@ -112,7 +112,7 @@ def toys(args: argparse.Namespace) -> list[dict[str, Any]]:
     else:
         budget = {"steps": args.steps, "batch_size": 100, "lr": 1e-3, "beta1": 0.5, "lr_decay": True,
                   "arch": args.arch}
-    names = ["ring-8", "grid-25"] + (["ring-8-veegan", "grid-25-veegan"] if args.veegan else [])
+    names = args.benchmarks + [f"{b}-veegan" for b in args.benchmarks if args.veegan]
     jobs = [(b, v, s) for b in names for v in args.variants for s in args.seeds]
     with ProcessPoolExecutor(max_workers=args.workers, initializer=_one_thread) as pool:
         runs = list(pool.map(toy_run, *zip(*jobs), [budget] * len(jobs)))
@@ -169,6 +169,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000, help="toy generator steps (CPU budget)")
     parser.add_argument("--arch", choices=["pacgan", "mlp"], default="pacgan")
     parser.add_argument("--variants", nargs="+", default=list(TOY_VARIANTS), choices=list(TOY_VARIANTS))
+    parser.add_argument("--benchmarks", nargs="+", default=["ring-8", "grid-25"], choices=["ring-8", "grid-25"])
     parser.add_argument("--veegan", action="store_true", help="also VEEGAN's ring and grid (std 0.02)")
     parser.add_argument("--published", action="store_true", help="PacGAN's own toy budget (hours per run on a CPU)")
     parser.add_argument("--mnist", default=None, help="a folder with MNIST IDX files (e.g. ../shared/data/mnist-t10k)")

@@ -82,6 +82,18 @@ def samples_table(blocks: Iterable[dict[str, Any]], labels: list[int],
     return df[list(SAMPLE_COLUMNS) + rest]
 
 
+def _per_classifier(samples: pd.DataFrame | None) -> Iterable[tuple[tuple[str, str], pd.DataFrame, pd.DataFrame]]:
+    """Per (model, defense): its rows that count for the worst case (:data:`EXCLUDED_ROLES` left out) and one row
+    per evaluated sample (for its clean prediction)."""
+    if samples is None or samples.empty:
+        return
+    df = samples
+    if "attack_role" in df.columns:
+        df = df[~df["attack_role"].isin(EXCLUDED_ROLES)]
+    for key, per_clf in df.groupby(["model", "defense"], sort=False):
+        yield key, per_clf, per_clf.drop_duplicates("sample_id")
+
+
 def worst_case(samples: pd.DataFrame, n_eval: int) -> list[dict[str, Any]]:
     """Leaderboard rows, one per (model, defense, norm, eps): clean accuracy and worst-case robust accuracy over the
     ``n_eval`` evaluated samples with a Wilson 95% interval, the attacks counted, and the strongest single one.
@@ -89,14 +101,8 @@ def worst_case(samples: pd.DataFrame, n_eval: int) -> list[dict[str, Any]]:
     A sample that an attack did not evaluate (the substitute attack's held-out seed images) counts as surviving
     that attack; every other attack still has to be survived.
     """
-    if samples.empty:
-        return []
-    df = samples
-    if "attack_role" in df.columns:
-        df = df[~df["attack_role"].isin(EXCLUDED_ROLES)]
     rows: list[dict[str, Any]] = []
-    for (model, defense), per_clf in df.groupby(["model", "defense"], sort=False):
-        clean = per_clf.drop_duplicates("sample_id")
+    for (model, defense), per_clf, clean in _per_classifier(samples):
         correct = set(clean.loc[clean["clean_pred"] == clean["true_label"], "sample_id"].tolist())
         for (norm, eps), at_eps in per_clf.groupby(["norm", "eps"], sort=True):
             label = at_eps["attack"] + at_eps["source"].map(lambda s: f" (from {s})" if s else "")
@@ -123,14 +129,8 @@ def per_class(samples: pd.DataFrame) -> list[dict[str, Any]]:
     the attacks of :func:`worst_case` (the same roles left out), as rows ``{"model", "defense", "class", "n",
     "clean_accuracy", "robust": {(norm, eps): accuracy}}``. A generator that drops a class shows here: the
     augmentation cannot protect what it never produced."""
-    if samples is None or samples.empty:
-        return []
-    df = samples
-    if "attack_role" in df.columns:
-        df = df[~df["attack_role"].isin(EXCLUDED_ROLES)]
     rows: list[dict[str, Any]] = []
-    for (model, defense), per_clf in df.groupby(["model", "defense"], sort=False):
-        clean = per_clf.drop_duplicates("sample_id")
+    for (model, defense), per_clf, clean in _per_classifier(samples):
         survived = per_clf.groupby(["norm", "eps", "sample_id"], sort=True)["robust"].all()
         for label, in_class in clean.groupby("true_label", sort=True):
             ids = set(in_class["sample_id"].tolist())

@@ -16,13 +16,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..core.progress import progress_bar
 from ..errors import ConfigError, DataError
 from .packing import check_pack, pack_samples
-from .unrolled import call, check_unroll, flush_denormals, look_ahead
+from .steps import discriminator_step, generator_loss
+from .unrolled import check_unroll, flush_denormals
 
 log = logging.getLogger(__name__)
 
@@ -290,25 +290,12 @@ def _toy_loop(g: nn.Module, d: nn.Module, opt_g: torch.optim.Optimizer, opt_d: t
             real = pack_samples(data[torch.randint(0, len(data), (n,), generator=gen)], pack)
             with torch.no_grad():
                 fake = pack_samples(g(torch.randn(n, z_dim, generator=gen)), pack)
-            out_real, out_fake = d(real), d(fake)
-            loss_d = F.binary_cross_entropy_with_logits(out_real, ones) + F.binary_cross_entropy_with_logits(
-                out_fake, zeros
-            )
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
-            d_losses.append(float(loss_d.detach()))
-            reals.append(float(torch.sigmoid(out_real.detach()).mean()))
-            fakes.append(float(torch.sigmoid(out_fake.detach()).mean()))
+            loss, p_real, p_fake = discriminator_step(d, opt_d, (real,), (fake,), ones, zeros)
+            d_losses.append(loss)
+            reals.append(p_real)
+            fakes.append(p_fake)
         fake = pack_samples(g(torch.randn(n, z_dim, generator=gen)), pack)
-        if unroll:
-            def d_loss(state: dict[str, Tensor], real: Tensor = real, fake: Tensor = fake) -> Tensor:
-                return (F.binary_cross_entropy_with_logits(call(d, state, real), ones)
-                        + F.binary_cross_entropy_with_logits(call(d, state, fake), zeros))
-
-            loss_g = F.binary_cross_entropy_with_logits(call(d, look_ahead(d, opt_d, d_loss, unroll), fake), ones)
-        else:
-            loss_g = F.binary_cross_entropy_with_logits(d(fake), ones)
+        loss_g = generator_loss(d, opt_d, (real,), (fake,), ones, zeros, unroll)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()

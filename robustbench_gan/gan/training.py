@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..core.progress import progress_bar
@@ -15,7 +14,8 @@ from ..data import DataSpec
 from ..errors import ConfigError, DataError
 from .dcgan import ConditionalDiscriminator, ConditionalGenerator, Discriminator, Generator
 from .packing import check_pack, pack_samples
-from .unrolled import call, check_unroll, flush_denormals, look_ahead
+from .steps import discriminator_step, generator_loss
+from .unrolled import check_unroll, flush_denormals
 
 log = logging.getLogger(__name__)
 
@@ -209,28 +209,12 @@ def _train(
                 z = noise()
                 with torch.no_grad():
                     fake = g(*z)
-                out_real, out_fake = d(*xb), d(*packed(fake, *z[1:]))
-                loss_d = F.binary_cross_entropy_with_logits(out_real, ones) + F.binary_cross_entropy_with_logits(
-                    out_fake, zeros
-                )
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                opt_d.step()
-                d_losses.append(float(loss_d.detach()))
-                reals.append(float(torch.sigmoid(out_real.detach()).mean()))
-                fakes.append(float(torch.sigmoid(out_fake.detach()).mean()))
+                loss, p_real, p_fake = discriminator_step(d, opt_d, xb, packed(fake, *z[1:]), ones, zeros)
+                d_losses.append(loss)
+                reals.append(p_real)
+                fakes.append(p_fake)
             z = noise()
-            fake_in = packed(g(*z), *z[1:])
-            if config.unroll:
-                def d_loss(state: dict[str, Tensor], xb: tuple[Tensor, ...] = xb,
-                           fake_in: tuple[Tensor, ...] = fake_in) -> Tensor:
-                    return (F.binary_cross_entropy_with_logits(call(d, state, *xb), ones)
-                            + F.binary_cross_entropy_with_logits(call(d, state, *fake_in), zeros))
-
-                ahead = look_ahead(d, opt_d, d_loss, config.unroll)
-                loss_g = F.binary_cross_entropy_with_logits(call(d, ahead, *fake_in), ones)
-            else:
-                loss_g = F.binary_cross_entropy_with_logits(d(*fake_in), ones)  # non-saturating loss
+            loss_g = generator_loss(d, opt_d, xb, packed(g(*z), *z[1:]), ones, zeros, config.unroll)
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
