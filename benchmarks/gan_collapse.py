@@ -151,7 +151,7 @@ def stacked(args: argparse.Namespace) -> list[dict[str, Any]]:
     for p, k in variants:
         rs = [r for r in runs if r["pack"] == p and r["unroll"] == k]
         name = ("DCGAN" if p == 1 else f"PacDCGAN{p}") + (f" unrolled {k}" if k else "")
-        pub = PACGAN_TABLE2.get(name) or ("DCGAN 99.0 / 3.40 (VEEGAN's), 78.9 / 4.50 (PacGAN's)" if name == "DCGAN"
+        pub = PACGAN_TABLE2.get("Unrolled GAN" if (p, k > 0) == (1, True) else name) or ("DCGAN 99.0 / 3.40 (VEEGAN's), 78.9 / 4.50 (PacGAN's)" if name == "DCGAN"
                                           else "")
         if isinstance(pub, tuple):
             pub = f"{pub[0]} / {pub[1]}"

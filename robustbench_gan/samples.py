@@ -127,18 +127,18 @@ def worst_case(samples: pd.DataFrame, n_eval: int) -> list[dict[str, Any]]:
 def per_class(samples: pd.DataFrame) -> list[dict[str, Any]]:
     """Per (model, defense, true class): clean accuracy and, per (norm, eps), the worst-case robust accuracy over
     the attacks of :func:`worst_case` (the same roles left out), as rows ``{"model", "defense", "class", "n",
-    "clean_accuracy", "robust": {(norm, eps): accuracy}}``. A generator that drops a class shows here: the
-    augmentation cannot protect what it never produced."""
+    "clean_accuracy", "robust": {(norm, eps): accuracy}}``, counted as :func:`worst_case` counts (a sample an
+    attack did not evaluate survives it), so the classes' counts add up to its. A generator that drops a class
+    shows here: the augmentation cannot protect what it never produced."""
     rows: list[dict[str, Any]] = []
     for (model, defense), per_clf, clean in _per_classifier(samples):
-        survived = per_clf.groupby(["norm", "eps", "sample_id"], sort=True)["robust"].all()
+        correct = set(clean.loc[clean["clean_pred"] == clean["true_label"], "sample_id"].tolist())
+        fooled = {(str(norm), float(eps)): set(at_eps.loc[~at_eps["robust"], "sample_id"].tolist())
+                  for (norm, eps), at_eps in per_clf.groupby(["norm", "eps"], sort=True)}
         for label, in_class in clean.groupby("true_label", sort=True):
             ids = set(in_class["sample_id"].tolist())
-            robust = {}
-            for (norm, eps), at_eps in survived.groupby(level=[0, 1], sort=True):
-                kept = at_eps.droplevel([0, 1])
-                robust[(str(norm), float(eps))] = float(kept[kept.index.isin(ids)].sum()) / len(ids)
+            robust = {b: len((ids & correct) - f) / len(ids) for b, f in fooled.items()}
             rows.append({"model": model, "defense": defense, "class": int(label), "n": len(ids),
-                         "clean_accuracy": float((in_class["clean_pred"] == in_class["true_label"]).mean()),
+                         "clean_accuracy": len(ids & correct) / len(ids),
                          "robust": robust})
     return rows

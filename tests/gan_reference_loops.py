@@ -40,12 +40,21 @@ def toy_before(data, *, steps, batch_size, lr=1e-3, d_steps=1, z_dim=2, beta1=0.
     return g.eval(), d
 
 
+class ConditionalDiscriminatorBefore(ConditionalDiscriminator):
+    """The conditional discriminator's forward as it was: the image and its label map as two channels."""
+
+    def forward(self, x, labels):
+        _, h, w = self.shape
+        label_map = self.label_map(labels.long()).view(-1, 1, h, w).to(x.dtype)
+        return self._logit(torch.cat([self._scale(x), label_map], dim=1))
+
+
 def dcgan_before(x, y, spec, *, config, seed):
     conditional = y is not None
     torch.manual_seed(seed)
     if conditional:
         g = ConditionalGenerator(spec, z_dim=config.z_dim, width=config.width)
-        d = ConditionalDiscriminator(spec, width=config.width)
+        d = ConditionalDiscriminatorBefore(spec, width=config.width)
     else:
         g = Generator(spec, z_dim=config.z_dim, width=config.width)
         d = Discriminator(spec, width=config.width)

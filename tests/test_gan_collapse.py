@@ -124,6 +124,23 @@ def test_dcgan_packs_are_all_real_or_all_generated(monkeypatch, conditional):
     assert any(bool(t.eq(1.0).all()) for t in seen) and any(not bool(t.eq(1.0).any()) for t in seen)
 
 
+def test_the_unrolled_generator_loss_holds_the_real_data_term():
+    """After the look-ahead, log D_K(x) depends on G through theta_D^K (Metz et al. 2017, eq. 4)."""
+    from robustbench_gan.gan.steps import generator_loss
+
+    torch.manual_seed(0)
+    g, d = toy.ToyGenerator(), ToyDiscriminator()
+    opt_d = torch.optim.Adam(d.parameters(), lr=1e-3)
+    real, z = torch.randn(32, 2), torch.randn(32, 2)
+    ones, zeros = torch.ones(32), torch.zeros(32)
+    loss, fake_term = generator_loss(d, opt_d, (real,), (g(z),), ones, zeros, 3)
+    real_term = fake_term - loss  # = BCE(D_K(x), 1)
+    grads = torch.autograd.grad(real_term, list(g.parameters()), allow_unused=True)
+    assert sum(float(t.norm()) for t in grads if t is not None) > 1e-4
+    plain, plain_fake = generator_loss(d, opt_d, (real,), (g(z),), ones, zeros, 0)
+    assert plain is plain_fake
+
+
 def test_toy_pack_1_and_unroll_0_reproduce_the_plain_gan_bit_for_bit():
     data = sample_mixture(BENCHMARKS["ring-8-veegan"].centers, 500, 0.02, seed=3)
     g, _ = train_toy_gan(data, steps=15, batch_size=32, d_steps=2, seed=5, pack=1, unroll=0, progress=False)
@@ -176,7 +193,11 @@ def test_the_look_ahead_moves_only_a_copy_and_equals_k_adam_steps():
 
     ahead = look_ahead(d, opt, d_loss, 5)
     assert _same(_params(d), before), "the look-ahead changed the discriminator's own parameters or buffers"
-    assert str(opt.state_dict()) == str(opt_before)
+    after = opt.state_dict()["state"]
+    assert after.keys() == opt_before["state"].keys()
+    for i, st in after.items():
+        assert st.keys() == opt_before["state"][i].keys()
+        assert all(torch.equal(torch.as_tensor(st[k]), torch.as_tensor(opt_before["state"][i][k])) for k in st)
     # the copy moved exactly as 5 real Adam steps on the same minibatch would move a deep copy
     twin = copy.deepcopy(d)
     twin_opt = torch.optim.Adam(twin.parameters(), lr=1e-2, betas=(0.5, 0.999))
@@ -253,7 +274,7 @@ def test_the_metrics_match_hand_computed_values_on_a_crafted_sample_set():
         c[0].expand(10, 2),                 # 10 on mode 0
         (c[7] + offset).expand(5, 2),       # 5 near mode 7
         c[24].expand(5, 2),                 # 5 on mode 24
-        (c[3] + torch.tensor([3 * std, 0.0])).expand(2, 2),   # exactly 3 std: not high quality (strict, as PacGAN)
+        (c[3] + torch.tensor([0.2, 0.0])).expand(2, 2),   # 4 std: not high quality
         torch.tensor([[1.0, 1.0], [3.0, -1.0], [10.0, 10.0]]),  # between modes or far away
     ])
     m = toy_metrics(samples, c, std)
@@ -264,6 +285,9 @@ def test_the_metrics_match_hand_computed_values_on_a_crafted_sample_set():
     one_mode = toy_metrics(c[5].expand(7, 2), c, std)
     assert one_mode == {"modes_captured": 1, "high_quality_fraction": 1.0, "reverse_kl": pytest.approx(math.log(25))}
     assert toy_metrics(c, c, std)["reverse_kl"] == pytest.approx(0.0, abs=1e-12)
+    # exactly 3 std away is not high quality: PacGAN's test is strict (distances exact in float64 here)
+    edge = toy_metrics(torch.tensor([[1.5, 0.0], [1.4, 0.0]], dtype=torch.float64), torch.zeros(1, 2), 0.5)
+    assert edge["high_quality_fraction"] == 0.5
 
 
 # ------------------------------------------------------------------ per-class accuracy in the GAN section
@@ -317,3 +341,50 @@ def test_a_suite_compares_a_plain_and_a_packed_generator_side_by_side(tmp_path):
     assert "Packing (PacGAN)" in html and "Accuracy per class" in html
     per_class_rows = html.split("Accuracy per class")[1].split("</table>")[0].count("<tr>") - 1
     assert per_class_rows == 4 * 10  # 4 classifiers (undefended and 3 GAN-augmented) x 10 classes
+
+
+def test_per_class_counts_add_up_to_the_worst_case_with_unevaluated_samples():
+    """A sample an attack did not evaluate (the substitute attack's held-out seeds) survives it, in both tables."""
+    import pandas as pd
+
+    from robustbench_gan.samples import per_class, worst_case
+
+    rows = []
+    for i in range(4):
+        rows.append({"sample_id": i, "true_label": i % 2, "model": "a", "defense": "none", "attack": "fgsm",
+                     "source": "", "eps": 0.1, "norm": "Linf", "clean_pred": i % 2, "adv_pred": i % 2,
+                     "robust": True, "attack_role": "whitebox"})
+    for i in (0, 2):  # evaluated by the substitute attack at 0.3 only: 0 is fooled, 2 survives; 1 and 3 unseen
+        rows.append({**rows[i], "attack": "substitute", "eps": 0.3, "robust": i == 2, "adv_pred": 9 if i == 0 else 0})
+    df = pd.DataFrame(rows)
+    table = per_class(df)
+    by_eps = {r["eps"]: r["worst_case_accuracy"] for r in worst_case(df, 4)}
+    for eps in (0.1, 0.3):
+        total = sum(r["robust"][("Linf", eps)] * r["n"] for r in table)
+        assert total == pytest.approx(by_eps[eps] * 4)
+    assert [r["robust"][("Linf", 0.3)] for r in table] == [0.5, 1.0]
+
+
+def test_real_packs_keep_each_image_with_its_own_label(monkeypatch):
+    """Each real image's pixels encode its label; in every real pack the labels travel with their images."""
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    class Recording(ConditionalDiscriminator):
+        def forward(self, x, labels):
+            seen.append((x.detach().clone(), labels.detach().clone()))
+            return super().forward(x, labels)
+
+    monkeypatch.setattr(training, "ConditionalDiscriminator", Recording)
+    y = torch.arange(40) % 10
+    x = ((y.float() + 1) / 16).view(-1, 1, 1, 1).expand(40, 1, 8, 8).contiguous()
+    train_gan(x, y, SPEC, config=GanConfig(epochs=1, batch_size=8, z_dim=4, width=4, pack=2), seed=0, progress=False)
+    real_packs = 0
+    for images, labels in seen:
+        assert labels.shape == (8, 2)
+        values = images[:, :, 0, 0]  # [packs, 2]
+        encoded = (values * 16 - 1).round()
+        is_real = (images == ((encoded + 1) / 16).view(8, 2, 1, 1)).flatten(1).all(dim=1)
+        for p in torch.nonzero(is_real).flatten().tolist():
+            real_packs += 1
+            assert torch.equal(encoded[p].long(), labels[p])
+    assert real_packs >= 8

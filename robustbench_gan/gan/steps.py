@@ -24,14 +24,21 @@ def discriminator_step(d: nn.Module, opt: torch.optim.Optimizer, real_in: tuple[
 
 
 def generator_loss(d: nn.Module, opt_d: torch.optim.Optimizer, real_in: tuple[Tensor, ...],
-                   fake_in: tuple[Tensor, ...], ones: Tensor, zeros: Tensor, unroll: int) -> Tensor:
+                   fake_in: tuple[Tensor, ...], ones: Tensor, zeros: Tensor, unroll: int) -> tuple[Tensor, Tensor]:
     """``BCE(D(G(z)), 1)``; with ``unroll`` > 0, ``D`` is the functional copy :func:`~.unrolled.look_ahead` moves
-    ``unroll`` Adam steps on ``(real_in, fake_in)`` (the real discriminator stays as it is)."""
+    ``unroll`` Adam steps on ``(real_in, fake_in)`` (the real discriminator stays as it is), and the loss also
+    holds the real-data term ``- BCE(D_K(x), 1)`` = ``log D_K(x)``: after the look-ahead it depends on the
+    generator through ``theta_D^K`` (Metz et al. 2017, eq. 3-4: the generator minimises the unrolled value
+    function, both of its terms; their code does the same). Returns ``(loss to minimise, the fake term)``, the
+    latter for the loss history."""
     if not unroll:
-        return F.binary_cross_entropy_with_logits(d(*fake_in), ones)
+        loss = F.binary_cross_entropy_with_logits(d(*fake_in), ones)
+        return loss, loss
 
     def d_loss(state: dict[str, Tensor]) -> Tensor:
         return (F.binary_cross_entropy_with_logits(call(d, state, *real_in), ones)
                 + F.binary_cross_entropy_with_logits(call(d, state, *fake_in), zeros))
 
-    return F.binary_cross_entropy_with_logits(call(d, look_ahead(d, opt_d, d_loss, unroll), *fake_in), ones)
+    ahead = look_ahead(d, opt_d, d_loss, unroll)
+    fake_term = F.binary_cross_entropy_with_logits(call(d, ahead, *fake_in), ones)
+    return fake_term - F.binary_cross_entropy_with_logits(call(d, ahead, *real_in), ones), fake_term

@@ -79,6 +79,8 @@ def generator_steps(n: int, config: GanConfig) -> int:
 
     An epoch is one pass of the discriminator over the data in ``n // batch_size`` full minibatches (at least one);
     each generator step consumes ``d_steps`` of them, so there are ``epochs * batches // d_steps`` steps (at least 1).
+    With ``pack`` m the step count is the same and each step draws m minibatches (``batch_size`` packs), so an
+    epoch is m passes over the data: PacGAN keeps the iterations per epoch and makes the batches of packs.
     """
     batches = max(1, n // config.batch_size)
     return max(1, config.epochs * batches // config.d_steps)
@@ -214,12 +216,12 @@ def _train(
                 reals.append(p_real)
                 fakes.append(p_fake)
             z = noise()
-            loss_g = generator_loss(d, opt_d, xb, packed(g(*z), *z[1:]), ones, zeros, config.unroll)
+            loss_g, g_term = generator_loss(d, opt_d, xb, packed(g(*z), *z[1:]), ones, zeros, config.unroll)
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
             history.d_loss.append(sum(d_losses) / len(d_losses))
-            history.g_loss.append(float(loss_g.detach()))
+            history.g_loss.append(float(g_term.detach()))
             history.d_real.append(sum(reals) / len(reals))
             history.d_fake.append(sum(fakes) / len(fakes))
             bar.update(1)

@@ -1,7 +1,7 @@
 """Unrolled GANs (Metz et al. 2017, "Unrolled Generative Adversarial Networks", sec. 2): the generator is
 updated against the discriminator as it would be after ``k`` more of its own updates, ``f(theta_G, theta_D^k)``,
 with the gradient taken through the unrolled updates (the paper's full surrogate, eq. 3-4, not its
-first-order variant).
+first-order variant), both terms of the value function included (:func:`~.steps.generator_loss`).
 
 The look-ahead runs on a functional copy of the discriminator (:func:`torch.func.functional_call` on cloned
 parameters and buffers); the real discriminator, its optimizer state and its batch-norm statistics are never

@@ -13,7 +13,10 @@ log = logging.getLogger(__name__)
 
 
 def build_gan(gan: list[dict[str, Any]]) -> dict[str, Any]:
-    """GAN records as a plain table over the union of their keys."""
+    """GAN records as a plain table over the union of their keys (a record from before packing and unrolling
+    existed, e.g. a cached section of a plain GAN, had neither: it is pack 1, unroll 0)."""
+    if any("pack" in rec or "unroll" in rec for rec in gan):
+        gan = [{"model": r.get("model"), "defense": r.get("defense"), "pack": 1, "unroll": 0, **r} for r in gan]
     columns: list[str] = []
     for rec in gan:
         columns.extend(k for k in rec if k not in columns)
