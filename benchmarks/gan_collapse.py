@@ -42,6 +42,11 @@ VEEGAN_TABLE1 = {  # (modes, high-quality %): VEEGAN (Srivastava et al. 2017), T
     ("grid-25-veegan", "GAN"): (3.3, 0.5), ("grid-25-veegan", "Unrolled5"): (23.6, 16.0),
     ("grid-25-veegan", "VEEGAN"): (24.6, 40.0),
 }
+PACGAN_TABLE3 = {  # Stacked MNIST with a weakened D (modes, KL) at D = 1/4 and 1/2 of G's size: PacGAN Table 3
+    "DCGAN": ((78.5, 5.21), (487.7, 2.24)), "PacDCGAN2": ((484.5, 2.61), (840.7, 1.00)),
+    "PacDCGAN3": ((601.3, 2.00), (866.6, 0.90)), "PacDCGAN4": ((667.4, 1.81), (820.2, 1.15)),
+    "Unrolled GAN": ((236.4, 4.67), (732.0, 1.66)),  # 5 unrolled steps
+}
 PACGAN_TABLE2 = {  # Stacked MNIST (modes, KL): PacGAN Table 2 (VEEGAN's DCGAN row; PacGAN's own DCGAN row)
     "DCGAN (VEEGAN's)": (99.0, 3.40), "DCGAN (PacGAN's)": (78.9, 4.50), "Unrolled GAN": (48.7, 4.32),
     "PacDCGAN2": (1000.0, 0.06), "PacDCGAN3": (1000.0, 0.06), "PacDCGAN4": (1000.0, 0.07),
@@ -76,7 +81,7 @@ def stacked_run(pack: int, unroll: int, seed: int, mnist: str | None, budget: di
 
     data, counter = _stacked(mnist, budget["n_train"])
     config = GanConfig(epochs=budget["epochs"], batch_size=64, lr=2e-4, beta1=0.5, z_dim=100, width=budget["width"],
-                       pack=pack, unroll=unroll)
+                       d_width=budget["d_width"], pack=pack, unroll=unroll)
     start = time.perf_counter()
     g, _ = train_unconditional_gan(data.x_train, data.spec, config=config, seed=seed, progress=False)
     wall = time.perf_counter() - start
@@ -138,7 +143,7 @@ def toys(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def stacked(args: argparse.Namespace) -> list[dict[str, Any]]:
-    budget = {"n_train": args.n_train, "epochs": args.epochs, "width": args.width}
+    budget = {"n_train": args.n_train, "epochs": args.epochs, "width": args.width, "d_width": args.d_width}
     variants = [(p, 0) for p in args.packs] + [(1, k) for k in args.unrolls]
     jobs = [(p, k, s) for p, k in variants for s in args.seeds]
     with ProcessPoolExecutor(max_workers=args.workers, initializer=_one_thread) as pool:
@@ -155,6 +160,10 @@ def stacked(args: argparse.Namespace) -> list[dict[str, Any]]:
                                           else "")
         if isinstance(pub, tuple):
             pub = f"{pub[0]} / {pub[1]}"
+        key = "Unrolled GAN" if (p, k > 0) == (1, True) else name
+        if args.d_width and key in PACGAN_TABLE3:  # D weakened: Table 3's rows (D at 1/4 and 1/2 of G)
+            quarter, half = PACGAN_TABLE3[key]
+            pub = f"T3, D 1/4: {quarter[0]} / {quarter[1]}; D 1/2: {half[0]} / {half[1]}"
         print(f"| {name} | {_pm([r['modes_captured'] for r in rs], '.1f')} | "
               f"{_pm([r['kl_to_uniform'] for r in rs], '.2f')} | {statistics.fmean(r['wall_s'] for r in rs):.0f} | "
               f"{pub} |", flush=True)
@@ -176,6 +185,8 @@ def main() -> None:
     parser.add_argument("--n-train", type=int, default=25_600, help="stacked training images (PacGAN: 128,000)")
     parser.add_argument("--epochs", type=int, default=2, help="DCGAN epochs over them (PacGAN: 50)")
     parser.add_argument("--width", type=int, default=32)
+    parser.add_argument("--d-width", type=int, default=None,
+                        help="the discriminator's width (PacGAN Table 3: D at 1/4 or 1/2 of G's size); default --width")
     parser.add_argument("--packs", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--unrolls", type=int, nargs="*", default=[])
     parser.add_argument("--out", default=None, help="write every run's numbers to this JSON file")

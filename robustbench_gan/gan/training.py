@@ -36,10 +36,15 @@ class GanConfig:
     width: int = 64
     pack: int = 1
     unroll: int = 0
+    d_width: int | None = None
+    """The discriminator's width when not ``width`` (PacGAN's Table 3 weakens D to 1/4 and 1/2 of G's size)."""
 
     def __post_init__(self) -> None:
         check_pack(self.pack)
         check_unroll(self.unroll)
+        if self.d_width is not None and (isinstance(self.d_width, bool) or not isinstance(self.d_width, int)
+                                         or self.d_width < 1):
+            raise ConfigError(f"d_width must be a positive integer (or left out: width), got {self.d_width!r}")
         for name in ("epochs", "batch_size", "d_steps", "z_dim", "width"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -52,9 +57,10 @@ class GanConfig:
             raise ConfigError(f"beta1 must be in (0, 1), got {self.beta1!r}")
 
     def as_dict(self) -> dict[str, Any]:
-        """The settings; ``pack`` and ``unroll`` only when on, so a plain GAN keeps the cache key it always had."""
+        """The settings; ``pack``, ``unroll`` and ``d_width`` only when set, so a plain GAN keeps the cache key it
+        always had."""
         d = asdict(self)
-        for name, off in (("pack", 1), ("unroll", 0)):
+        for name, off in (("pack", 1), ("unroll", 0), ("d_width", None)):
             if d[name] == off:
                 del d[name]
         return d
@@ -163,10 +169,10 @@ def _train(
     m = config.pack
     if conditional:
         g = ConditionalGenerator(spec, z_dim=config.z_dim, width=config.width).to(dev)
-        d = ConditionalDiscriminator(spec, width=config.width, pack=m).to(dev)
+        d = ConditionalDiscriminator(spec, width=config.d_width or config.width, pack=m).to(dev)
     else:
         g = Generator(spec, z_dim=config.z_dim, width=config.width).to(dev)
-        d = Discriminator(spec, width=config.width, pack=m).to(dev)
+        d = Discriminator(spec, width=config.d_width or config.width, pack=m).to(dev)
     betas = (config.beta1, 0.999)
     opt_g = torch.optim.Adam(g.parameters(), lr=config.lr, betas=betas)
     opt_d = torch.optim.Adam(d.parameters(), lr=config.lr, betas=betas)
